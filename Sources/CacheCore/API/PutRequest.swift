@@ -1,0 +1,90 @@
+/// The body of `PUT /put`: `{"key": "k", "value": "v", "ttl": 3600}`.
+///
+/// Decoding is strict, because a silently ignored typo (`"TTL"`) would store an entry the client
+/// did not ask for: unknown and repeated fields are refused, `key` and `value` must be strings,
+/// and `ttl`, when present and not null, a non-negative whole number of seconds.
+public struct PutRequest: Equatable, Sendable {
+    /// The longest time to live accepted: 100 years, far past any cache's use and far from overflow.
+    public static let maxTTLSeconds: Int64 = 100 * 365 * 24 * 3600
+
+    /// The key's UTF-8 bytes.
+    public var key: [UInt8]
+    /// The value's UTF-8 bytes.
+    public var value: [UInt8]
+    /// Seconds to live; `nil` when the body had no `ttl` (or `null`): the node's default applies.
+    /// Zero means the entry never expires.
+    public var ttlSeconds: Int64?
+
+    /// Creates a request.
+    public init(key: [UInt8], value: [UInt8], ttlSeconds: Int64?) {
+        self.key = key
+        self.value = value
+        self.ttlSeconds = ttlSeconds
+    }
+
+    /// Decodes a request body, or says precisely what is wrong with it.
+    public static func decode(_ body: some Collection<UInt8>) -> Result<PutRequest, RequestError> {
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(body)
+        } catch {
+            return .failure(RequestError(.badRequest, "malformed JSON: \(error)"))
+        }
+        guard case .object(let members) = document else {
+            return .failure(RequestError(.badRequest, "body must be a JSON object, not \(document.typeName)"))
+        }
+        var key: [UInt8]?
+        var value: [UInt8]?
+        var ttl: Int64?
+        var seen: [String] = []
+        for member in members {
+            let name = String(decoding: member.name, as: UTF8.self)
+            if seen.contains(name) {
+                return .failure(RequestError(.badRequest, "field \"\(name)\" appears more than once"))
+            }
+            seen.append(name)
+            switch name {
+            case "key":
+                guard case .string(let bytes) = member.value else {
+                    return .failure(RequestError(.badRequest, "field \"key\" must be a string"))
+                }
+                key = bytes
+            case "value":
+                guard case .string(let bytes) = member.value else {
+                    return .failure(RequestError(.badRequest, "field \"value\" must be a string"))
+                }
+                value = bytes
+            case "ttl":
+                switch parseTTL(member.value) {
+                case .success(let seconds): ttl = seconds
+                case .failure(let error): return .failure(error)
+                }
+            default:
+                return .failure(
+                    RequestError(.badRequest, "unknown field \"\(name)\"; expected \"key\", \"value\" and \"ttl\"")
+                )
+            }
+        }
+        guard let key else { return .failure(RequestError(.badRequest, "missing field \"key\"")) }
+        guard let value else { return .failure(RequestError(.badRequest, "missing field \"value\"")) }
+        return .success(PutRequest(key: key, value: value, ttlSeconds: ttl))
+    }
+
+    private static func parseTTL(_ value: JSONValue) -> Result<Int64?, RequestError> {
+        let invalid = RequestError(.badRequest, "field \"ttl\" must be a non-negative whole number of seconds")
+        switch value {
+        case .null:
+            return .success(nil)
+        case .number(let literal):
+            // Only plain integer literals: "1.5", "1e3" and "-1" are all refused.
+            guard !literal.isEmpty, literal.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            else { return .failure(invalid) }
+            guard let seconds = Int64(literal), seconds <= maxTTLSeconds else {
+                return .failure(RequestError(.badRequest, "field \"ttl\" must be at most \(maxTTLSeconds) seconds"))
+            }
+            return .success(seconds)
+        default:
+            return .failure(invalid)
+        }
+    }
+}

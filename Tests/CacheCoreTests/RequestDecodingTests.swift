@@ -1,0 +1,124 @@
+import Testing
+
+@testable import CacheCore
+
+@Suite("Request decoding")
+struct RequestDecodingTests {
+    private func decode(_ json: String) -> Result<PutRequest, RequestError> {
+        PutRequest.decode(Array(json.utf8))
+    }
+
+    @Test func decodesAFullRequest() {
+        #expect(
+            decode(#"{"key": "k", "value": "v", "ttl": 3600}"#)
+                == .success(PutRequest(key: Array("k".utf8), value: Array("v".utf8), ttlSeconds: 3600))
+        )
+    }
+
+    @Test func ttlIsOptionalAndMayBeNull() {
+        #expect(
+            decode(#"{"key":"k","value":"v"}"#) == .success(PutRequest(key: [0x6B], value: [0x76], ttlSeconds: nil)))
+        #expect(
+            decode(#"{"key":"k","value":"v","ttl":null}"#)
+                == .success(PutRequest(key: [0x6B], value: [0x76], ttlSeconds: nil)))
+        #expect(
+            decode(#"{"key":"k","value":"v","ttl":0}"#)
+                == .success(PutRequest(key: [0x6B], value: [0x76], ttlSeconds: 0)))
+    }
+
+    @Test func unescapesStringsExactly() throws {
+        let request = try decode(#"{"key":"a\/b\"c\\d\u00e9\ud83d\ude00","value":"line\nbreak\t"}"#).get()
+        #expect(request.key == Array("a/b\"c\\dé😀".utf8))
+        #expect(request.value == Array("line\nbreak\t".utf8))
+    }
+
+    @Test(arguments: [
+        ("", "malformed JSON"),
+        ("{", "malformed JSON"),
+        (#"{"key":"k","value":"v",}"#, "malformed JSON"),
+        (#"{"key":"k" "value":"v"}"#, "malformed JSON"),
+        (#"["key"]"#, "body must be a JSON object"),
+        (#"{"value":"v"}"#, "missing field \"key\""),
+        (#"{"key":"k"}"#, "missing field \"value\""),
+        (#"{"key":1,"value":"v"}"#, "field \"key\" must be a string"),
+        (#"{"key":"k","value":{"a":1}}"#, "field \"value\" must be a string"),
+        (#"{"key":"k","value":"v","ttl":-1}"#, "field \"ttl\" must be a non-negative whole number"),
+        (#"{"key":"k","value":"v","ttl":1.5}"#, "field \"ttl\" must be a non-negative whole number"),
+        (#"{"key":"k","value":"v","ttl":1e3}"#, "field \"ttl\" must be a non-negative whole number"),
+        (#"{"key":"k","value":"v","ttl":"60"}"#, "field \"ttl\" must be a non-negative whole number"),
+        (#"{"key":"k","value":"v","ttl":99999999999999999999999}"#, "field \"ttl\" must be at most"),
+        (#"{"key":"k","value":"v","TTL":5}"#, "unknown field \"TTL\""),
+        (#"{"key":"k","key":"j","value":"v"}"#, "appears more than once"),
+        (#"{"key":"\ud800","value":"v"}"#, "unpaired surrogate"),
+        (#"{"key":"k","value":"v"} x"#, "unexpected data after"),
+    ])
+    func refusesBadBodiesWithAMessageNamingTheProblem(body: String, message: String) throws {
+        let error = try #require(throws: RequestError.self) { try decode(body).get() }
+        #expect(error.kind == .badRequest)
+        #expect(error.message.contains(message), "\(error.message)")
+    }
+
+    @Test func refusesInvalidUTF8AndRawControlCharacters() {
+        let invalidUTF8: [UInt8] = Array(#"{"key":""#.utf8) + [0xC0, 0xAF] + Array(#"","value":"v"}"#.utf8)
+        #expect(throws: RequestError.self) { try PutRequest.decode(invalidUTF8).get() }
+        let control: [UInt8] = Array(#"{"key":"a"#.utf8) + [0x01] + Array(#"","value":"v"}"#.utf8)
+        #expect(throws: RequestError.self) { try PutRequest.decode(control).get() }
+    }
+
+    @Test func deepNestingIsAnErrorNotACrash() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(deep.utf8)) }
+    }
+
+    @Test func parsesEveryJSONType() throws {
+        let value = try JSONParser.parse(Array(#" {"a":[true,false,null,-0.5e+3,"x"],"b":{}} "#.utf8))
+        #expect(
+            value
+                == .object([
+                    JSONMember(
+                        name: [0x61],
+                        value: .array([.bool(true), .bool(false), .null, .number("-0.5e+3"), .string([0x78])])
+                    ),
+                    JSONMember(name: [0x62], value: .object([])),
+                ])
+        )
+    }
+
+    @Test func everyPrefixOfAValidBodyIsRejectedWithoutTrapping() {
+        let body = Array(#"{"key":"a\u00e9b","value":"v\n","ttl":12}"#.utf8)
+        for length in 0..<body.count {
+            #expect(throws: RequestError.self) { try PutRequest.decode(body[0..<length]).get() }
+        }
+    }
+}
+
+@Suite("Key paths")
+struct KeyPathTests {
+    @Test(arguments: [
+        ("plain", "plain"),
+        ("a%2Fb", "a/b"),
+        ("a%3Fb%20c", "a?b c"),
+        ("100%25", "100%"),
+        ("%252F", "%2F"),
+        ("a+b", "a+b"),
+        ("caf%C3%A9", "café"),
+    ])
+    func decodesExactlyOnce(segment: String, key: String) {
+        #expect(KeyPath.decode(Array(segment.utf8)) == .success(Array(key.utf8)))
+    }
+
+    @Test(arguments: ["%", "%2", "%zz", "", "%C3", "%FF"])
+    func refusesMalformedSegments(segment: String) {
+        guard case .failure(let error) = KeyPath.decode(Array(segment.utf8)) else {
+            Issue.record("accepted \(segment)")
+            return
+        }
+        #expect(error.kind == .badRequest)
+    }
+
+    @Test func encodeThenDecodeIsIdentity() {
+        for key in ["a/b?c d%e+f", "é😀", "~._-", "#[]@!$&'()*,;="] {
+            #expect(KeyPath.decode(Array(KeyPath.encode(Array(key.utf8)).utf8)) == .success(Array(key.utf8)))
+        }
+    }
+}
