@@ -1,0 +1,231 @@
+import CacheCore
+import Configuration
+import Foundation
+import Logging
+import NIOCore
+import SystemPackage
+
+/// Everything a node is configured with, validated.
+///
+/// Values come from command-line flags, then a config file, then environment variables: the first
+/// source that sets a key wins. Every key has one name everywhere (`PORT` in the environment and
+/// the file, `--port` as a flag). An unknown key in the file or an invalid value anywhere stops the
+/// node at start with a message naming the key.
+public struct NodeConfiguration: Sendable, Equatable {
+    /// A configuration key, its environment and file name, and what it means.
+    public struct Key: Sendable, Hashable {
+        /// The name in the environment and the config file, for example `MAX_MEMORY_MB`.
+        public let name: String
+        /// A one-line explanation, for `--help` and the README.
+        public let help: String
+
+        /// The flag spelling, for example `--max-memory-mb`.
+        public var flag: String { "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") }
+        /// The hierarchical key swift-configuration looks up; its environment spelling is `name`.
+        var configKey: String { name.lowercased().replacingOccurrences(of: "_", with: ".") }
+    }
+
+    /// Every key the node understands.
+    public static let keys: [Key] = [
+        Key(name: "NODE_ID", help: "This node's unique name in the cluster (default: HOST:PORT)."),
+        Key(name: "HOST", help: "Address to listen on (default 127.0.0.1)."),
+        Key(name: "PORT", help: "HTTP port (default 8000; 0 picks a free port)."),
+        Key(name: "WAL_DIR", help: "Directory for the write-ahead log; unset means memory only."),
+        Key(name: "MAX_MEMORY_MB", help: "Memory limit in MiB before eviction (default 1024; 0 = none)."),
+        Key(name: "MAX_SIZE", help: "Entry limit before eviction (default 0 = none)."),
+        Key(name: "REPLICATION_FACTOR", help: "Copies kept of each key in a cluster (default 3)."),
+        Key(name: "TTL_DEFAULT", help: "Seconds to live when a PUT gives no ttl (default 0 = never expires)."),
+        Key(name: "GOSSIP_INTERVAL", help: "Membership protocol period (default 1s)."),
+        Key(name: "HEARTBEAT_INTERVAL", help: "Probe timeout (default 500ms)."),
+        Key(name: "FAILURE_TIMEOUT", help: "Suspicion time before a member is declared dead (default 5s)."),
+        Key(name: "SEEDS", help: "Comma-separated host:port of nodes to join through (default none)."),
+        Key(name: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default info)."),
+        Key(name: "LOG_FILE", help: "Also write JSON logs to this file, rotated by size (default stdout only)."),
+        Key(name: "LOG_FILE_MAX_MB", help: "Size at which LOG_FILE is rotated (default 64)."),
+        Key(name: "EVENT_LOOPS", help: "Network threads (default: one per core)."),
+    ]
+
+    /// Where a node expects a peer to listen.
+    public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
+        /// Host name or address.
+        public var host: String
+        /// TCP port.
+        public var port: Int
+
+        public var description: String { "\(host):\(port)" }
+    }
+
+    public var nodeID: String
+    public var host: String
+    public var port: Int
+    public var walDirectory: String?
+    /// `nil` means no memory limit.
+    public var maxMemoryBytes: Int?
+    /// `nil` means no entry limit.
+    public var maxEntries: Int?
+    public var replicationFactor: Int
+    /// Applied when a PUT has no `ttl`; zero means entries never expire.
+    public var defaultTTLSeconds: Int64
+    public var gossipInterval: Duration
+    public var heartbeatInterval: Duration
+    public var failureTimeout: Duration
+    public var seeds: [PeerAddress]
+    public var logLevel: Logger.Level
+    public var logFile: String?
+    public var logFileMaxBytes: Int
+    public var eventLoops: Int
+
+    /// The store limits these settings imply.
+    public var storeLimits: StoreLimits {
+        StoreLimits(maxEntries: maxEntries, maxMemoryBytes: maxMemoryBytes)
+    }
+
+    /// A configuration error: which key, and what is wrong with it.
+    public struct Error: Swift.Error, Equatable, CustomStringConvertible {
+        /// The key at fault (or the config file's path).
+        public var key: String
+        /// What is wrong.
+        public var problem: String
+
+        public var description: String { "invalid configuration: \(key): \(problem)" }
+    }
+
+    /// Loads the configuration.
+    ///
+    /// - Parameters:
+    ///   - flags: values given on the command line, by key name (`PORT`).
+    ///   - configFile: a file of `KEY=value` lines (`#` starts a comment), if one was named.
+    ///   - environment: the process environment.
+    public static func load(
+        flags: [String: String],
+        configFile: String?,
+        environment: [String: String]
+    ) async throws -> NodeConfiguration {
+        let known = Set(keys.map(\.name))
+        var flagValues: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (name, value) in flags {
+            guard let key = keys.first(where: { $0.name == name }) else {
+                throw Error(key: name, problem: "unknown configuration key")
+            }
+            flagValues[AbsoluteConfigKey(ConfigKey(key.configKey))] = ConfigValue(.string(value), isSecret: false)
+        }
+        var providers: [any ConfigProvider] = [InMemoryProvider(name: "flags", values: flagValues)]
+        if let configFile {
+            try validateConfigFile(at: configFile, known: known)
+            providers.append(try await EnvironmentVariablesProvider(environmentFilePath: FilePath(configFile)))
+        }
+        // Only our own keys are taken from the environment, so an unrelated variable never interferes.
+        providers.append(
+            EnvironmentVariablesProvider(environmentVariables: environment.filter { known.contains($0.key) }))
+        let reader = ConfigReader(providers: providers)
+        return try NodeConfiguration(values: { name in
+            reader.string(forKey: ConfigKey(keys.first { $0.name == name }!.configKey))
+        })
+    }
+
+    /// Builds a configuration from raw strings by key name, validating every one.
+    init(values: (String) -> String?) throws {
+        func value(_ name: String) -> String? {
+            guard let raw = values(name)?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+            guard let raw = value(name) else { return fallback }
+            guard let parsed = Int(raw), range.contains(parsed) else {
+                throw Error(
+                    key: name, problem: "'\(raw)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return parsed
+        }
+        func duration(_ name: String, default fallback: Duration) throws -> Duration {
+            guard let raw = value(name) else { return fallback }
+            guard let parsed = Self.parseDuration(raw), parsed > .zero else {
+                throw Error(key: name, problem: "'\(raw)' is not a positive duration such as 500ms, 2s or 1m")
+            }
+            return parsed
+        }
+
+        host = value("HOST") ?? "127.0.0.1"
+        port = try integer("PORT", default: 8000, range: 0...65535)
+        nodeID = value("NODE_ID") ?? "\(host):\(port)"
+        guard nodeID.utf8.count <= 128,
+            nodeID.unicodeScalars.allSatisfy({
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || $0.properties.numericType != nil
+                        || "._:-".unicodeScalars.contains($0))
+            })
+        else {
+            throw Error(
+                key: "NODE_ID", problem: "'\(nodeID)' must be 1-128 characters of letters, digits, '.', '_', ':' or '-'"
+            )
+        }
+        walDirectory = value("WAL_DIR")
+        let memoryMB = try integer("MAX_MEMORY_MB", default: 1024, range: 0...(1 << 30))
+        maxMemoryBytes = memoryMB == 0 ? nil : memoryMB << 20
+        let entries = try integer("MAX_SIZE", default: 0, range: 0...Int(Int32.max))
+        maxEntries = entries == 0 ? nil : entries
+        replicationFactor = try integer("REPLICATION_FACTOR", default: 3, range: 1...16)
+        defaultTTLSeconds = Int64(try integer("TTL_DEFAULT", default: 0, range: 0...Int(PutRequest.maxTTLSeconds)))
+        gossipInterval = try duration("GOSSIP_INTERVAL", default: .seconds(1))
+        heartbeatInterval = try duration("HEARTBEAT_INTERVAL", default: .milliseconds(500))
+        failureTimeout = try duration("FAILURE_TIMEOUT", default: .seconds(5))
+        seeds = try Self.parseSeeds(value("SEEDS") ?? "")
+        let level = value("LOG_LEVEL") ?? "info"
+        guard let parsedLevel = Logger.Level(rawValue: level.lowercased()) else {
+            throw Error(
+                key: "LOG_LEVEL",
+                problem: "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        logLevel = parsedLevel
+        logFile = value("LOG_FILE")
+        logFileMaxBytes = try integer("LOG_FILE_MAX_MB", default: 64, range: 1...(1 << 20)) << 20
+        eventLoops = try integer("EVENT_LOOPS", default: System.coreCount, range: 1...256)
+    }
+
+    /// Parses `500ms`, `2s`, `1m`, or a bare number of milliseconds.
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        for unit in units where text.hasSuffix(unit.suffix) {
+            guard let amount = Int64(text.dropLast(unit.suffix.count)), amount >= 0,
+                amount < Int64.max / unit.milliseconds
+            else {
+                return nil
+            }
+            return .milliseconds(amount * unit.milliseconds)
+        }
+        return Int64(text).map { .milliseconds($0) }
+    }
+
+    static func parseSeeds(_ text: String) throws -> [PeerAddress] {
+        try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
+            seed in
+            guard let colon = seed.lastIndex(of: ":"), let port = Int(seed[seed.index(after: colon)...]),
+                (1...65535).contains(port), colon != seed.startIndex
+            else {
+                throw Error(key: "SEEDS", problem: "'\(seed)' is not host:port")
+            }
+            return PeerAddress(host: String(seed[..<colon]), port: port)
+        }
+    }
+
+    /// Refuses a config file that names a key the node does not know, or has a line that is not `KEY=value`.
+    static func validateConfigFile(at path: String, known: Set<String>) throws {
+        let contents: String
+        do {
+            contents = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw Error(key: path, problem: "cannot read config file (\(error.localizedDescription))")
+        }
+        for (number, line) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            guard let equals = trimmed.firstIndex(of: "=") else {
+                throw Error(key: path, problem: "line \(number + 1) is not KEY=value")
+            }
+            let name = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            guard known.contains(name) else {
+                throw Error(key: name, problem: "unknown configuration key in \(path) line \(number + 1)")
+            }
+        }
+    }
+}
