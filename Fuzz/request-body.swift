@@ -1,0 +1,18 @@
+// libFuzzer target: the decoders that read client bytes (PUT bodies and key path segments).
+// Built together with CacheCore's sources into one module by `make fuzz`, so no import is needed.
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func requestBodyFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    if case .success(let request) = PutRequest.decode(bytes) {
+        // Anything accepted must be valid UTF-8 and within the documented ttl range.
+        precondition(UTF8Validation.isValid(request.key) && UTF8Validation.isValid(request.value))
+        precondition(request.ttlSeconds.map { (0...PutRequest.maxTTLSeconds).contains($0) } ?? true)
+    }
+    if case .success(let key) = KeyPath.decode(bytes) {
+        precondition(!key.isEmpty && UTF8Validation.isValid(key))
+        // Encoding a decoded key and decoding it again must give the same key.
+        precondition(KeyPath.decode(Array(KeyPath.encode(key).utf8)) == .success(key))
+    }
+    return 0
+}

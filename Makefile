@@ -1,0 +1,68 @@
+# Two commands matter: `make run` and `make test`. Both install what is missing first.
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := libjemalloc-dev
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
+FUZZ_TARGETS := request-body
+
+.PHONY: all deps build release run run-one test test-unit fuzz fuzz-smoke bench format lint clean
+
+all: build
+
+# Debian packages the build links against, installed only when missing.
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# One node on 127.0.0.1:8000 with default settings (a 3-node cluster once clustering lands).
+run: release
+	.build/release/cache-node --host 127.0.0.1 --port 8000
+
+# Every test: unit, HTTP, process and fuzz smoke runs.
+test: deps test-unit fuzz-smoke
+
+test-unit:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
+# Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.
+Fuzz/build/%-fuzzer: Fuzz/%.swift $(CORE_SOURCES)
+	@mkdir -p Fuzz/build
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name Fuzz_$(subst -,_,$*) \
+		$(CORE_SOURCES) $< -o $@
+
+# Each fuzz target for FUZZ_SECONDS (default 60); new corpus entries go to Fuzz/build/corpus.
+fuzz: $(foreach t,$(FUZZ_TARGETS),Fuzz/build/$(t)-fuzzer)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p Fuzz/build/corpus/$$t Fuzz/artifacts; \
+		SWIFT_BACKTRACE=enable=no Fuzz/build/$$t-fuzzer -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-artifact_prefix=Fuzz/artifacts/ Fuzz/build/corpus/$$t Fuzz/corpus/$$t || exit 1; \
+	done
+
+# A short run of each target, part of `make test`.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+bench: release
+	bench/http.sh
+
+format:
+	$(SWIFT) format --in-place -r Sources Tests Fuzz Package.swift
+
+lint:
+	$(SWIFT) format lint -r Sources Tests Fuzz Package.swift
+
+clean:
+	rm -rf .build Fuzz/build

@@ -1,0 +1,140 @@
+import CacheServer
+import Foundation
+import Logging
+import NIOPosix
+import Synchronization
+
+/// A node served in-process on an ephemeral loopback port, with real sockets.
+struct InProcessNode {
+    let node: CacheNode
+    let port: Int
+
+    func client() throws -> HTTPTestClient { try HTTPTestClient(port: port) }
+}
+
+/// Starts a node configured by `settings` (configuration key names), runs `body` against it, and
+/// shuts it down the way SIGTERM would.
+func withInProcessNode<T>(
+    _ settings: [String: String] = [:],
+    _ body: (InProcessNode) async throws -> T
+) async throws -> T {
+    var flags = ["HOST": "127.0.0.1", "PORT": "0", "NODE_ID": "test-node", "EVENT_LOOPS": "1"]
+    flags.merge(settings) { _, new in new }
+    let configuration = try await NodeConfiguration.load(flags: flags, configFile: nil, environment: [:])
+    let node = CacheNode(
+        configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    do {
+        let result = try await serve(node: node, group: group, body)
+        try await group.shutdownGracefully()
+        return result
+    } catch {
+        try? await group.shutdownGracefully()
+        throw error
+    }
+}
+
+/// Owns the server so that it is released before its event loop group shuts down.
+private func serve<T>(
+    node: CacheNode, group: MultiThreadedEventLoopGroup, _ body: (InProcessNode) async throws -> T
+) async throws -> T {
+    let server = try await HTTPServer.start(node: node, host: "127.0.0.1", port: 0, group: group)
+    node.transition(to: .serving)
+    do {
+        let result = try await body(InProcessNode(node: node, port: server.port))
+        node.transition(to: .draining)
+        try await server.shutdown()
+        return result
+    } catch {
+        try? await server.shutdown()
+        throw error
+    }
+}
+
+/// A real `cache-node` process, started from the binary built beside the tests.
+final class NodeProcess: Sendable {
+    let process: Process
+    private let output = OutputBuffer()
+
+    private final class OutputBuffer: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    /// The `cache-node` binary: it is built into the same folder as the test bundle.
+    static var binary: URL {
+        let testBinary = URL(
+            fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0])
+        return testBinary.deletingLastPathComponent().appendingPathComponent("cache-node")
+    }
+
+    /// Starts the node with `arguments` and exactly `environment` (plus PATH).
+    init(arguments: [String] = [], environment: [String: String] = [:]) throws {
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        var env = environment
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+            let data = handle.availableData
+            output.bytes.withLock { $0.append(contentsOf: data) }
+        }
+        try process.run()
+    }
+
+    /// Everything the process has written to stdout and stderr so far.
+    var log: String { output.bytes.withLock { String(decoding: $0, as: UTF8.self) } }
+
+    /// Waits for the "listening" log line and returns the port from it.
+    func waitUntilListening(timeout: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let port = (object["port"] as? String).flatMap(Int.init)
+                {
+                    return port
+                }
+            }
+            if !process.isRunning { throw TestFailure("cache-node exited early: \(log)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("cache-node did not start listening: \(log)")
+    }
+
+    /// Waits for the process to exit and returns its status.
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                process.interrupt()
+                kill(process.processIdentifier, SIGKILL)
+                throw TestFailure("cache-node did not exit in time: \(log)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// Sends `signal` to the process.
+    func send(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A fresh temporary directory, removed when `body` returns.
+func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("cache-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return try await body(url)
+}
