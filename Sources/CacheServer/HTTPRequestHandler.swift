@@ -2,15 +2,17 @@ import CacheCore
 import NIOCore
 import NIOHTTP1
 
-/// Serves the node's HTTP API on one connection, directly on SwiftNIO's HTTP/1 pipeline.
+/// Serves the node's HTTP API on one connection, behind SwiftNIO's HTTP/1 request decoder.
 ///
 /// Reads and writes complete on the event loop without a task hop or a JSON encoder: the store is
-/// consulted under its lock and the answer is written byte for byte into a buffer. Bodies are
-/// only accepted for `PUT /put`, and a body over the limit is refused from its `Content-Length`
-/// (or as soon as the chunks pass it) before it is buffered whole.
+/// consulted under its lock and the whole response is written byte for byte into one buffer
+/// (see `docs/http-server.md` for why NIO's response side is bypassed). Responses are written in
+/// request order because each is complete before the next request is read, and they are flushed
+/// once per read batch. Bodies are only accepted for `PUT /put`, and a body over the limit is
+/// refused from its `Content-Length` (or as soon as the chunks pass it) before it is buffered whole.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     /// The largest `PUT` body accepted: a maximal value whose every byte is a six-byte `\u00XX`
     /// escape, plus a maximal key escaped the same way and room for the rest of the object.
@@ -32,6 +34,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let node: CacheNode
     private var state = State.idle
+    /// Responses written since the last flush.
+    private var needsFlush = false
+    /// The server is shutting down: close once the request in progress is answered.
+    private var quiescing = false
 
     init(node: CacheNode) {
         self.node = node
@@ -48,6 +54,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             {
                 refuseBody(context: context, request: request)
                 return
+            }
+            if case .put = request.route, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.write(
+                    wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
+                    promise: nil)
+                needsFlush = true
             }
             state = .receiving(request)
         case .body(var chunk):
@@ -70,7 +82,39 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if case .idle = state {
+            context.close(promise: nil)
+        } else {
+            quiescing = true
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The request decoder gives up on bytes that are not HTTP/1: say so, then hang up.
+        if error is HTTPParserError, case .idle = state {
+            let request = PendingRequest(
+                head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"),
+                route: .refused(route: .unknown, status: .badRequest, message: "", allow: nil), body: nil,
+                started: .now)
+            state = .refusedBody
+            write(
+                context: context, request: request, status: .badRequest,
+                body: errorBody(context, "malformed HTTP request: \(error)"), close: true)
+            return
+        }
         context.close(promise: nil)
     }
 
@@ -158,25 +202,32 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         request: PendingRequest,
         status: HTTPResponseStatus,
         body: ByteBuffer,
-        contentType: String = "application/json",
+        contentType: StaticString = "application/json",
         allow: String? = nil,
         close: Bool = false
     ) {
-        let keepAlive = request.head.isKeepAlive && !close
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4)
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        if let allow { headers.add(name: "allow", value: allow) }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))),
-            promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        let keepAlive = request.head.isKeepAlive && !close && !quiescing
+        var body = body
+        var response = context.channel.allocator.buffer(
+            capacity: 128 + min(body.readableBytes, HTTPResponseEncoding.inlineBodyLimit))
+        HTTPResponseEncoding.head(
+            version: request.head.version, status: status, contentType: contentType,
+            contentLength: body.readableBytes, keepAlive: keepAlive, allow: allow, into: &response)
+        if body.readableBytes <= HTTPResponseEncoding.inlineBodyLimit {
+            response.writeBuffer(&body)
+            context.write(wrapOutboundOut(response), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(response), promise: nil)
+            context.write(wrapOutboundOut(body), promise: nil)
+        }
+        if keepAlive {
+            needsFlush = true
+        } else {
+            needsFlush = false
             let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-            written.whenComplete { _ in boundContext.value.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+                boundContext.value.close(promise: nil)
+            }
         }
         let elapsed = request.started.duration(to: .now).components
         node.metrics.recordRequest(
@@ -210,37 +261,5 @@ extension APIRoute {
         case .get, .put, .delete: true
         default: false
         }
-    }
-}
-
-extension ByteBuffer {
-    /// Writes `bytes`, which must be valid UTF-8, as a JSON string literal: quotes, backslashes and
-    /// control characters escaped, runs of other bytes copied as they are.
-    @inlinable
-    mutating func writeJSONString(_ bytes: [UInt8]) {
-        writeInteger(UInt8(ascii: "\""))
-        bytes.withUnsafeBufferPointer { buffer in
-            var runStart = 0
-            for index in 0..<buffer.count {
-                let byte = buffer[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[runStart..<index])))
-                switch byte {
-                case UInt8(ascii: "\""): writeStaticString(#"\""#)
-                case UInt8(ascii: "\\"): writeStaticString(#"\\"#)
-                case 0x0A: writeStaticString(#"\n"#)
-                case 0x0D: writeStaticString(#"\r"#)
-                case 0x09: writeStaticString(#"\t"#)
-                default:
-                    let hex: StaticString = "0123456789abcdef"
-                    writeStaticString(#"\u00"#)
-                    writeInteger(hex.utf8Start[Int(byte >> 4)])
-                    writeInteger(hex.utf8Start[Int(byte & 0x0F)])
-                }
-                runStart = index + 1
-            }
-            writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[runStart..<buffer.count])))
-        }
-        writeInteger(UInt8(ascii: "\""))
     }
 }
