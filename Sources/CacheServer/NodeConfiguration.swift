@@ -42,7 +42,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         Key(name: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default info)."),
         Key(name: "LOG_FILE", help: "Also write JSON logs to this file, rotated by size (default stdout only)."),
         Key(name: "LOG_FILE_MAX_MB", help: "Size at which LOG_FILE is rotated (default 64)."),
-        Key(name: "EVENT_LOOPS", help: "Network threads (default: one per core)."),
+        Key(name: "EVENT_LOOPS", help: "Network threads (default: one per core but one, at least one)."),
     ]
 
     /// Where a node expects a peer to listen.
@@ -179,8 +179,12 @@ public struct NodeConfiguration: Sendable, Equatable {
         logLevel = parsedLevel
         logFile = value("LOG_FILE")
         logFileMaxBytes = try integer("LOG_FILE_MAX_MB", default: 64, range: 1...(1 << 20)) << 20
-        eventLoops = try integer("EVENT_LOOPS", default: System.coreCount, range: 1...256)
+        eventLoops = try integer("EVENT_LOOPS", default: Self.defaultEventLoops, range: 1...256)
     }
+
+    /// One event loop per core but one: the kernel's network stack, upkeep timers and (with
+    /// persistence) the log writer need a core too. Measured in `docs/http-server.md`.
+    static var defaultEventLoops: Int { max(1, System.coreCount - 1) }
 
     /// Parses `500ms`, `2s`, `1m`, or a bare number of milliseconds.
     static func parseDuration(_ text: String) -> Duration? {

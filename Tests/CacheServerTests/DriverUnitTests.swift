@@ -20,6 +20,7 @@ struct ConfigurationTests {
         #expect(configuration.heartbeatInterval == .milliseconds(500))
         #expect(configuration.failureTimeout == .seconds(5))
         #expect(configuration.seeds == [])
+        #expect(configuration.eventLoops == max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
     }
 
     @Test func everyKeyIsReadFromTheEnvironment() async throws {
