@@ -189,6 +189,16 @@ public struct Store<Policy: EvictionPolicy>: Sendable {
         return evicted
     }
 
+    /// Zeroes the operation counters (not the entry and byte counts): recovery replays the log
+    /// through `put` and `delete`, which are not operations clients made.
+    public mutating func resetCounters() {
+        let entries = statistics.entries
+        let bytes = statistics.estimatedBytes
+        statistics = StoreStatistics()
+        statistics.entries = entries
+        statistics.estimatedBytes = bytes
+    }
+
     /// The entries in the store's deterministic table order (tests, and later snapshots).
     public var entries: [StoredEntry] { table.orderedEntries }
 

@@ -1,0 +1,227 @@
+/// What one log record says happened to the store.
+public enum WALOperation: Equatable, Sendable {
+    /// `key` now holds `value`, expiring at `expiresAt` (`nil`: never).
+    case put(key: [UInt8], value: [UInt8], expiresAt: Instant?)
+    /// `key` was deleted.
+    case delete(key: [UInt8])
+}
+
+/// One record of the write-ahead log: an operation and its place in the node's history.
+public struct WALRecord: Equatable, Sendable {
+    /// Strictly increasing over a node's whole history, across segments and restarts.
+    public var sequence: UInt64
+    /// What happened.
+    public var operation: WALOperation
+
+    /// Creates a record.
+    public init(sequence: UInt64, operation: WALOperation) {
+        self.sequence = sequence
+        self.operation = operation
+    }
+}
+
+/// The outcome of decoding at one offset: a whole record, the clean end, or why it stopped.
+public enum WALDecodeStep: Equatable, Sendable {
+    /// A whole, checksummed record, and the offset just past it.
+    case record(WALRecord, next: Int)
+    /// The bytes ended exactly at a record boundary.
+    case end
+    /// The bytes end inside a record (a torn tail): everything from `offset` is incomplete.
+    case truncated(offset: Int)
+    /// The bytes at `offset` are not a valid record.
+    case corrupt(offset: Int, reason: String)
+}
+
+/// The on-disk record format of segments and snapshots (`docs/wal-format.md`), version 1.
+///
+/// ```
+/// record := length u32 | crc32c u32 | sequence u64 | kind u8 | body
+///   length: bytes after the first 8 (so 9 + body size)
+///   crc32c: over the length field, then everything after the crc field
+/// put body      := flags u8 (bit 0: has expiry) | [expiresAt i64] | keyLength u32 | key | valueLength u32 | value
+/// delete body   := keyLength u32 | key
+/// snapshot end  := entryCount u64
+/// ```
+/// All integers are little-endian. Encoding and decoding are pure; the decoder never traps, and
+/// reports a short or damaged record as a value.
+public enum WALFormat {
+    /// The format version written in every segment and snapshot header.
+    public static let version: UInt32 = 1
+    /// Bytes of the length and checksum prefix.
+    public static let prefixSize = 8
+    /// The smallest valid `length`: a sequence and a kind.
+    static let minimumLength = 9
+    /// The largest `length` accepted: a maximal key and value with their framing, and room to spare.
+    public static let maximumLength = StoreLimits.defaultMaxKeyBytes + StoreLimits.defaultMaxValueBytes + 64
+
+    enum Kind: UInt8 {
+        case put = 1
+        case delete = 2
+        case snapshotEnd = 3
+    }
+
+    // MARK: Encoding
+
+    /// Appends the encoding of `record` to `buffer`.
+    public static func encode(_ record: WALRecord, into buffer: inout [UInt8]) {
+        switch record.operation {
+        case .put(let key, let value, let expiresAt):
+            encodeRecord(sequence: record.sequence, kind: .put, into: &buffer) { buffer in
+                if let expiresAt {
+                    buffer.append(1)
+                    appendInteger(UInt64(bitPattern: expiresAt.nanosecondsSinceEpoch), to: &buffer)
+                } else {
+                    buffer.append(0)
+                }
+                appendInteger(UInt32(key.count), to: &buffer)
+                buffer.append(contentsOf: key)
+                appendInteger(UInt32(value.count), to: &buffer)
+                buffer.append(contentsOf: value)
+            }
+        case .delete(let key):
+            encodeRecord(sequence: record.sequence, kind: .delete, into: &buffer) { buffer in
+                appendInteger(UInt32(key.count), to: &buffer)
+                buffer.append(contentsOf: key)
+            }
+        }
+    }
+
+    /// The encoding of `record`.
+    public static func encode(_ record: WALRecord) -> [UInt8] {
+        var buffer: [UInt8] = []
+        encode(record, into: &buffer)
+        return buffer
+    }
+
+    static func encodeSnapshotEnd(sequence: UInt64, entryCount: UInt64, into buffer: inout [UInt8]) {
+        encodeRecord(sequence: sequence, kind: .snapshotEnd, into: &buffer) { appendInteger(entryCount, to: &$0) }
+    }
+
+    private static func encodeRecord(
+        sequence: UInt64, kind: Kind, into buffer: inout [UInt8], body: (inout [UInt8]) -> Void
+    ) {
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: prefixSize))
+        appendInteger(sequence, to: &buffer)
+        buffer.append(kind.rawValue)
+        body(&buffer)
+        let length = UInt32(buffer.count - start - prefixSize)
+        withUnsafeBytes(of: length.littleEndian) { lengthBytes in
+            for index in 0..<4 { buffer[start + index] = lengthBytes[index] }
+        }
+        let crc = buffer.withUnsafeBytes { bytes in
+            let lengthCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + 4)]))
+            return CRC32C.checksum(
+                UnsafeRawBufferPointer(rebasing: bytes[(start + prefixSize)...]), continuing: lengthCRC)
+        }
+        withUnsafeBytes(of: crc.littleEndian) { crcBytes in
+            for index in 0..<4 { buffer[start + 4 + index] = crcBytes[index] }
+        }
+    }
+
+    static func appendInteger<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    // MARK: Decoding
+
+    /// What a record at an offset holds, before its kind is interpreted.
+    enum RawStep {
+        case record(sequence: UInt64, kind: UInt8, body: UnsafeRawBufferPointer, next: Int)
+        case end
+        case truncated(offset: Int)
+        case corrupt(offset: Int, reason: String)
+    }
+
+    /// Decodes the record starting at `offset` in `bytes`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> WALDecodeStep {
+        switch decodeRaw(bytes, at: offset) {
+        case .end: return .end
+        case .truncated(let offset): return .truncated(offset: offset)
+        case .corrupt(let offset, let reason): return .corrupt(offset: offset, reason: reason)
+        case .record(let sequence, let kind, let body, let next):
+            switch decodeOperation(kind: kind, body: body) {
+            case .success(let operation):
+                return .record(WALRecord(sequence: sequence, operation: operation), next: next)
+            case .failure(let reason):
+                return .corrupt(offset: offset, reason: reason.message)
+            }
+        }
+    }
+
+    static func decodeRaw(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> RawStep {
+        let remaining = bytes.count - offset
+        if remaining == 0 { return .end }
+        if remaining < prefixSize { return .truncated(offset: offset) }
+        let length = Int(readInteger(UInt32.self, bytes, at: offset))
+        guard length >= minimumLength, length <= maximumLength else {
+            return .corrupt(offset: offset, reason: "record length \(length) out of range")
+        }
+        guard remaining - prefixSize >= length else { return .truncated(offset: offset) }
+        let stored = readInteger(UInt32.self, bytes, at: offset + 4)
+        let lengthCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + 4)]))
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + prefixSize)..<(offset + prefixSize + length)])
+        guard CRC32C.checksum(payload, continuing: lengthCRC) == stored else {
+            return .corrupt(offset: offset, reason: "checksum mismatch")
+        }
+        let sequence = readInteger(UInt64.self, payload, at: 0)
+        let body = UnsafeRawBufferPointer(rebasing: payload[9...])
+        return .record(sequence: sequence, kind: payload[8], body: body, next: offset + prefixSize + length)
+    }
+
+    struct FormatError: Error {
+        var message: String
+    }
+
+    static func decodeOperation(kind: UInt8, body: UnsafeRawBufferPointer) -> Result<WALOperation, FormatError> {
+        var reader = BodyReader(bytes: body)
+        switch Kind(rawValue: kind) {
+        case .put:
+            guard let flags = reader.read(UInt8.self) else { return .failure(FormatError(message: "short put record")) }
+            guard flags & ~1 == 0 else { return .failure(FormatError(message: "unknown put flags \(flags)")) }
+            var expiresAt: Instant?
+            if flags & 1 == 1 {
+                guard let raw = reader.read(UInt64.self) else {
+                    return .failure(FormatError(message: "short put record"))
+                }
+                expiresAt = Instant(nanosecondsSinceEpoch: Int64(bitPattern: raw))
+            }
+            guard let key = reader.readBytes(), let value = reader.readBytes(), reader.isAtEnd else {
+                return .failure(FormatError(message: "malformed put record"))
+            }
+            return .success(.put(key: key, value: value, expiresAt: expiresAt))
+        case .delete:
+            guard let key = reader.readBytes(), reader.isAtEnd else {
+                return .failure(FormatError(message: "malformed delete record"))
+            }
+            return .success(.delete(key: key))
+        case .snapshotEnd, nil:
+            return .failure(FormatError(message: "unexpected record kind \(kind)"))
+        }
+    }
+
+    static func readInteger<T: FixedWidthInteger>(_: T.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> T {
+        T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    /// Reads fields off a record body, refusing to run past its end.
+    struct BodyReader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        var isAtEnd: Bool { offset == bytes.count }
+
+        mutating func read<T: FixedWidthInteger>(_: T.Type) -> T? {
+            guard bytes.count - offset >= MemoryLayout<T>.size else { return nil }
+            defer { offset += MemoryLayout<T>.size }
+            return readInteger(T.self, bytes, at: offset)
+        }
+
+        /// A `u32` length followed by that many bytes.
+        mutating func readBytes() -> [UInt8]? {
+            guard let length = read(UInt32.self), bytes.count - offset >= Int(length) else { return nil }
+            defer { offset += Int(length) }
+            return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + Int(length))]))
+        }
+    }
+}

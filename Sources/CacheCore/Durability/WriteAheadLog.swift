@@ -1,0 +1,167 @@
+/// When the log is forced to stable storage, and so when a write may be acknowledged.
+public enum SyncPolicy: Equatable, Sendable, CustomStringConvertible {
+    /// Every write is answered only after an fsync that covers it returned.
+    case always
+    /// Writes are answered once handed to the operating system; an fsync runs every `milliseconds`,
+    /// so a power loss loses at most that window of answered writes (a process crash loses none).
+    case interval(milliseconds: Int)
+    /// Writes are answered once handed to the operating system, which decides when they reach the
+    /// disk; a process crash loses none, a power loss may lose any not yet written back.
+    case none
+
+    public var description: String {
+        switch self {
+        case .always: "always"
+        case .interval(let milliseconds): "interval(\(milliseconds)ms)"
+        case .none: "none"
+        }
+    }
+}
+
+/// When the log is rewritten as a snapshot.
+public struct CompactionPolicy: Equatable, Sendable {
+    /// No compaction before the log since the last snapshot holds this many bytes.
+    public var minimumLogBytes: Int
+    /// ... and is at least this many times the live data's size.
+    public var minimumRatio: Int
+
+    /// Creates a policy; the defaults compact at 64 MiB of log when it is twice the live data.
+    public init(minimumLogBytes: Int = 64 << 20, minimumRatio: Int = 2) {
+        self.minimumLogBytes = minimumLogBytes
+        self.minimumRatio = minimumRatio
+    }
+}
+
+/// The write-ahead log's bookkeeping: sequence numbers, what is written and synced, the rule for
+/// acknowledging a write, when to compact, and whether the disk has failed.
+///
+/// The driver carries out the effects (append bytes, fsync, write a snapshot, rotate a segment)
+/// and reports their completion back; every decision about them is made here, so the simulator
+/// and the server make the same ones.
+public struct WriteAheadLog: Sendable {
+    /// Where compaction stands.
+    public enum Phase: Equatable, Sendable {
+        /// No compaction running.
+        case idle
+        /// A snapshot covering every record up to `upTo` is being written.
+        case compacting(upTo: UInt64)
+    }
+
+    /// The answer to an append.
+    public enum Append: Equatable, Sendable {
+        /// Append `bytes` to the current segment; the write has this `sequence`.
+        case append(sequence: UInt64, bytes: [UInt8])
+        /// The disk has failed: the write must be refused and the store left unchanged.
+        case refused(reason: String)
+    }
+
+    public let policy: SyncPolicy
+    public let compaction: CompactionPolicy
+    /// The sequence of the last record appended (0 before any).
+    public private(set) var lastSequence: UInt64
+    /// Every record up to here has been handed to the operating system.
+    public private(set) var writtenSequence: UInt64
+    /// Every record up to here is on stable storage.
+    public private(set) var syncedSequence: UInt64
+    /// Bytes of log not covered by the newest snapshot.
+    public private(set) var logBytes: Int
+    /// Compaction's state.
+    public private(set) var phase = Phase.idle
+    /// Why writes are refused, while the disk is failing.
+    public private(set) var failure: String?
+
+    /// A log that continues after `recoveredSequence`, with `logBytes` of log already on disk
+    /// beyond the newest snapshot. Everything recovered is, by definition, written and synced.
+    public init(
+        policy: SyncPolicy, compaction: CompactionPolicy = CompactionPolicy(), recoveredSequence: UInt64, logBytes: Int
+    ) {
+        self.policy = policy
+        self.compaction = compaction
+        self.lastSequence = recoveredSequence
+        self.writtenSequence = recoveredSequence
+        self.syncedSequence = recoveredSequence
+        self.logBytes = logBytes
+    }
+
+    /// Assigns the next sequence to `operation` and encodes its record, or refuses it while the disk
+    /// is failing.
+    public mutating func append(_ operation: WALOperation) -> Append {
+        if let failure { return .refused(reason: failure) }
+        lastSequence += 1
+        let bytes = WALFormat.encode(WALRecord(sequence: lastSequence, operation: operation))
+        logBytes += bytes.count
+        return .append(sequence: lastSequence, bytes: bytes)
+    }
+
+    /// The driver handed every record up to `sequence` to the operating system.
+    public mutating func writeCompleted(upTo sequence: UInt64) {
+        precondition(sequence <= lastSequence, "writeCompleted past the last appended record")
+        writtenSequence = max(writtenSequence, sequence)
+    }
+
+    /// An fsync covering every record up to `sequence` returned.
+    public mutating func syncCompleted(upTo sequence: UInt64) {
+        precondition(sequence <= writtenSequence, "syncCompleted past what was written")
+        syncedSequence = max(syncedSequence, sequence)
+    }
+
+    /// Whether the write with `sequence` may be answered: the node never acknowledges a write that
+    /// is not durable under its policy.
+    public func mayAcknowledge(_ sequence: UInt64) -> Bool {
+        switch policy {
+        case .always: sequence <= syncedSequence
+        case .interval, .none: sequence <= writtenSequence
+        }
+    }
+
+    /// Whether the driver should fsync now: always after a write under `.always`; on the timer under
+    /// `.interval`; never under `.none`.
+    public var needsSync: Bool {
+        switch policy {
+        case .always, .interval: syncedSequence < writtenSequence
+        case .none: false
+        }
+    }
+
+    /// A write or fsync failed: refuse writes from now on, until the disk is usable again.
+    /// Writes appended but not yet acknowledged must be answered with an error.
+    public mutating func diskFailed(_ reason: String) {
+        failure = reason
+    }
+
+    /// The disk accepted writes again (the driver truncated the segment back to what was written
+    /// and synced); records appended after `writtenSequence` were never written and are forgotten.
+    public mutating func diskRecovered() {
+        failure = nil
+        lastSequence = writtenSequence
+    }
+
+    /// Starts a compaction when the log is large enough and no compaction runs. Returns the
+    /// sequence the snapshot covers: the driver takes the store's entries and rotates to a new
+    /// segment at this point, before any later write.
+    public mutating func startCompactionIfDue(liveBytes: Int) -> UInt64? {
+        guard phase == .idle, failure == nil,
+            logBytes >= compaction.minimumLogBytes,
+            logBytes >= compaction.minimumRatio * max(liveBytes, 1)
+        else { return nil }
+        phase = .compacting(upTo: lastSequence)
+        logBytesAtCompaction = logBytes
+        return lastSequence
+    }
+
+    /// The snapshot is durable and the segments it covers are gone: only the log written since
+    /// counts from now on.
+    public mutating func compactionFinished() {
+        guard case .compacting = phase else { preconditionFailure("compactionFinished while \(phase)") }
+        logBytes -= logBytesAtCompaction
+        phase = .idle
+    }
+
+    /// The snapshot could not be written: the log stays as it was and may be compacted again later.
+    public mutating func compactionFailed() {
+        guard case .compacting = phase else { preconditionFailure("compactionFailed while \(phase)") }
+        phase = .idle
+    }
+
+    private var logBytesAtCompaction = 0
+}

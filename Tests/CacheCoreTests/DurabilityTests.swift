@@ -1,0 +1,328 @@
+import Testing
+
+@testable import CacheCore
+
+private let now = Instant(nanosecondsSinceEpoch: 1_800_000_000_000_000_000)
+
+private func randomOperation(_ random: inout SplitMix64) -> WALOperation {
+    let key = (0..<random.below(12) + 1).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+    if random.below(4) == 0 { return .delete(key: key) }
+    let value = (0..<random.below(64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+    let expiresAt: Instant? =
+        random.below(2) == 0 ? nil : Instant(nanosecondsSinceEpoch: Int64(bitPattern: random.next()))
+    return .put(key: key, value: value, expiresAt: expiresAt)
+}
+
+private func segment(_ records: [WALRecord], firstSequence: UInt64 = 1) -> [UInt8] {
+    var bytes = WALSegment.header(firstSequence: firstSequence)
+    for record in records { WALFormat.encode(record, into: &bytes) }
+    return bytes
+}
+
+private func scan(_ bytes: [UInt8]) -> ([WALRecord], WALSegment.Scan) {
+    var records: [WALRecord] = []
+    let result = bytes.withUnsafeBytes { WALSegment.scan($0) { records.append($0) } }
+    return (records, result)
+}
+
+@Suite("WAL and snapshot codecs")
+struct WALCodecTests {
+    @Test func crc32cMatchesTheStandardCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([]) == 0)
+        let whole = CRC32C.checksum(Array("hello, world".utf8))
+        let first = CRC32C.checksum(Array("hello, ".utf8))
+        #expect(Array("world".utf8).withUnsafeBytes { CRC32C.checksum($0, continuing: first) } == whole)
+    }
+
+    @Test(arguments: 0..<10)
+    func randomRecordSequencesRoundTrip(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let records = (1...200).map { WALRecord(sequence: UInt64($0), operation: randomOperation(&random)) }
+        let (decoded, result) = scan(segment(records))
+        #expect(decoded == records)
+        #expect(result.stop == nil)
+        #expect(result.lastSequence == 200)
+    }
+
+    @Test func everyPrefixRecoversExactlyTheWholeRecordsInsideIt() {
+        var random = SplitMix64(seed: 7)
+        let records = (1...30).map { WALRecord(sequence: UInt64($0), operation: randomOperation(&random)) }
+        let bytes = segment(records)
+        // Where each record ends.
+        var ends: [Int] = []
+        var offset = WALSegment.headerSize
+        for record in records {
+            offset += WALFormat.encode(record).count
+            ends.append(offset)
+        }
+        for length in 0...bytes.count {
+            let (decoded, result) = scan(Array(bytes[..<length]))
+            let whole = ends.filter { $0 <= length }.count
+            #expect(decoded == Array(records.prefix(whole)), "prefix \(length)")
+            if length >= WALSegment.headerSize {
+                #expect(result.validLength == (whole == 0 ? WALSegment.headerSize : ends[whole - 1]))
+            }
+            let atBoundary = length == WALSegment.headerSize || ends.contains(length)
+            #expect((result.stop == nil) == atBoundary, "prefix \(length): \(String(describing: result.stop))")
+        }
+    }
+
+    @Test func flippingAnyByteIsDetected() {
+        var random = SplitMix64(seed: 11)
+        let records = (1...12).map { WALRecord(sequence: UInt64($0), operation: randomOperation(&random)) }
+        let bytes = segment(records)
+        var starts: [Int] = []
+        var offset = WALSegment.headerSize
+        for record in records {
+            starts.append(offset)
+            offset += WALFormat.encode(record).count
+        }
+        for position in 0..<bytes.count {
+            for bit in [0, 3, 7] {
+                var damaged = bytes
+                damaged[position] ^= 1 << bit
+                let (decoded, result) = scan(damaged)
+                #expect(result.stop != nil, "flip at \(position) bit \(bit) went unnoticed")
+                // Every record before the damaged one survives, none after it is returned.
+                let damagedRecord = starts.lastIndex(where: { $0 <= position }) ?? -1
+                let intact = max(0, damagedRecord)
+                #expect(decoded == Array(records.prefix(intact)), "flip at \(position)")
+            }
+        }
+    }
+
+    @Test func outOfOrderSequencesAreCorrupt() {
+        let records = [
+            WALRecord(sequence: 5, operation: .delete(key: [1])), WALRecord(sequence: 4, operation: .delete(key: [2])),
+        ]
+        let (decoded, result) = scan(segment(records, firstSequence: 5))
+        #expect(decoded.count == 1)
+        guard case .corrupt = result.stop else {
+            Issue.record("expected corrupt, got \(String(describing: result.stop))")
+            return
+        }
+    }
+
+    @Test func oversizedLengthIsCorruptNotATrap() {
+        var bytes = WALSegment.header(firstSequence: 1)
+        bytes += [0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 32)
+        let (decoded, result) = scan(bytes)
+        #expect(decoded.isEmpty)
+        #expect(result.stop == .corrupt(offset: WALSegment.headerSize, reason: "record length 2147483647 out of range"))
+    }
+
+    @Test func snapshotRoundTripsAndMustBeWhole() throws {
+        var store = CacheStore(limits: StoreLimits(), policy: SampledLRU(), seed: 3)
+        for index in 0..<50 {
+            let expiry: Instant? = index % 3 == 0 ? now.advanced(bySeconds: 60) : nil
+            _ = store.put(CacheKey("k\(index)"), value: Array("v\(index)".utf8), expiresAt: expiry, now: now)
+        }
+        let bytes = SnapshotFormat.encode(sequence: 99, entries: store.entries)
+        var loaded: [StoredEntry] = []
+        let result = bytes.withUnsafeBytes { bytes in
+            SnapshotFormat.read(bytes) { key, value, expiresAt in
+                loaded.append(
+                    StoredEntry(key: CacheKey(bytes: key), value: value, expiresAt: expiresAt, lastAccess: 0, cost: 0))
+            }
+        }
+        let header = try result.get()
+        #expect(header.sequence == 99 && header.entries == 50)
+        #expect(loaded.map(\.key) == store.entries.map(\.key))
+        #expect(loaded.map(\.value) == store.entries.map(\.value))
+        #expect(loaded.map(\.expiresAt) == store.entries.map(\.expiresAt))
+        // Any strict prefix is refused: a snapshot without its end record is not a snapshot.
+        for length in stride(from: 0, to: bytes.count, by: 7) {
+            let prefix = Array(bytes[..<length])
+            let partial = prefix.withUnsafeBytes { SnapshotFormat.read($0) { _, _, _ in } }
+            #expect(throws: ScanStop.self) { try partial.get() }
+        }
+    }
+}
+
+@Suite("Recovery")
+struct RecoveryTests {
+    private func recover(
+        snapshots: [Recovery.SnapshotFile] = [], segments: [Recovery.SegmentFile], at time: Instant = now
+    ) -> Recovery.Outcome {
+        Recovery.recover(snapshots: snapshots, segments: segments, limits: StoreLimits(), seed: 1, now: time)
+    }
+
+    private func value(_ store: inout CacheStore, _ key: String, at time: Instant = now) -> String? {
+        if case .hit(let value, _) = store.get(CacheKey(key), now: time) {
+            return String(decoding: value, as: UTF8.self)
+        }
+        return nil
+    }
+
+    private func put(_ sequence: UInt64, _ key: String, _ value: String, expiresAt: Instant? = nil) -> WALRecord {
+        WALRecord(
+            sequence: sequence, operation: .put(key: Array(key.utf8), value: Array(value.utf8), expiresAt: expiresAt))
+    }
+
+    private func delete(_ sequence: UInt64, _ key: String) -> WALRecord {
+        WALRecord(sequence: sequence, operation: .delete(key: Array(key.utf8)))
+    }
+
+    @Test func replaysInOrderAndDeletesStayDeleted() {
+        let records = [put(1, "a", "1"), put(2, "b", "2"), delete(3, "a"), put(4, "b", "3")]
+        var outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(value(&outcome.store, "a") == nil)
+        #expect(value(&outcome.store, "b") == "3")
+        #expect(outcome.report.lastSequence == 4)
+        #expect(outcome.report.replayedRecords == 4)
+        #expect(outcome.repairs.isEmpty)
+        #expect(outcome.store.statistics.puts == 0)
+    }
+
+    @Test func entriesThatExpiredWhileDownAreNotServed() {
+        let records = [
+            put(1, "gone", "x", expiresAt: now.advanced(bySeconds: -1)),
+            put(2, "kept", "y", expiresAt: now.advanced(bySeconds: 60)),
+            put(3, "replaced", "old"), put(4, "replaced", "new", expiresAt: now.advanced(bySeconds: -5)),
+        ]
+        var outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(value(&outcome.store, "gone") == nil)
+        #expect(value(&outcome.store, "kept") == "y")
+        #expect(value(&outcome.store, "replaced") == nil)
+        #expect(outcome.report.expiredDropped == 2)
+    }
+
+    @Test func tornTailIsTruncatedAndWholeRecordsKept() {
+        let bytes = segment([put(1, "a", "1"), put(2, "b", "2")])
+        let torn = Array(bytes.dropLast(3))
+        var outcome = recover(segments: [.init(firstSequence: 1, bytes: torn)])
+        #expect(value(&outcome.store, "a") == "1")
+        #expect(value(&outcome.store, "b") == nil)
+        #expect(outcome.report.lastSequence == 1)
+        let firstEnd = WALSegment.headerSize + WALFormat.encode(put(1, "a", "1")).count
+        #expect(outcome.repairs == [.truncateSegment(firstSequence: 1, toLength: firstEnd)])
+        #expect(outcome.report.droppedBytes == torn.count - firstEnd)
+    }
+
+    @Test func segmentsAfterADamagedOneAreSetAside() {
+        var first = segment([put(1, "a", "1"), put(2, "b", "2")])
+        first[first.count - 2] ^= 0xFF
+        let second = segment([put(3, "c", "3")], firstSequence: 3)
+        var outcome = recover(segments: [.init(firstSequence: 3, bytes: second), .init(firstSequence: 1, bytes: first)])
+        #expect(value(&outcome.store, "a") == "1")
+        #expect(value(&outcome.store, "c") == nil)
+        #expect(outcome.repairs.contains(.quarantineSegment(firstSequence: 3)))
+        #expect(outcome.report.problems.count == 2)
+    }
+
+    @Test func restartAfterCompactionEqualsRestartBefore() {
+        var random = SplitMix64(seed: 5)
+        var records: [WALRecord] = []
+        for sequence in 1...400 {
+            let key = "k\(random.below(50))"
+            records.append(
+                random.below(5) == 0
+                    ? delete(UInt64(sequence), key)
+                    : put(
+                        UInt64(sequence), key, "v\(sequence)",
+                        expiresAt: random.below(3) == 0 ? now.advanced(bySeconds: Int64(random.below(100)) - 50) : nil))
+        }
+        let before = recover(segments: [
+            .init(firstSequence: 1, bytes: segment(Array(records[0..<250]))),
+            .init(firstSequence: 251, bytes: segment(Array(records[250...]), firstSequence: 251)),
+        ])
+        // Compaction at 250: a snapshot of the store as of 250, then the rest of the log.
+        let atCompaction = recover(segments: [.init(firstSequence: 1, bytes: segment(Array(records[0..<250])))])
+        let snapshot = Recovery.SnapshotFile(
+            sequence: 250, bytes: SnapshotFormat.encode(sequence: 250, entries: atCompaction.store.entries))
+        let after = recover(
+            snapshots: [snapshot],
+            segments: [
+                .init(firstSequence: 1, bytes: segment(Array(records[0..<250]))),
+                .init(firstSequence: 251, bytes: segment(Array(records[250...]), firstSequence: 251)),
+            ])
+        #expect(after.repairs == [.deleteSegment(firstSequence: 1)])
+        func contents(_ store: CacheStore) -> [String: [UInt8]] {
+            Dictionary(uniqueKeysWithValues: store.entries.map { ($0.key.description, $0.value) })
+        }
+        #expect(contents(after.store) == contents(before.store))
+        #expect(after.report.lastSequence == before.report.lastSequence)
+    }
+
+    @Test func damagedNewestSnapshotFallsBackToAnOlderOne() {
+        let old = SnapshotFormat.encode(
+            sequence: 1,
+            entries: [StoredEntry(key: CacheKey("a"), value: Array("1".utf8), expiresAt: nil, lastAccess: 0, cost: 0)])
+        var newer = SnapshotFormat.encode(sequence: 2, entries: [])
+        newer.removeLast()
+        var outcome = recover(
+            snapshots: [.init(sequence: 2, bytes: newer), .init(sequence: 1, bytes: old)],
+            segments: [.init(firstSequence: 2, bytes: segment([put(2, "b", "2")], firstSequence: 2))])
+        #expect(outcome.report.snapshotSequence == 1)
+        #expect(outcome.repairs.contains(.quarantineSnapshot(sequence: 2)))
+        #expect(value(&outcome.store, "a") == "1")
+        #expect(value(&outcome.store, "b") == "2")
+    }
+}
+
+@Suite("Write-ahead log state")
+struct WriteAheadLogTests {
+    @Test func alwaysAcknowledgesOnlyWhatIsSynced() {
+        var log = WriteAheadLog(policy: .always, recoveredSequence: 10, logBytes: 0)
+        guard case .append(let sequence, _) = log.append(.delete(key: [1])) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(sequence == 11)
+        #expect(!log.mayAcknowledge(11))
+        log.writeCompleted(upTo: 11)
+        #expect(!log.mayAcknowledge(11))
+        #expect(log.needsSync)
+        log.syncCompleted(upTo: 11)
+        #expect(log.mayAcknowledge(11))
+        #expect(!log.needsSync)
+    }
+
+    @Test(arguments: [SyncPolicy.interval(milliseconds: 100), .none])
+    func otherPoliciesAcknowledgeWhatIsWritten(policy: SyncPolicy) {
+        var log = WriteAheadLog(policy: policy, recoveredSequence: 0, logBytes: 0)
+        _ = log.append(.delete(key: [1]))
+        #expect(!log.mayAcknowledge(1))
+        log.writeCompleted(upTo: 1)
+        #expect(log.mayAcknowledge(1))
+    }
+
+    @Test func aFailedDiskRefusesWritesAndLeavesTheStoreUnchanged() {
+        var storage = NodeStorage(
+            store: CacheStore(limits: StoreLimits(), policy: SampledLRU(), seed: 1),
+            log: WriteAheadLog(policy: .always, recoveredSequence: 0, logBytes: 0))
+        _ = storage.put(CacheKey("a"), value: [1], expiresAt: nil, now: now)
+        storage.log!.writeCompleted(upTo: 1)
+        storage.log!.diskFailed("No space left on device")
+        #expect(
+            storage.put(CacheKey("b"), value: [2], expiresAt: nil, now: now)
+                == .unavailable(reason: "No space left on device"))
+        #expect(storage.delete(CacheKey("a"), now: now).1 == .unavailable(reason: "No space left on device"))
+        #expect(storage.store.statistics.entries == 1)
+        storage.log!.diskRecovered()
+        #expect(storage.log!.lastSequence == 1)
+        guard case .applied(let append) = storage.put(CacheKey("b"), value: [2], expiresAt: nil, now: now) else {
+            Issue.record("refused after recovery")
+            return
+        }
+        #expect(append?.sequence == 2)
+    }
+
+    @Test func compactionStartsOnlyWhenTheLogIsLargeAndMostlyDead() {
+        var log = WriteAheadLog(
+            policy: .none, compaction: CompactionPolicy(minimumLogBytes: 1000, minimumRatio: 2), recoveredSequence: 0,
+            logBytes: 0)
+        while log.logBytes < 1000 { _ = log.append(.delete(key: [UInt8](repeating: 1, count: 50))) }
+        #expect(log.startCompactionIfDue(liveBytes: log.logBytes) == nil)  // not twice the live data
+        let covered = log.startCompactionIfDue(liveBytes: 100)
+        #expect(covered == log.lastSequence)
+        #expect(log.startCompactionIfDue(liveBytes: 100) == nil)  // one at a time
+        _ = log.append(.delete(key: [2]))
+        let written = log.logBytes
+        log.compactionFinished()
+        #expect(log.phase == .idle)
+        #expect(log.logBytes == WALFormat.encode(WALRecord(sequence: 0, operation: .delete(key: [2]))).count)
+        #expect(written > log.logBytes)
+    }
+}
