@@ -1,6 +1,7 @@
 import CacheCore
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// One node's state as the driver holds it: the CacheCore store behind a lock, the clock that feeds
@@ -24,7 +25,9 @@ public final class CacheNode: Sendable {
     public let clock: NodeClock
     let logger: Logger
 
-    private let store: Mutex<CacheStore>
+    let storage: SharedStorage
+    private let persistenceBox = Mutex<Persistence?>(nil)
+    private let seed: UInt64
     private let lifecycleState = Atomic<UInt8>(Lifecycle.starting.rawValue)
     /// The port actually listened on (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
@@ -35,8 +38,46 @@ public final class CacheNode: Sendable {
         self.logger = logger
         self.metrics = NodeMetrics()
         self.clock = NodeClock()
-        self.store = Mutex(CacheStore(limits: configuration.storeLimits, policy: SampledLRU(), seed: seed))
+        self.seed = seed
+        self.storage = SharedStorage(
+            NodeStorage(
+                store: CacheStore(limits: configuration.storeLimits, policy: SampledLRU(), seed: seed), log: nil))
     }
+
+    /// With `WAL_DIR` set: recovers the store from the log directory and starts logging. Until it
+    /// returns the node is `starting`; it logs what recovery found and dropped.
+    public func restore() async throws {
+        guard let path = configuration.walDirectory else { return }
+        let started = ContinuousClock.now
+        let persistence = try await Persistence.open(
+            path: path, configuration: configuration, storage: storage, seed: seed, now: clock.now(), logger: logger)
+        persistenceBox.withLock { $0 = persistence }
+        let report = persistence.report
+        logger.info(
+            "recovered",
+            metadata: [
+                "wal_dir": "\(path)", "sync": "\(configuration.syncPolicy)",
+                "snapshot_sequence": "\(report.snapshotSequence.map(String.init) ?? "none")",
+                "snapshot_entries": "\(report.snapshotEntries)", "replayed_records": "\(report.replayedRecords)",
+                "expired_dropped": "\(report.expiredDropped)", "dropped_bytes": "\(report.droppedBytes)",
+                "last_sequence": "\(report.lastSequence)", "entries": "\(statistics.entries)",
+                "seconds": "\(started.duration(to: .now))",
+            ])
+        for problem in report.problems {
+            logger.warning("recovery dropped data", metadata: ["problem": "\(problem)"])
+        }
+    }
+
+    /// Stops logging after syncing what was written.
+    public func closePersistence() async {
+        let persistence = persistenceBox.withLock { box in
+            defer { box = nil }
+            return box
+        }
+        await persistence?.shutdown()
+    }
+
+    private var persistence: Persistence? { persistenceBox.withLock { $0 } }
 
     /// The node's current lifecycle state.
     public var lifecycle: Lifecycle {
@@ -61,25 +102,71 @@ public final class CacheNode: Sendable {
     @inline(__always)
     public func get(_ key: [UInt8]) -> CacheStore.GetResult {
         let now = clock.now()
-        return store.withLock { $0.get(CacheKey(bytes: key), now: now) }
+        return storage.mutex.withLock { $0.store.get(CacheKey(bytes: key), now: now) }
+    }
+
+    /// How a write ends.
+    public enum WriteAnswer: Sendable {
+        /// Decided now: the store's answer, or why it was refused.
+        case now(Result<WriteOutcome, WriteRefusal>)
+        /// Applied; the answer may go out once `durable` succeeds (it fails if the disk does).
+        case afterLogging(durable: EventLoopFuture<Void>, outcome: WriteOutcome)
+    }
+
+    /// What a write did.
+    public enum WriteOutcome: Sendable {
+        case stored, deleted, notFound
+    }
+
+    /// Why a write was refused.
+    public enum WriteRefusal: Error, Sendable {
+        /// The request broke a limit (400 or 413).
+        case invalid(RequestError)
+        /// The disk failed; nothing was changed (503).
+        case unavailable(String)
     }
 
     /// Stores a decoded PUT body, applying the default TTL when it gave none.
-    public func put(_ request: PutRequest) -> Result<Void, RequestError> {
+    public func put(_ request: PutRequest, on eventLoop: any EventLoop) -> WriteAnswer {
         let now = clock.now()
         let ttl = request.ttlSeconds ?? configuration.defaultTTLSeconds
         let expiresAt = ttl == 0 ? nil : now.advanced(bySeconds: ttl)
         let key = CacheKey(bytes: request.key)
-        switch store.withLock({ $0.put(key, value: request.value, expiresAt: expiresAt, now: now) }) {
-        case .stored: return .success(())
-        case .rejected(let rejection): return .failure(rejection.requestError)
+        let writer = persistence?.writer
+        return storage.mutex.withLock { storage in
+            let outcome = storage.put(key, value: request.value, expiresAt: expiresAt, now: now)
+            return Self.answer(outcome, .stored, writer: writer, eventLoop: eventLoop)
         }
     }
 
     /// Deletes a key.
-    public func delete(_ key: [UInt8]) -> CacheStore.DeleteResult {
+    public func delete(_ key: [UInt8], on eventLoop: any EventLoop) -> WriteAnswer {
         let now = clock.now()
-        return store.withLock { $0.delete(CacheKey(bytes: key), now: now) }
+        let writer = persistence?.writer
+        return storage.mutex.withLock { storage in
+            let (result, outcome) = storage.delete(CacheKey(bytes: key), now: now)
+            return Self.answer(outcome, result == .deleted ? .deleted : .notFound, writer: writer, eventLoop: eventLoop)
+        }
+    }
+
+    /// Turns a storage outcome into an answer; called under the storage lock, so that records reach
+    /// the writer in sequence order.
+    private static func answer(
+        _ outcome: NodeStorage.WriteOutcome, _ success: WriteOutcome, writer: LogWriter?, eventLoop: any EventLoop
+    ) -> WriteAnswer {
+        switch outcome {
+        case .rejected(let error):
+            return .now(.failure(.invalid(error)))
+        case .unavailable(let reason):
+            return .now(.failure(.unavailable(reason)))
+        case .applied(nil):
+            return .now(.success(success))
+        case .applied(let append?):
+            guard let writer else { preconditionFailure("a log record without a log writer") }
+            let durable = eventLoop.makePromise(of: Void.self)
+            writer.enqueue(bytes: append.bytes, sequence: append.sequence, waiter: durable)
+            return .afterLogging(durable: durable.futureResult, outcome: success)
+        }
     }
 
     /// Periodic upkeep the driver runs on a timer: active expiry, and the allocator's figure handed
@@ -87,14 +174,18 @@ public final class CacheNode: Sendable {
     public func runMaintenance() {
         let now = clock.now()
         let allocated = Jemalloc.allocatedBytes()
-        store.withLock { store in
-            store.sweepExpired(now: now)
-            if let allocated { store.allocatorReported(allocatedBytes: allocated) }
+        storage.mutex.withLock { storage in
+            storage.store.sweepExpired(now: now)
+            if let allocated { storage.store.allocatorReported(allocatedBytes: allocated) }
         }
+        persistence?.compactIfDue(now: now)
     }
 
     /// A consistent copy of the store's counters.
-    public var statistics: StoreStatistics { store.withLock { $0.statistics } }
+    public var statistics: StoreStatistics { storage.mutex.withLock { $0.store.statistics } }
+
+    /// Why writes are refused, while the disk is failing.
+    public var diskFailure: String? { storage.mutex.withLock { $0.log?.failure } }
 
     /// The JSON document `/stats` answers with.
     public func statsDocument() -> [UInt8] {
@@ -123,9 +214,33 @@ public final class CacheNode: Sendable {
             "evictions": statistics.evictions,
             "expirations": statistics.expirations,
             "ops": ["get": statistics.gets, "put": statistics.puts, "delete": statistics.deletes],
-            "persistence": configuration.walDirectory == nil ? "disabled" : "configured",
+            "persistence": persistenceDocument(),
         ]
         return Self.serialize(document)
+    }
+
+    private func persistenceDocument() -> Any {
+        guard let persistence else { return configuration.walDirectory == nil ? "disabled" : "starting" }
+        let log = storage.mutex.withLock { $0.log! }
+        let report = persistence.report
+        return [
+            "wal_dir": persistence.directory.path,
+            "sync": "\(configuration.syncPolicy)",
+            "state": log.failure.map { "failed: \($0)" } ?? "ok",
+            "last_sequence": log.lastSequence,
+            "written_sequence": log.writtenSequence,
+            "synced_sequence": log.syncedSequence,
+            "log_bytes": log.logBytes,
+            "compactions": persistence.compactions,
+            "recovery": [
+                "snapshot_sequence": report.snapshotSequence as Any? ?? NSNull(),
+                "snapshot_entries": report.snapshotEntries,
+                "replayed_records": report.replayedRecords,
+                "expired_dropped": report.expiredDropped,
+                "dropped_bytes": report.droppedBytes,
+                "problems": report.problems,
+            ],
+        ] as [String: Any]
     }
 
     /// The JSON document the cluster-status endpoint answers with. Until clustering lands the node

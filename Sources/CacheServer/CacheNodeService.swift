@@ -43,7 +43,6 @@ public struct CacheNodeService: Service {
         ) { [node] _ in
             node.runMaintenance()
         }
-        node.transition(to: .serving)
         node.logger.info(
             "listening",
             metadata: [
@@ -51,6 +50,16 @@ public struct CacheNodeService: Service {
                 "event_loops": "\(configuration.eventLoops)",
             ])
         onListening(server.port)
+        do {
+            // Health answers 503 "starting" until the log directory is recovered.
+            try await node.restore()
+        } catch {
+            node.logger.critical("cannot recover the write-ahead log", metadata: ["error": "\(error)"])
+            maintenance.cancel()
+            try? await server.shutdown()
+            throw error
+        }
+        node.transition(to: .serving)
 
         // Returns on SIGTERM/SIGINT (graceful shutdown) or when the service group is cancelled.
         try? await gracefulShutdown()
@@ -62,5 +71,6 @@ public struct CacheNodeService: Service {
         } catch {
             node.logger.warning("error while closing connections", metadata: ["error": "\(error)"])
         }
+        await node.closePersistence()
     }
 }

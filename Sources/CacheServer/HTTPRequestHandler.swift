@@ -6,12 +6,15 @@ import NIOHTTP1
 ///
 /// Reads and writes complete on the event loop without a task hop or a JSON encoder: the store is
 /// consulted under its lock and the whole response is written byte for byte into one buffer
-/// (see `docs/http-server.md` for why NIO's response side is bypassed). Responses are written in
-/// request order because each is complete before the next request is read, and they are flushed
-/// once per read batch. Bodies are only accepted for `PUT /put`, and a body over the limit is
-/// refused from its `Content-Length` (or as soon as the chunks pass it) before it is buffered whole.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// (see `docs/http-server.md` for why NIO's response side is bypassed). Responses are flushed once
+/// per read batch. A write whose answer waits for the log (`WAL_SYNC=always`, say) holds back the
+/// requests behind it on the connection, and reading from it, until the answer is out, so answers
+/// always leave in request order. Bodies are only accepted for `PUT /put`, and a body over the
+/// limit is refused from its `Content-Length` (or as soon as the chunks pass it) before it is
+/// buffered whole.
+final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// The largest `PUT` body accepted: a maximal value whose every byte is a six-byte `\u00XX`
@@ -38,13 +41,36 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var needsFlush = false
     /// The server is shutting down: close once the request in progress is answered.
     private var quiescing = false
+    /// A write's answer is waiting for the log; later requests wait behind it.
+    private var awaitingLog = false
+    /// Request parts read while `awaitingLog`, handled once the answer is out.
+    private var held = CircularBuffer<HTTPServerRequestPart>()
+    /// A read was asked for while `awaitingLog`; it is passed on afterwards.
+    private var readPending = false
 
     init(node: CacheNode) {
         self.node = node
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if awaitingLog {
+            held.append(part)
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if awaitingLog {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             let request = PendingRequest(
                 head: head, route: APIRoute.resolve(method: head.method, uri: head.uri), body: nil, started: .now)
@@ -95,7 +121,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        if case .idle = state {
+        if case .idle = state, !awaitingLog {
             context.close(promise: nil)
         } else {
             quiescing = true
@@ -156,28 +182,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case .put:
             let body = request.body ?? ByteBuffer()
-            let outcome = PutRequest.decode(body.readableBytesView).flatMap { node.put($0) }
-            switch outcome {
-            case .success:
-                write(context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"ok"}"#))
+            switch PutRequest.decode(body.readableBytesView) {
+            case .success(let put):
+                finish(node.put(put, on: context.eventLoop), request: request, context: context)
             case .failure(let error):
-                let status: HTTPResponseStatus = error.kind == .payloadTooLarge ? .payloadTooLarge : .badRequest
-                write(context: context, request: request, status: status, body: errorBody(context, error.message))
+                answer(.failure(.invalid(error)), request: request, context: context)
             }
         case .delete(let key):
-            switch node.delete(key) {
-            case .deleted:
-                write(
-                    context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"deleted"}"#)
-                )
-            case .notFound:
-                write(context: context, request: request, status: .notFound, body: errorBody(context, "not found"))
-            }
+            finish(node.delete(key, on: context.eventLoop), request: request, context: context)
         case .health:
             let lifecycle = node.lifecycle
+            let failure = node.diskFailure
             var body = context.channel.allocator.buffer(capacity: 96)
             body.writeStaticString(#"{"status":"#)
-            body.writeJSONString(Array((lifecycle == .serving ? "ok" : "\(lifecycle)").utf8))
+            let status = lifecycle != .serving ? "\(lifecycle)" : failure == nil ? "ok" : "degraded"
+            body.writeJSONString(Array(status.utf8))
+            if let failure {
+                body.writeStaticString(#","reason":"#)
+                body.writeJSONString(Array("writes refused: \(failure)".utf8))
+            }
             body.writeStaticString(#","node_id":"#)
             body.writeJSONString(Array(node.configuration.nodeID.utf8))
             body.writeStaticString("}")
@@ -194,6 +217,62 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 contentType: "text/plain; version=0.0.4; charset=utf-8")
         case .refused(_, let status, let message, let allow):
             write(context: context, request: request, status: status, body: errorBody(context, message), allow: allow)
+        }
+    }
+
+    /// Answers a write now, or once the log says it may be acknowledged.
+    private func finish(_ answer: CacheNode.WriteAnswer, request: PendingRequest, context: ChannelHandlerContext) {
+        switch answer {
+        case .now(let result):
+            self.answer(result, request: request, context: context)
+        case .afterLogging(let durable, let outcome):
+            awaitingLog = true
+            durable.assumeIsolated().whenComplete { result in
+                self.awaitingLog = false
+                switch result {
+                case .success: self.answer(.success(outcome), request: request, context: context)
+                case .failure(let error):
+                    self.answer(.failure(.unavailable("\(error)")), request: request, context: context)
+                }
+                self.resume(context: context)
+            }
+        }
+    }
+
+    /// After an answer that waited: send it, then handle what was held back, then read again.
+    private func resume(context: ChannelHandlerContext) {
+        while !awaitingLog, let part = held.popFirst() {
+            handle(part, context: context)
+        }
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        if !awaitingLog, readPending {
+            readPending = false
+            context.read()
+        }
+        if quiescing, !awaitingLog, case .idle = state { context.close(promise: nil) }
+    }
+
+    private func answer(
+        _ result: Result<CacheNode.WriteOutcome, CacheNode.WriteRefusal>, request: PendingRequest,
+        context: ChannelHandlerContext
+    ) {
+        switch result {
+        case .success(.stored):
+            write(context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"ok"}"#))
+        case .success(.deleted):
+            write(context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"deleted"}"#))
+        case .success(.notFound):
+            write(context: context, request: request, status: .notFound, body: errorBody(context, "not found"))
+        case .failure(.invalid(let error)):
+            let status: HTTPResponseStatus = error.kind == .payloadTooLarge ? .payloadTooLarge : .badRequest
+            write(context: context, request: request, status: status, body: errorBody(context, error.message))
+        case .failure(.unavailable(let reason)):
+            write(
+                context: context, request: request, status: .serviceUnavailable,
+                body: errorBody(context, "write not persisted; writes are refused: \(reason)"))
         }
     }
 

@@ -31,6 +31,10 @@ public struct NodeConfiguration: Sendable, Equatable {
         Key(name: "HOST", help: "Address to listen on (default 127.0.0.1)."),
         Key(name: "PORT", help: "HTTP port (default 8000; 0 picks a free port)."),
         Key(name: "WAL_DIR", help: "Directory for the write-ahead log; unset means memory only."),
+        Key(name: "WAL_SYNC", help: "always, interval or none: when the log is forced to disk (default interval)."),
+        Key(name: "WAL_SYNC_INTERVAL_MS", help: "With WAL_SYNC=interval, how often the log is synced (default 1000)."),
+        Key(name: "WAL_COMPACT_MIN_MB", help: "Compact the log once it holds at least this many MiB (default 64)..."),
+        Key(name: "WAL_COMPACT_RATIO", help: "...and at least this many times the live data (default 2)."),
         Key(name: "MAX_MEMORY_MB", help: "Memory limit in MiB before eviction (default 1024; 0 = none)."),
         Key(name: "MAX_SIZE", help: "Entry limit before eviction (default 0 = none)."),
         Key(name: "REPLICATION_FACTOR", help: "Copies kept of each key in a cluster (default 3)."),
@@ -59,6 +63,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var host: String
     public var port: Int
     public var walDirectory: String?
+    public var syncPolicy: SyncPolicy
+    public var compactionPolicy: CompactionPolicy
     /// `nil` means no memory limit.
     public var maxMemoryBytes: Int?
     /// `nil` means no entry limit.
@@ -160,6 +166,16 @@ public struct NodeConfiguration: Sendable, Equatable {
             )
         }
         walDirectory = value("WAL_DIR")
+        let interval = try integer("WAL_SYNC_INTERVAL_MS", default: 1000, range: 1...3_600_000)
+        switch value("WAL_SYNC")?.lowercased() ?? "interval" {
+        case "always": syncPolicy = .always
+        case "interval": syncPolicy = .interval(milliseconds: interval)
+        case "none": syncPolicy = .none
+        case let other: throw Error(key: "WAL_SYNC", problem: "'\(other)' is not one of always, interval, none")
+        }
+        compactionPolicy = CompactionPolicy(
+            minimumLogBytes: try integer("WAL_COMPACT_MIN_MB", default: 64, range: 1...(1 << 20)) << 20,
+            minimumRatio: try integer("WAL_COMPACT_RATIO", default: 2, range: 1...1000))
         let memoryMB = try integer("MAX_MEMORY_MB", default: 1024, range: 0...(1 << 30))
         maxMemoryBytes = memoryMB == 0 ? nil : memoryMB << 20
         let entries = try integer("MAX_SIZE", default: 0, range: 0...Int(Int32.max))

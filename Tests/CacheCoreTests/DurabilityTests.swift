@@ -300,7 +300,7 @@ struct WriteAheadLogTests {
                 == .unavailable(reason: "No space left on device"))
         #expect(storage.delete(CacheKey("a"), now: now).1 == .unavailable(reason: "No space left on device"))
         #expect(storage.store.statistics.entries == 1)
-        storage.log!.diskRecovered()
+        storage.log!.diskRecovered(keptSequence: 1)
         #expect(storage.log!.lastSequence == 1)
         guard case .applied(let append) = storage.put(CacheKey("b"), value: [2], expiresAt: nil, now: now) else {
             Issue.record("refused after recovery")

@@ -129,11 +129,14 @@ public struct WriteAheadLog: Sendable {
         failure = reason
     }
 
-    /// The disk accepted writes again (the driver truncated the segment back to what was written
-    /// and synced); records appended after `writtenSequence` were never written and are forgotten.
-    public mutating func diskRecovered() {
+    /// The disk accepted writes again: the driver cut the segment back so that it ends with the
+    /// record `keptSequence`. Records appended after it are forgotten; their writes were answered
+    /// with an error, never acknowledged.
+    public mutating func diskRecovered(keptSequence: UInt64) {
         failure = nil
-        lastSequence = writtenSequence
+        lastSequence = keptSequence
+        writtenSequence = min(writtenSequence, keptSequence)
+        syncedSequence = min(syncedSequence, keptSequence)
     }
 
     /// Starts a compaction when the log is large enough and no compaction runs. Returns the
