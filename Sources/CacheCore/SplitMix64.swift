@@ -19,6 +19,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// A uniform draw from `0..<bound`; `bound` must be positive.
+    public mutating func below(_ bound: Int) -> Int {
+        precondition(bound > 0, "SplitMix64.below needs a positive bound")
+        return Int(next(upperBound: UInt64(bound)))
+    }
+
     /// A generator for a named subsystem, derived from this one's seed without consuming from it,
     /// so that adding draws in one subsystem does not shift the others.
     public func derived(stream: UInt64) -> SplitMix64 {

@@ -2,11 +2,6 @@ import Testing
 
 @testable import CacheCore
 
-extension SplitMix64 {
-    /// A uniform draw from `0..<bound`.
-    mutating func below(_ bound: Int) -> Int { Int(next(upperBound: UInt64(bound))) }
-}
-
 /// Random operation sequences checked against the simplest model: a dictionary with expiry.
 @Suite("Store against a dictionary model")
 struct StorePropertyTests {

@@ -32,7 +32,7 @@ struct TestFailure: Error, CustomStringConvertible {
 ///
 /// Tests need to send exactly the bytes they mean (raw percent-encodings, a header without its
 /// body, malformed requests), which a full client would normalise away.
-final class HTTPTestClient {
+final class HTTPTestClient: @unchecked Sendable {
     private let descriptor: Int32
     private var pending: [UInt8] = []
 
