@@ -95,7 +95,8 @@ struct DurabilityProcessTests {
                     return persistence?["compactions"] as? Int ?? 0
                 }
                 histories = await writeUntilKilled(
-                    port: port, clients: 4, keysPerClient: 25, valueBytes: valueBytes, round: round, histories: histories)
+                    port: port, clients: 4, keysPerClient: 25, valueBytes: valueBytes, round: round,
+                    histories: histories)
                 compactions = max(compactions, try await killer.value)
                 _ = try await node.waitForExit()
             }
@@ -156,13 +157,16 @@ struct DurabilityProcessTests {
             try await waitUntilServing(port: port)
             let client = try HTTPTestClient(port: port)
             for index in 0..<10 {
-                #expect(try client.request("PUT", "/put", json: #"{"key":"k\#(index)","value":"v\#(index)"}"#).status == 200)
+                #expect(
+                    try client.request("PUT", "/put", json: #"{"key":"k\#(index)","value":"v\#(index)"}"#).status == 200
+                )
             }
             first.send(SIGKILL)
             _ = try await first.waitForExit()
             // Tear the last record as a crash in the middle of a write would.
             let segment = try #require(
-                try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("wal-") }.sorted().last)
+                try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("wal-") }
+                    .sorted().last)
             let path = directory.appendingPathComponent(segment).path
             let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
             #expect(truncate(path, off_t(size - 5)) == 0)
