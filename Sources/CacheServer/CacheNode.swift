@@ -135,7 +135,7 @@ public final class CacheNode: Sendable {
         let writer = persistence?.writer
         return storage.mutex.withLock { storage in
             let outcome = storage.put(key, value: request.value, expiresAt: expiresAt, now: now)
-            return Self.answer(outcome, .stored, writer: writer, eventLoop: eventLoop)
+            return Self.answer(outcome, .stored, storage: &storage, writer: writer, eventLoop: eventLoop)
         }
     }
 
@@ -145,14 +145,17 @@ public final class CacheNode: Sendable {
         let writer = persistence?.writer
         return storage.mutex.withLock { storage in
             let (result, outcome) = storage.delete(CacheKey(bytes: key), now: now)
-            return Self.answer(outcome, result == .deleted ? .deleted : .notFound, writer: writer, eventLoop: eventLoop)
+            return Self.answer(
+                outcome, result == .deleted ? .deleted : .notFound, storage: &storage, writer: writer,
+                eventLoop: eventLoop)
         }
     }
 
     /// Turns a storage outcome into an answer; called under the storage lock, so that records reach
-    /// the writer in sequence order.
+    /// the log in sequence order.
     private static func answer(
-        _ outcome: NodeStorage.WriteOutcome, _ success: WriteOutcome, writer: LogWriter?, eventLoop: any EventLoop
+        _ outcome: NodeStorage.WriteOutcome, _ success: WriteOutcome, storage: inout NodeStorage, writer: LogWriter?,
+        eventLoop: any EventLoop
     ) -> WriteAnswer {
         switch outcome {
         case .rejected(let error):
@@ -163,8 +166,12 @@ public final class CacheNode: Sendable {
             return .now(.success(success))
         case .applied(let append?):
             guard let writer else { preconditionFailure("a log record without a log writer") }
+            if case .failure(let error) = writer.write(append.bytes, sequence: append.sequence, log: &storage.log!) {
+                return .now(.failure(.unavailable(error.description)))
+            }
+            if storage.log!.mayAcknowledge(append.sequence) { return .now(.success(success)) }
             let durable = eventLoop.makePromise(of: Void.self)
-            writer.enqueue(bytes: append.bytes, sequence: append.sequence, waiter: durable)
+            writer.awaitAcknowledgement(of: append.sequence, promise: durable)
             return .afterLogging(durable: durable.futureResult, outcome: success)
         }
     }

@@ -90,6 +90,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .receiving(request)
         case .body(var chunk):
             guard case .receiving(var request) = state, case .put = request.route else { return }
+            state = .idle  // drop the state's reference to the body, so appending does not copy it
             let received = (request.body?.readableBytes ?? 0) + chunk.readableBytes
             if received > Self.maxBodyBytes {
                 refuseBody(context: context, request: request)

@@ -18,29 +18,19 @@ final class SharedStorage: Sendable {
     }
 }
 
-/// Appends log records to the current segment on a thread of its own, with group commit.
+/// The open log segment: records are written to it where they are made, and synced by a thread
+/// of its own with group commit.
 ///
-/// Requests hand over encoded records (in sequence order, under the storage lock) and a promise;
-/// the writer takes everything queued, writes it with one `write`, syncs it with one `fdatasync`
-/// when the policy asks, reports both to the `WriteAheadLog`, and completes the promises of every
-/// write the log now allows to be acknowledged. While it writes, new records queue up for the next
-/// round, so concurrent writers share a sync. On a write or sync error it reports the disk failed
-/// (writes are refused from then on), fails the waiting promises, and tries every second to cut
-/// the segment back to its last whole write so that writes can resume.
+/// A record is written (`write(2)`) by the request's own thread while it holds the storage lock,
+/// so the log's order is the store's order and, under `interval` and `none`, the answer can go out
+/// at once, as Redis answers after writing its AOF. Under `always` the request waits for a sync:
+/// the sync thread takes every record written so far, runs one `fdatasync` for all of them, reports
+/// it to the `WriteAheadLog`, and completes the waits the log now allows, so concurrent writers
+/// share a sync. On a write or sync error the disk is reported failed (writes are refused from then
+/// on), waiting writes fail, and every second the segment is cut back to its last whole write so
+/// that writes can resume.
 final class LogWriter: Sendable {
-    private enum Item {
-        case record(bytes: [UInt8], sequence: UInt64)
-        /// Close the current segment and continue in a new one starting at `firstSequence`.
-        case rotate(firstSequence: UInt64, done: EventLoopPromise<Void>)
-    }
-
-    private struct Queue {
-        var items: [Item] = []
-        var waiters: Deque<(sequence: UInt64, promise: EventLoopPromise<Void>)> = []
-        var flushScheduled = false
-    }
-
-    /// The open segment; touched only on the writer's thread.
+    /// The segment being appended to.
     private struct Segment {
         var descriptor: Int32
         var name: String
@@ -51,17 +41,23 @@ final class LogWriter: Sendable {
         var failed = false
     }
 
-    /// The group whose one thread does all blocking file work of the log.
-    let group: MultiThreadedEventLoopGroup
+    private struct Waits {
+        var waiters: Deque<(sequence: UInt64, promise: EventLoopPromise<Void>)> = []
+        var syncScheduled = false
+    }
+
+    /// The group whose one thread syncs, retries after failures, and runs timers of the log.
+    private let group: MultiThreadedEventLoopGroup
     private let loop: any EventLoop
     private let directory: LogDirectory
     private let storage: SharedStorage
     private let logger: Logger
-    private let queue = Mutex(Queue())
-    private let segment: NIOLoopBoundBox<Segment>
+    /// Lock order: the storage lock, then this one.
+    private let segment: Mutex<Segment>
+    private let waits = Mutex(Waits())
 
-    /// Starts a writer appending to the already created segment `descriptor` (named `name`, ending
-    /// with the record `lastSequence`).
+    /// A writer appending to the already created segment `descriptor` (named `name`, ending with
+    /// the record `lastSequence`).
     init(
         directory: LogDirectory, storage: SharedStorage, descriptor: Int32, name: String, lastSequence: UInt64,
         policy: SyncPolicy, logger: Logger
@@ -71,177 +67,157 @@ final class LogWriter: Sendable {
         self.directory = directory
         self.storage = storage
         self.logger = logger
-        segment = NIOLoopBoundBox.makeBoxSendingValue(
-            Segment(descriptor: descriptor, name: name, length: WALSegment.headerSize, lastSequence: lastSequence),
-            eventLoop: loop)
+        segment = Mutex(
+            Segment(descriptor: descriptor, name: name, length: WALSegment.headerSize, lastSequence: lastSequence))
         if case .interval(let milliseconds) = policy {
             loop.scheduleRepeatedTask(
                 initialDelay: .milliseconds(Int64(milliseconds)), delay: .milliseconds(Int64(milliseconds))
-            ) {
-                [self] _ in syncIfNeeded()
-            }
+            ) { [self] _ in sync() }
         }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
             retryAfterFailure()
         }
     }
 
-    /// Queues a record; `waiter`, if any, completes when the write may be acknowledged. Must be
-    /// called with the storage lock held, so that records queue in sequence order.
-    func enqueue(bytes: [UInt8], sequence: UInt64, waiter: EventLoopPromise<Void>?) {
-        enqueue(.record(bytes: bytes, sequence: sequence), waiter: waiter.map { (sequence, $0) })
-    }
-
-    /// Queues a switch to a new segment after everything queued so far. Must be called with the
-    /// storage lock held, at the point in the history where the new segment starts.
-    func enqueueRotation(firstSequence: UInt64) -> EventLoopFuture<Void> {
-        let done = loop.makePromise(of: Void.self)
-        enqueue(.rotate(firstSequence: firstSequence, done: done), waiter: nil)
-        return done.futureResult
-    }
-
-    private func enqueue(_ item: Item, waiter: (UInt64, EventLoopPromise<Void>)?) {
-        let schedule = queue.withLock { queue in
-            queue.items.append(item)
-            if let waiter { queue.waiters.append(waiter) }
-            defer { queue.flushScheduled = true }
-            return !queue.flushScheduled
+    /// Writes a record and tells the log. Called with the storage lock held (`log` is the locked
+    /// log), so records reach the file in sequence order. On failure the log is marked failed.
+    func write(_ bytes: [UInt8], sequence: UInt64, log: inout WriteAheadLog) -> Result<Void, DiskError> {
+        let result = segment.withLock { segment -> Result<Void, DiskError> in
+            guard !segment.failed else {
+                return .failure(DiskError("write", directory.fullPath(segment.name), code: EIO))
+            }
+            do throws(DiskError) {
+                try LogDirectory.writeAll(segment.descriptor, bytes, path: directory.fullPath(segment.name))
+            } catch {
+                segment.failed = true
+                return .failure(error)
+            }
+            segment.length += bytes.count
+            segment.lastSequence = sequence
+            return .success(())
         }
-        if schedule { loop.execute { [self] in flush() } }
+        switch result {
+        case .success: log.writeCompleted(upTo: sequence)
+        case .failure(let error): failed(error, log: &log)
+        }
+        return result
+    }
+
+    /// Completes `promise` once the log allows the write `sequence` to be acknowledged (after the
+    /// next sync), or fails it if the disk does. Called with the storage lock held.
+    func awaitAcknowledgement(of sequence: UInt64, promise: EventLoopPromise<Void>) {
+        let schedule = waits.withLock { waits in
+            waits.waiters.append((sequence, promise))
+            defer { waits.syncScheduled = true }
+            return !waits.syncScheduled
+        }
+        if schedule { loop.execute { [self] in sync() } }
+    }
+
+    /// Switches to a new segment starting at `firstSequence`: syncs and closes the current one and
+    /// creates the next. Called with the storage lock held, at that point in the history.
+    func rotate(to firstSequence: UInt64, log: inout WriteAheadLog) -> Result<Void, DiskError> {
+        let result = segment.withLock { segment -> Result<Void, DiskError> in
+            guard !segment.failed else { return .failure(DiskError("rotate", directory.path, code: EIO)) }
+            do throws(DiskError) {
+                guard fdatasync(segment.descriptor) == 0 else {
+                    throw DiskError("fdatasync", directory.fullPath(segment.name))
+                }
+                let descriptor = try directory.createSegment(firstSequence: firstSequence)
+                close(segment.descriptor)
+                segment = Segment(
+                    descriptor: descriptor, name: directory.segmentName(firstSequence), length: WALSegment.headerSize,
+                    lastSequence: firstSequence - 1)
+                return .success(())
+            } catch {
+                segment.failed = true
+                return .failure(error)
+            }
+        }
+        if case .failure(let error) = result { failed(error, log: &log) }
+        return result
     }
 
     /// Stops the writer: syncs what was written and closes the segment.
     func shutdown() async {
-        try? await loop.submit { [self] in
-            flush()
-            let current = segment.value
-            if !current.failed { fdatasync(current.descriptor) }
-            close(current.descriptor)
-        }.get()
+        try? await loop.submit { [self] in sync() }.get()
+        segment.withLock { segment in
+            if !segment.failed { fdatasync(segment.descriptor) }
+            close(segment.descriptor)
+            segment.failed = true
+        }
         try? await group.shutdownGracefully()
     }
 
-    // MARK: - On the writer's thread
+    // MARK: - On the sync thread
 
-    private func flush() {
-        while true {
-            let items = queue.withLock { queue -> [Item] in
-                if queue.items.isEmpty {
-                    queue.flushScheduled = false
-                    return []
-                }
-                defer { queue.items.removeAll(keepingCapacity: true) }
-                return queue.items
-            }
-            if items.isEmpty { return }
-            var batch: [UInt8] = []
-            var batchSequence: UInt64?
-            for item in items {
-                switch item {
-                case .record(let bytes, let sequence):
-                    batch.append(contentsOf: bytes)
-                    batchSequence = sequence
-                case .rotate(let firstSequence, let done):
-                    if let sequence = batchSequence { write(batch, upTo: sequence) }
-                    batch.removeAll(keepingCapacity: true)
-                    batchSequence = nil
-                    rotate(to: firstSequence, done: done)
-                }
-            }
-            if let sequence = batchSequence { write(batch, upTo: sequence) }
-            releaseWaiters()
-        }
-    }
-
-    private func write(_ bytes: [UInt8], upTo sequence: UInt64) {
-        guard !segment.value.failed else { return }
-        let path = directory.fullPath(segment.value.name)
-        do throws(DiskError) {
-            try LogDirectory.writeAll(segment.value.descriptor, bytes, path: path)
-            segment.value.length += bytes.count
-            segment.value.lastSequence = sequence
-            let needsSync = storage.mutex.withLock { storage -> Bool in
-                storage.log!.writeCompleted(upTo: sequence)
-                return storage.log!.policy == .always
-            }
-            if needsSync {
-                guard fdatasync(segment.value.descriptor) == 0 else { throw DiskError("fdatasync", path) }
-                storage.mutex.withLock { $0.log!.syncCompleted(upTo: sequence) }
-            }
-        } catch {
-            fail(error)
-        }
-    }
-
-    private func syncIfNeeded() {
-        guard !segment.value.failed else { return }
+    /// One group commit: sync everything written so far, then release the writes it covers.
+    private func sync() {
+        waits.withLock { $0.syncScheduled = false }
         let written = storage.mutex.withLock { storage in storage.log!.needsSync ? storage.log!.writtenSequence : nil }
-        guard let written else { return }
-        guard fdatasync(segment.value.descriptor) == 0 else {
-            fail(DiskError("fdatasync", directory.fullPath(segment.value.name)))
-            return
-        }
-        storage.mutex.withLock { $0.log!.syncCompleted(upTo: written) }
-        releaseWaiters()
-    }
-
-    private func rotate(to firstSequence: UInt64, done: EventLoopPromise<Void>) {
-        guard !segment.value.failed else {
-            done.fail(DiskError("rotate", directory.path, code: EIO))
-            return
-        }
-        do throws(DiskError) {
-            guard fdatasync(segment.value.descriptor) == 0 else {
-                throw DiskError("fdatasync", directory.fullPath(segment.value.name))
+        if let written {
+            // Sync a duplicate of the descriptor, so appends go on meanwhile and a rotation
+            // cannot close the file under the sync.
+            let (duplicate, name) = segment.withLock { ($0.failed ? -1 : dup($0.descriptor), $0.name) }
+            guard duplicate >= 0 else {
+                failWaiters(DiskError("fdatasync", directory.fullPath(name), code: EIO))
+                return
             }
-            let descriptor = try directory.createSegment(firstSequence: firstSequence)
-            close(segment.value.descriptor)
-            segment.value = Segment(
-                descriptor: descriptor, name: directory.segmentName(firstSequence), length: WALSegment.headerSize,
-                lastSequence: firstSequence - 1)
-            done.succeed(())
-        } catch {
-            fail(error)
-            done.fail(error)
+            let synced = fdatasync(duplicate) == 0
+            let code = errno
+            close(duplicate)
+            storage.mutex.withLock { storage in
+                if synced {
+                    storage.log!.syncCompleted(upTo: written)
+                } else {
+                    segment.withLock { $0.failed = true }
+                    failed(DiskError("fdatasync", directory.fullPath(name), code: code), log: &storage.log!)
+                }
+            }
         }
-    }
-
-    private func releaseWaiters() {
         let log = storage.mutex.withLock { $0.log! }
-        let ready = queue.withLock { queue in
+        let ready = waits.withLock { waits in
             var ready: [EventLoopPromise<Void>] = []
-            while let first = queue.waiters.first, log.mayAcknowledge(first.sequence) {
-                ready.append(queue.waiters.removeFirst().promise)
+            while let first = waits.waiters.first, log.mayAcknowledge(first.sequence) {
+                ready.append(waits.waiters.removeFirst().promise)
             }
             return ready
         }
         for promise in ready { promise.succeed(()) }
+        if let failure = log.failure { failWaiters(DiskError("write-ahead log", failure, code: EIO)) }
     }
 
-    private func fail(_ error: DiskError) {
-        segment.value.failed = true
-        storage.mutex.withLock { $0.log!.diskFailed(error.description) }
-        let waiting = queue.withLock { queue in
-            defer {
-                queue.waiters.removeAll()
-                queue.items.removeAll { if case .record = $0 { true } else { false } }
-            }
-            return queue.waiters.map(\.promise)
+    /// Reports the disk failed and fails every write waiting for a sync.
+    private func failed(_ error: DiskError, log: inout WriteAheadLog) {
+        guard log.failure == nil else { return }
+        log.diskFailed(error.description)
+        loop.execute { [self] in failWaiters(error) }
+        logger.error("write-ahead log failed; refusing writes", metadata: ["error": "\(error)"])
+    }
+
+    private func failWaiters(_ error: DiskError) {
+        let waiting = waits.withLock { waits in
+            defer { waits.waiters.removeAll() }
+            return waits.waiters.map(\.promise)
         }
         for promise in waiting { promise.fail(error) }
-        logger.error("write-ahead log failed; refusing writes", metadata: ["error": "\(error)"])
     }
 
     /// After a failure: cut the segment back to its last whole write and sync it; if that works,
     /// writes resume.
     private func retryAfterFailure() {
-        guard segment.value.failed else { return }
-        let current = segment.value
-        guard ftruncate(current.descriptor, off_t(current.length)) == 0, lseek(current.descriptor, 0, SEEK_END) >= 0,
-            fdatasync(current.descriptor) == 0
-        else { return }
-        segment.value.failed = false
-        storage.mutex.withLock { $0.log!.diskRecovered(keptSequence: current.lastSequence) }
-        logger.notice("write-ahead log usable again; accepting writes", metadata: ["segment": "\(current.name)"])
+        storage.mutex.withLock { storage in
+            guard storage.log!.failure != nil else { return }
+            let kept = segment.withLock { segment -> UInt64? in
+                guard segment.failed, ftruncate(segment.descriptor, off_t(segment.length)) == 0,
+                    lseek(segment.descriptor, 0, SEEK_END) >= 0, fdatasync(segment.descriptor) == 0
+                else { return nil }
+                segment.failed = false
+                return segment.lastSequence
+            }
+            guard let kept else { return }
+            storage.log!.diskRecovered(keptSequence: kept)
+            logger.notice("write-ahead log usable again; accepting writes", metadata: ["kept_sequence": "\(kept)"])
+        }
     }
 }

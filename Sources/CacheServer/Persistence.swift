@@ -84,23 +84,28 @@ final class Persistence: Sendable {
     /// How many compactions finished since start.
     var compactions: Int { completedCompactions.load(ordering: .relaxed) }
 
-    /// Starts a compaction in the background if the log is due one: takes the store's entries and
-    /// rotates the log at the same point of the history, writes the snapshot (temporary file, sync,
-    /// rename, sync the directory), then deletes the segments and snapshots it covers. A crash at any
+    /// Starts a compaction if the log is due one: under the storage lock, rotates the log to a new
+    /// segment and takes the store's entries at that same point of the history; then, in the
+    /// background, writes the snapshot (temporary file, sync, rename, sync the directory) and
+    /// deletes the segments and snapshots it covers. A crash at any
     /// step leaves a directory from which recovery gets everything back.
     func compactIfDue(now: Instant) {
-        let started = storage.mutex.withLock { storage -> (UInt64, [StoredEntry], EventLoopFuture<Void>)? in
+        let started = storage.mutex.withLock { storage -> (UInt64, [StoredEntry])? in
             guard let covered = storage.log?.startCompactionIfDue(liveBytes: storage.store.statistics.estimatedBytes)
             else {
                 return nil
             }
-            return (covered, storage.store.entries, writer.enqueueRotation(firstSequence: covered + 1))
+            // The new segment starts right after the snapshot's last record, before any later write.
+            guard case .success = writer.rotate(to: covered + 1, log: &storage.log!) else {
+                storage.log!.compactionFailed()
+                return nil
+            }
+            return (covered, storage.store.entries)
         }
-        guard let (covered, entries, rotated) = started else { return }
+        guard let (covered, entries) = started else { return }
         compactionThread.submit { [self] _ in
             do {
                 try writeSnapshot(covering: covered, entries: entries, now: now)
-                try rotated.wait()
                 let listing = try directory.listing()
                 for first in listing.segments where first <= covered {
                     try directory.remove(directory.segmentName(first))
