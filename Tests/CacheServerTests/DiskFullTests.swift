@@ -20,10 +20,7 @@ struct DiskFullTests {
             #expect(try run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", directory.path]) == 0)
             defer { _ = try? run(["umount", "-l", directory.path]) }
             let environment = ["WAL_DIR": directory.path, "PORT": "0", "WAL_SYNC": "always"]
-            let node = try NodeProcess(environment: environment)
-            let port = try await node.waitUntilListening()
-            try await waitUntilServing(port: port)
-            let client = try HTTPTestClient(port: port)
+            let (node, client) = try await NodeProcess.serving(environment: environment)
 
             let value = String(repeating: "v", count: 16 * 1024)
             var acknowledged: [String] = []
@@ -65,10 +62,7 @@ struct DiskFullTests {
             // Nothing acknowledged was lost.
             node.send(SIGKILL)
             _ = try await node.waitForExit()
-            let restarted = try NodeProcess(environment: environment)
-            let restartedPort = try await restarted.waitUntilListening()
-            try await waitUntilServing(port: restartedPort)
-            let again = try HTTPTestClient(port: restartedPort)
+            let (restarted, again) = try await NodeProcess.serving(environment: environment)
             for key in acknowledged + ["after"] {
                 #expect(try again.request("GET", "/get/\(key)").status == 200, "\(key) was acknowledged")
             }

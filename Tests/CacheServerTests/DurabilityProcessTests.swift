@@ -51,8 +51,8 @@ private func writeUntilKilled(
 }
 
 /// Checks every key against its history; returns the histories with the observed state as acknowledged.
-private func verify(port: Int, histories: [String: KeyHistory], round: Int) throws -> [String: KeyHistory] {
-    let client = try HTTPTestClient(port: port)
+private func verify(client: HTTPTestClient, histories: [String: KeyHistory], round: Int) throws -> [String: KeyHistory]
+{
     var settled = histories
     for (key, history) in histories.sorted(by: { $0.key < $1.key }) {
         let response = try client.request("GET", "/get/\(key)")
@@ -80,10 +80,9 @@ struct DurabilityProcessTests {
             environment["PORT"] = "0"
             environment["WAL_SYNC"] = "always"
             for round in 0..<rounds {
-                let node = try NodeProcess(environment: environment)
-                let port = try await node.waitUntilListening()
-                try await waitUntilServing(port: port)
-                histories = try verify(port: port, histories: histories, round: round)
+                let (node, client) = try await NodeProcess.serving(environment: environment)
+                let port = client.port
+                histories = try verify(client: client, histories: histories, round: round)
                 // Kill at a moment the seed of the round picks, while four clients write.
                 var random = SplitMix64(seed: UInt64(round))
                 let delay = 150 + random.below(400)
@@ -100,10 +99,8 @@ struct DurabilityProcessTests {
                 compactions = max(compactions, try await killer.value)
                 _ = try await node.waitForExit()
             }
-            let node = try NodeProcess(environment: environment)
-            let port = try await node.waitUntilListening()
-            try await waitUntilServing(port: port)
-            _ = try verify(port: port, histories: histories, round: rounds)
+            let (node, client) = try await NodeProcess.serving(environment: environment)
+            _ = try verify(client: client, histories: histories, round: rounds)
             #expect(histories.count > 50, "the clients barely wrote anything")
             node.send(SIGTERM)
             #expect(try await node.waitForExit() == 0)
@@ -124,19 +121,13 @@ struct DurabilityProcessTests {
     @Test func entriesThatExpireWhileDownAreNotServedAfterRestart() async throws {
         try await withTemporaryDirectory { directory in
             let environment = ["WAL_DIR": directory.path, "PORT": "0", "WAL_SYNC": "always"]
-            let first = try NodeProcess(environment: environment)
-            let port = try await first.waitUntilListening()
-            try await waitUntilServing(port: port)
-            let client = try HTTPTestClient(port: port)
+            let (first, client) = try await NodeProcess.serving(environment: environment)
             #expect(try client.request("PUT", "/put", json: #"{"key":"short","value":"v","ttl":1}"#).status == 200)
             #expect(try client.request("PUT", "/put", json: #"{"key":"long","value":"v","ttl":3600}"#).status == 200)
             first.send(SIGKILL)
             _ = try await first.waitForExit()
             try await Task.sleep(for: .milliseconds(1200))
-            let second = try NodeProcess(environment: environment)
-            let secondPort = try await second.waitUntilListening()
-            try await waitUntilServing(port: secondPort)
-            let again = try HTTPTestClient(port: secondPort)
+            let (second, again) = try await NodeProcess.serving(environment: environment)
             #expect(try again.request("GET", "/get/short").status == 404)
             let long = try again.request("GET", "/get/long")
             #expect(long.status == 200)
@@ -152,10 +143,7 @@ struct DurabilityProcessTests {
     @Test func tornTailIsTruncatedAndReported() async throws {
         try await withTemporaryDirectory { directory in
             let environment = ["WAL_DIR": directory.path, "PORT": "0", "WAL_SYNC": "always"]
-            let first = try NodeProcess(environment: environment)
-            let port = try await first.waitUntilListening()
-            try await waitUntilServing(port: port)
-            let client = try HTTPTestClient(port: port)
+            let (first, client) = try await NodeProcess.serving(environment: environment)
             for index in 0..<10 {
                 #expect(
                     try client.request("PUT", "/put", json: #"{"key":"k\#(index)","value":"v\#(index)"}"#).status == 200
@@ -171,10 +159,7 @@ struct DurabilityProcessTests {
             let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
             #expect(truncate(path, off_t(size - 5)) == 0)
 
-            let second = try NodeProcess(environment: environment)
-            let secondPort = try await second.waitUntilListening()
-            try await waitUntilServing(port: secondPort)
-            let again = try HTTPTestClient(port: secondPort)
+            let (second, again) = try await NodeProcess.serving(environment: environment)
             for index in 0..<9 { #expect(try again.request("GET", "/get/k\(index)").status == 200) }
             #expect(try again.request("GET", "/get/k9").status == 404)
             let stats = try again.request("GET", "/stats").json

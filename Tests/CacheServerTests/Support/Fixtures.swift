@@ -121,6 +121,16 @@ final class NodeProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Starts a node and waits until it serves (recovery done); returns it with a connected client.
+    static func serving(
+        arguments: [String] = [], environment: [String: String]
+    ) async throws -> (NodeProcess, HTTPTestClient) {
+        let node = try NodeProcess(arguments: arguments, environment: environment)
+        let port = try await node.waitUntilListening()
+        try await waitUntilServing(port: port)
+        return (node, try HTTPTestClient(port: port))
+    }
+
     /// Sends `signal` to the process.
     func send(_ signal: Int32) {
         kill(process.processIdentifier, signal)

@@ -35,9 +35,12 @@ struct TestFailure: Error, CustomStringConvertible {
 final class HTTPTestClient: @unchecked Sendable {
     private let descriptor: Int32
     private var pending: [UInt8] = []
+    /// The port connected to.
+    let port: Int
 
     /// Connects to 127.0.0.1:`port`.
     init(port: Int) throws {
+        self.port = port
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("socket() failed") }
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
