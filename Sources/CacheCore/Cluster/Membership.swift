@@ -1,0 +1,424 @@
+/// What one node believes about one member.
+public enum MemberStatus: UInt8, Equatable, Sendable, CustomStringConvertible {
+    case alive = 0
+    case suspect = 1
+    case dead = 2
+    /// Left on purpose (graceful leave).
+    case left = 3
+
+    /// Whether the member owns keys: alive and suspect members do, dead and departed ones do not.
+    public var ownsKeys: Bool { self == .alive || self == .suspect }
+
+    public var description: String {
+        switch self {
+        case .alive: "alive"
+        case .suspect: "suspect"
+        case .dead: "dead"
+        case .left: "left"
+        }
+    }
+}
+
+/// A claim about a member, as gossip carries it.
+public struct MemberUpdate: Equatable, Sendable {
+    public var id: NodeID
+    /// Where the member listens for peers (`host:port`).
+    public var address: String
+    /// Raised only by the member itself, to refute a suspicion or to come back after being declared dead.
+    public var incarnation: UInt64
+    public var status: MemberStatus
+
+    public init(id: NodeID, address: String, incarnation: UInt64, status: MemberStatus) {
+        self.id = id
+        self.address = address
+        self.incarnation = incarnation
+        self.status = status
+    }
+
+    /// Whether this claim replaces `current` (SWIM's precedence, with dead and left final for their
+    /// incarnation): a higher incarnation always wins; at the same incarnation, suspect beats alive
+    /// and dead or left beat both.
+    public func overrides(_ current: MemberUpdate) -> Bool {
+        if incarnation != current.incarnation { return incarnation > current.incarnation }
+        return status.rank > current.status.rank
+    }
+}
+
+extension MemberStatus {
+    fileprivate var rank: Int {
+        switch self {
+        case .alive: 0
+        case .suspect: 1
+        case .dead, .left: 2
+        }
+    }
+}
+
+/// The messages members exchange. Every message also carries its sender and piggybacked updates.
+public enum MembershipMessageBody: Equatable, Sendable {
+    /// Are you there? Answered with `ack` of the same sequence.
+    case ping(sequence: UInt64)
+    /// Please ping `target` for me and relay its `ack`.
+    case pingRequest(sequence: UInt64, target: NodeID, targetAddress: String)
+    /// `target` answered the probe `sequence` (sent by the target itself, or relayed).
+    case ack(sequence: UInt64, target: NodeID)
+    /// A new node asks for the whole membership.
+    case join
+    /// The whole membership, in answer to `join` or `sync`, and as the push half of push-pull.
+    case state([MemberUpdate])
+    /// Push-pull anti-entropy: here is my whole membership, send me yours.
+    case sync([MemberUpdate])
+}
+
+/// One message between members.
+public struct MembershipMessage: Equatable, Sendable {
+    public var sender: NodeID
+    public var senderAddress: String
+    public var senderIncarnation: UInt64
+    public var updates: [MemberUpdate]
+    public var body: MembershipMessageBody
+
+    public init(
+        sender: NodeID, senderAddress: String, senderIncarnation: UInt64, updates: [MemberUpdate],
+        body: MembershipMessageBody
+    ) {
+        self.sender = sender
+        self.senderAddress = senderAddress
+        self.senderIncarnation = senderIncarnation
+        self.updates = updates
+        self.body = body
+    }
+}
+
+/// What the driver must do after an event.
+public enum MembershipEffect: Equatable, Sendable {
+    /// Send `message` to the peer at `address`.
+    case send(to: String, MembershipMessage)
+    /// This node's view of `member` changed to `status` (the ring may need rebuilding).
+    case statusChanged(NodeID, MemberStatus)
+}
+
+/// SWIM-style membership and failure detection for one node, as a state machine.
+///
+/// Each protocol period the node probes one member (a round-robin over a shuffled list): a `ping`,
+/// then, without an `ack` within the probe timeout, `pingRequest`s to a few others who probe on its
+/// behalf; without any `ack` by the period's end the member becomes *suspect*, and after the
+/// suspicion timeout *dead*. A member refutes a suspicion of itself by raising its incarnation; a
+/// member declared dead comes back the same way. Every claim is piggybacked on the messages the
+/// protocol sends anyway, each retransmitted about λ·log(n) times (infection-style dissemination).
+/// Joining asks a seed for the whole membership, and every few periods a push-pull exchange with a
+/// random member repairs what gossip missed.
+///
+/// Time comes in with every event; randomness comes from a seeded generator; effects go out as
+/// values. The driver delivers messages, and calls ``tick(now:)`` at ``nextDeadline`` (or more often).
+public struct Membership: Sendable {
+    /// Protocol timings and sizes.
+    public struct Configuration: Sendable, Equatable {
+        /// One protocol period (`GOSSIP_INTERVAL`).
+        public var protocolPeriod: Int64
+        /// How long to wait for a direct `ack` before asking others (`HEARTBEAT_INTERVAL`).
+        public var probeTimeout: Int64
+        /// How long a member stays suspect before it is declared dead (`FAILURE_TIMEOUT`).
+        public var suspicionTimeout: Int64
+        /// Members asked to probe indirectly.
+        public var indirectProbes: Int
+        /// Most updates piggybacked on one message.
+        public var maxPiggybackedUpdates: Int
+        /// λ in SWIM's λ·log(n) retransmissions of each update.
+        public var retransmitMultiplier: Int
+        /// A push-pull exchange every this many periods.
+        public var syncEveryPeriods: Int
+
+        /// Timings in nanoseconds; the defaults match the node's defaults (1 s, 500 ms, 5 s).
+        public init(
+            protocolPeriod: Int64 = 1_000_000_000, probeTimeout: Int64 = 500_000_000,
+            suspicionTimeout: Int64 = 5_000_000_000, indirectProbes: Int = 3, maxPiggybackedUpdates: Int = 8,
+            retransmitMultiplier: Int = 3, syncEveryPeriods: Int = 10
+        ) {
+            self.protocolPeriod = protocolPeriod
+            self.probeTimeout = probeTimeout
+            self.suspicionTimeout = suspicionTimeout
+            self.indirectProbes = indirectProbes
+            self.maxPiggybackedUpdates = maxPiggybackedUpdates
+            self.retransmitMultiplier = retransmitMultiplier
+            self.syncEveryPeriods = syncEveryPeriods
+        }
+    }
+
+    private struct Member {
+        var update: MemberUpdate
+        /// When the member became suspect (for the suspicion timeout).
+        var suspectedAt: Instant?
+    }
+
+    private enum Probe {
+        case idle
+        /// Waiting for the target's `ack`; asks others at `indirectAt`; gives up at `periodEnd`.
+        case waiting(target: NodeID, sequence: UInt64, indirectAt: Instant, periodEnd: Instant, askedOthers: Bool)
+    }
+
+    /// A probe this node runs on behalf of another.
+    private struct Relay {
+        var requesterAddress: String
+        var requesterSequence: UInt64
+        var target: NodeID
+        var expires: Instant
+    }
+
+    public let configuration: Configuration
+    public let me: NodeID
+    public let myAddress: String
+    public private(set) var incarnation: UInt64 = 0
+
+    private var members: [NodeID: Member] = [:]
+    private var random: SplitMix64
+    private var probe = Probe.idle
+    private var probeOrder: [NodeID] = []
+    private var nextPeriod: Instant
+    private var periods = 0
+    private var sequence: UInt64 = 0
+    private var relays: [UInt64: Relay] = [:]
+    /// Claims still to be piggybacked, with how many times each went out (ordered for determinism).
+    private var gossip: [(update: MemberUpdate, transmissions: Int)] = []
+    private var leaving = false
+
+    /// A node that knows only itself, starting at `now`.
+    public init(me: NodeID, address: String, configuration: Configuration = Configuration(), seed: UInt64, now: Instant)
+    {
+        self.me = me
+        self.myAddress = address
+        self.configuration = configuration
+        self.random = SplitMix64(seed: seed)
+        self.nextPeriod = now
+    }
+
+    // MARK: Queries
+
+    /// What this node believes about every member it knows, itself included, sorted by name.
+    public var view: [MemberUpdate] {
+        ([selfUpdate] + members.values.map(\.update)).sorted { $0.id < $1.id }
+    }
+
+    /// The members that own keys (alive or suspect), itself included, sorted by name.
+    public var keyOwners: [NodeID] {
+        view.filter { $0.status.ownsKeys }.map(\.id)
+    }
+
+    /// The status of `member` as this node sees it.
+    public func status(of member: NodeID) -> MemberStatus? {
+        member == me ? (leaving ? .left : .alive) : members[member]?.update.status
+    }
+
+    /// The next instant at which ``tick(now:)`` has work to do.
+    public var nextDeadline: Instant {
+        var deadline = nextPeriod
+        if case .waiting(_, _, let indirectAt, let periodEnd, let askedOthers) = probe {
+            deadline = min(deadline, askedOthers ? periodEnd : indirectAt)
+        }
+        for member in members.values {
+            if let suspectedAt = member.suspectedAt {
+                deadline = min(deadline, suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout))
+            }
+        }
+        return deadline
+    }
+
+    private var selfUpdate: MemberUpdate {
+        MemberUpdate(id: me, address: myAddress, incarnation: incarnation, status: leaving ? .left : .alive)
+    }
+
+    // MARK: Events
+
+    /// Joins through `seeds` (peer addresses): asks each for the whole membership.
+    public mutating func join(seeds: [String], now: Instant) -> [MembershipEffect] {
+        seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
+    }
+
+    /// Leaves on purpose: tells a few members, who spread the word. Afterwards the node answers
+    /// nothing and probes no one.
+    public mutating func leave(now: Instant) -> [MembershipEffect] {
+        leaving = true
+        enqueueGossip(selfUpdate)
+        let targets = liveMembers().prefix(max(configuration.indirectProbes, 3))
+        return targets.map { .send(to: members[$0]!.update.address, message(.ping(sequence: nextSequence()))) }
+    }
+
+    /// Advances time: starts a protocol period when one is due, escalates or ends the current probe,
+    /// and declares suspects dead whose time is up.
+    public mutating func tick(now: Instant) -> [MembershipEffect] {
+        guard !leaving else { return [] }
+        var effects: [MembershipEffect] = []
+        // Suspects whose time is up are declared dead, in name order.
+        for id in members.keys.sorted() {
+            guard let suspectedAt = members[id]!.suspectedAt,
+                suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout) <= now
+            else { continue }
+            var update = members[id]!.update
+            update.status = .dead
+            apply(update, now: now, effects: &effects)
+        }
+        relays = relays.filter { $0.value.expires > now }
+        if case .waiting(let target, let probeSequence, let indirectAt, let periodEnd, let askedOthers) = probe {
+            if now >= periodEnd {
+                // No ack, directly or through others: suspect the target.
+                probe = .idle
+                if var update = members[target]?.update, update.status == .alive {
+                    update.status = .suspect
+                    apply(update, now: now, effects: &effects)
+                }
+            } else if !askedOthers, now >= indirectAt {
+                probe = .waiting(
+                    target: target, sequence: probeSequence, indirectAt: indirectAt, periodEnd: periodEnd,
+                    askedOthers: true)
+                let address = members[target]?.update.address ?? ""
+                let helpers = liveMembers().filter { $0 != target }.shuffled(using: &random).prefix(
+                    configuration.indirectProbes)
+                for helper in helpers {
+                    effects.append(
+                        .send(
+                            to: members[helper]!.update.address,
+                            message(.pingRequest(sequence: probeSequence, target: target, targetAddress: address))))
+                }
+            }
+        }
+        if now >= nextPeriod {
+            nextPeriod = now.advanced(byNanoseconds: configuration.protocolPeriod)
+            periods += 1
+            if case .idle = probe, let target = nextProbeTarget() {
+                let probeSequence = nextSequence()
+                probe = .waiting(
+                    target: target, sequence: probeSequence,
+                    indirectAt: now.advanced(byNanoseconds: configuration.probeTimeout),
+                    periodEnd: nextPeriod, askedOthers: false)
+                effects.append(.send(to: members[target]!.update.address, message(.ping(sequence: probeSequence))))
+            }
+            if periods % configuration.syncEveryPeriods == 0, let partner = liveMembers().randomElement(using: &random)
+            {
+                effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+            }
+        }
+        return effects
+    }
+
+    /// Handles a message from a peer.
+    public mutating func received(_ message: MembershipMessage, now: Instant) -> [MembershipEffect] {
+        guard !leaving else { return [] }
+        var effects: [MembershipEffect] = []
+        // The sender is alive at the incarnation it states: the freshest claim there is about it.
+        apply(
+            MemberUpdate(
+                id: message.sender, address: message.senderAddress, incarnation: message.senderIncarnation,
+                status: .alive),
+            now: now, effects: &effects, fromSender: true)
+        for update in message.updates { apply(update, now: now, effects: &effects) }
+        switch message.body {
+        case .ping(let pingSequence):
+            effects.append(.send(to: message.senderAddress, self.message(.ack(sequence: pingSequence, target: me))))
+        case .pingRequest(let requesterSequence, let target, let targetAddress):
+            let relaySequence = nextSequence()
+            relays[relaySequence] = Relay(
+                requesterAddress: message.senderAddress, requesterSequence: requesterSequence, target: target,
+                expires: now.advanced(byNanoseconds: configuration.protocolPeriod))
+            effects.append(.send(to: targetAddress, self.message(.ping(sequence: relaySequence))))
+        case .ack(let ackSequence, let target):
+            if let relay = relays.removeValue(forKey: ackSequence), relay.target == target {
+                effects.append(
+                    .send(
+                        to: relay.requesterAddress,
+                        self.message(.ack(sequence: relay.requesterSequence, target: target))))
+            } else if case .waiting(let probed, let probeSequence, _, _, _) = probe, probed == target,
+                probeSequence == ackSequence
+            {
+                probe = .idle
+            }
+        case .join:
+            effects.append(.send(to: message.senderAddress, self.message(.state(view))))
+        case .state(let updates):
+            for update in updates { apply(update, now: now, effects: &effects) }
+        case .sync(let updates):
+            for update in updates { apply(update, now: now, effects: &effects) }
+            effects.append(.send(to: message.senderAddress, self.message(.state(view))))
+        }
+        return effects
+    }
+
+    // MARK: Internals
+
+    private mutating func nextSequence() -> UInt64 {
+        sequence += 1
+        return sequence
+    }
+
+    /// Members that are neither dead nor departed, excluding this node, in name order.
+    private func liveMembers() -> [NodeID] {
+        members.keys.sorted().filter { members[$0]!.update.status.ownsKeys }
+    }
+
+    /// The next member of the current shuffled round; a new round is shuffled when one ends.
+    private mutating func nextProbeTarget() -> NodeID? {
+        while true {
+            if probeOrder.isEmpty {
+                probeOrder = liveMembers().shuffled(using: &random)
+                if probeOrder.isEmpty { return nil }
+            }
+            let candidate = probeOrder.removeLast()
+            if members[candidate]?.update.status.ownsKeys == true { return candidate }
+        }
+    }
+
+    /// A message with this node as sender and the least-sent pending claims piggybacked.
+    private mutating func message(_ body: MembershipMessageBody) -> MembershipMessage {
+        let limit = retransmitLimit
+        var indices = Array(gossip.indices)
+        indices.sort {
+            gossip[$0].transmissions != gossip[$1].transmissions
+                ? gossip[$0].transmissions < gossip[$1].transmissions : $0 < $1
+        }
+        var updates: [MemberUpdate] = []
+        for index in indices.prefix(configuration.maxPiggybackedUpdates) {
+            updates.append(gossip[index].update)
+            gossip[index].transmissions += 1
+        }
+        gossip.removeAll { $0.transmissions >= limit }
+        return MembershipMessage(
+            sender: me, senderAddress: myAddress, senderIncarnation: incarnation, updates: updates, body: body)
+    }
+
+    /// λ·⌈log₂(n + 1)⌉ transmissions per claim.
+    private var retransmitLimit: Int {
+        let count = members.count + 1
+        return configuration.retransmitMultiplier * max(1, (Int.bitWidth - (count + 1).leadingZeroBitCount))
+    }
+
+    private mutating func enqueueGossip(_ update: MemberUpdate) {
+        gossip.removeAll { $0.update.id == update.id }
+        gossip.append((update, 0))
+    }
+
+    /// Applies a claim if it overrides what this node believes, refuting claims about itself.
+    private mutating func apply(
+        _ update: MemberUpdate, now: Instant, effects: inout [MembershipEffect], fromSender: Bool = false
+    ) {
+        if update.id == me {
+            // Only this node raises its incarnation: any suspicion or death at or above the current
+            // one is refuted with a higher one.
+            if update.status != .alive, update.incarnation >= incarnation, !leaving {
+                incarnation = update.incarnation + 1
+                enqueueGossip(selfUpdate)
+            }
+            return
+        }
+        if let current = members[update.id]?.update {
+            // The sender's own liveness counts only at an incarnation newer than a death we know of.
+            if fromSender, !current.status.ownsKeys, update.incarnation <= current.incarnation { return }
+            guard
+                update.overrides(current)
+                    || (update.address != current.address && update.incarnation > current.incarnation)
+            else { return }
+        }
+        let previous = members[update.id]?.update.status
+        members[update.id] = Member(update: update, suspectedAt: update.status == .suspect ? now : nil)
+        if !fromSender || previous != .alive { enqueueGossip(update) }
+        if previous != update.status { effects.append(.statusChanged(update.id, update.status)) }
+    }
+}
