@@ -5,7 +5,7 @@ DEBIAN_PACKAGES := libjemalloc-dev
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
-FUZZ_TARGETS := request-body wal-decoder
+FUZZ_TARGETS := request-body wal-decoder peer-frame
 
 .PHONY: all deps build release run run-one test test-unit fuzz fuzz-smoke bench format lint clean
 

@@ -67,6 +67,12 @@ struct HashRingTests {
         #expect(HashRing(members: members) == HashRing(members: shuffled))
     }
 
+    @Test func nodeNamesAreComparedByBytes() {
+        #expect(NodeID("caf\u{E9}") != NodeID("cafe\u{301}"))
+        #expect(Set([NodeID("caf\u{E9}"), NodeID("cafe\u{301}")]).count == 2)
+        #expect(NodeID("a") == NodeID("a"))
+    }
+
     @Test func preferenceListsHoldDistinctMembersPrimaryFirst() {
         let ring = HashRing(members: nodes(7))
         for key in keys(2000) {

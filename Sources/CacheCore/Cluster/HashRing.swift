@@ -8,6 +8,17 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.rawValue = rawValue
     }
 
+    /// Names are equal when their bytes are: `String` equality would make two differently encoded
+    /// names (precomposed and decomposed accents) one member.
+    public static func == (lhs: NodeID, rhs: NodeID) -> Bool {
+        lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for byte in rawValue.utf8 { hasher.combine(byte) }
+        hasher.combine(0xFF as UInt8)  // a terminator that UTF-8 never contains
+    }
+
     public static func < (lhs: NodeID, rhs: NodeID) -> Bool {
         // Compare bytes, not Unicode-canonical `String` order, so every process sorts alike.
         lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8)

@@ -1,0 +1,227 @@
+/// A message between nodes, as it travels in a frame.
+public enum PeerMessage: Equatable, Sendable {
+    /// Membership and failure detection.
+    case membership(MembershipMessage)
+}
+
+/// The outcome of decoding a frame at an offset of a byte stream.
+public enum PeerFrameStep: Equatable, Sendable {
+    /// A whole frame, and the offset just past it.
+    case frame(PeerMessage, next: Int)
+    /// The bytes end inside a frame: read more and try again from the same offset.
+    case needMoreBytes
+    /// The frame is malformed; the connection should be closed.
+    case invalid(reason: String)
+}
+
+/// The peer wire protocol, version 1 (`docs/protocol.md`): length-prefixed binary frames.
+///
+/// ```
+/// frame := length u32 (bytes after this field) | version u8 (=1) | type u8 | payload
+/// ```
+/// All integers little-endian; strings are `u16 length | UTF-8 bytes`. Pure code; the decoder never
+/// traps, and reports an incomplete frame or a malformed one as a value.
+public enum PeerProtocol {
+    /// The protocol version written in every frame.
+    public static let version: UInt8 = 1
+    /// The largest frame accepted (the whole membership of a large cluster fits many times over).
+    public static let maximumFrameLength = 16 << 20
+    /// The longest string accepted (node names and addresses).
+    static let maximumStringLength = 1024
+
+    enum FrameType: UInt8 {
+        case membership = 1
+    }
+
+    enum BodyTag: UInt8 {
+        case ping = 1, pingRequest, ack, join, state, sync
+    }
+
+    // MARK: Encoding
+
+    /// The frame carrying `message`.
+    public static func encode(_ message: PeerMessage) -> [UInt8] {
+        var writer = Writer()
+        writer.bytes.append(contentsOf: [0, 0, 0, 0, version])
+        switch message {
+        case .membership(let membership):
+            writer.bytes.append(FrameType.membership.rawValue)
+            writer.membership(membership)
+        }
+        let length = UInt32(writer.bytes.count - 4)
+        withUnsafeBytes(of: length.littleEndian) { for index in 0..<4 { writer.bytes[index] = $0[index] } }
+        return writer.bytes
+    }
+
+    private struct Writer {
+        var bytes: [UInt8] = []
+
+        mutating func integer<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+
+        mutating func string(_ value: String) {
+            let utf8 = Array(value.utf8)
+            // Names and addresses come from validated configuration or from decoded frames, which
+            // both keep to the limit.
+            precondition(utf8.count <= PeerProtocol.maximumStringLength, "peer protocol string too long")
+            integer(UInt16(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+
+        mutating func update(_ update: MemberUpdate) {
+            string(update.id.rawValue)
+            string(update.address)
+            integer(update.incarnation)
+            bytes.append(update.status.rawValue)
+        }
+
+        mutating func updates(_ updates: [MemberUpdate]) {
+            integer(UInt32(updates.count))
+            for item in updates { update(item) }
+        }
+
+        mutating func membership(_ message: MembershipMessage) {
+            string(message.sender.rawValue)
+            string(message.senderAddress)
+            integer(message.senderIncarnation)
+            updates(message.updates)
+            switch message.body {
+            case .ping(let sequence):
+                bytes.append(BodyTag.ping.rawValue)
+                integer(sequence)
+            case .pingRequest(let sequence, let target, let targetAddress):
+                bytes.append(BodyTag.pingRequest.rawValue)
+                integer(sequence)
+                string(target.rawValue)
+                string(targetAddress)
+            case .ack(let sequence, let target):
+                bytes.append(BodyTag.ack.rawValue)
+                integer(sequence)
+                string(target.rawValue)
+            case .join:
+                bytes.append(BodyTag.join.rawValue)
+            case .state(let all):
+                bytes.append(BodyTag.state.rawValue)
+                updates(all)
+            case .sync(let all):
+                bytes.append(BodyTag.sync.rawValue)
+                updates(all)
+            }
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Decodes the frame starting at `offset` of `bytes`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> PeerFrameStep {
+        let available = bytes.count - offset
+        guard available >= 4 else { return .needMoreBytes }
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        guard length >= 2, length <= maximumFrameLength else {
+            return .invalid(reason: "frame length \(length) out of range")
+        }
+        guard available - 4 >= length else { return .needMoreBytes }
+        var reader = Reader(bytes: UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)]))
+        guard reader.byte() == version else { return .invalid(reason: "unsupported protocol version") }
+        let message: PeerMessage
+        switch reader.byte().flatMap(FrameType.init(rawValue:)) {
+        case .membership:
+            guard let membership = reader.membership() else { return .invalid(reason: "malformed membership message") }
+            message = .membership(membership)
+        case nil:
+            return .invalid(reason: "unknown frame type")
+        }
+        guard reader.isAtEnd else { return .invalid(reason: "trailing bytes in frame") }
+        return .frame(message, next: offset + 4 + length)
+    }
+
+    /// Decodes the frame starting at `offset` of `bytes`.
+    public static func decode(_ bytes: [UInt8], at offset: Int = 0) -> PeerFrameStep {
+        bytes.withUnsafeBytes { decode($0, at: offset) }
+    }
+
+    /// Reads fields, refusing to run past the end; every accessor returns `nil` on malformed input.
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        var isAtEnd: Bool { offset == bytes.count }
+
+        mutating func byte() -> UInt8? {
+            guard offset < bytes.count else { return nil }
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
+            guard bytes.count - offset >= MemoryLayout<T>.size else { return nil }
+            defer { offset += MemoryLayout<T>.size }
+            return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+        }
+
+        mutating func string() -> String? {
+            guard let length = integer(UInt16.self).map(Int.init), length <= PeerProtocol.maximumStringLength,
+                bytes.count - offset >= length
+            else { return nil }
+            let utf8 = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+            offset += length
+            guard UTF8Validation.isValid(utf8) else { return nil }
+            return String(decoding: utf8, as: UTF8.self)
+        }
+
+        mutating func update() -> MemberUpdate? {
+            guard let id = string(), !id.isEmpty, let address = string(), let incarnation = integer(UInt64.self),
+                let status = byte().flatMap(MemberStatus.init(rawValue:))
+            else { return nil }
+            return MemberUpdate(id: NodeID(id), address: address, incarnation: incarnation, status: status)
+        }
+
+        mutating func updates() -> [MemberUpdate]? {
+            // Each update takes at least 13 bytes, so a count larger than that allows is malformed
+            // (and never reserves memory for it).
+            guard let count = integer(UInt32.self).map(Int.init), count <= (bytes.count - offset) / 13 else {
+                return nil
+            }
+            var result: [MemberUpdate] = []
+            result.reserveCapacity(count)
+            for _ in 0..<count {
+                guard let item = update() else { return nil }
+                result.append(item)
+            }
+            return result
+        }
+
+        mutating func membership() -> MembershipMessage? {
+            guard let sender = string(), !sender.isEmpty, let senderAddress = string(),
+                let senderIncarnation = integer(UInt64.self), let updates = updates(),
+                let tag = byte().flatMap(BodyTag.init(rawValue:))
+            else { return nil }
+            let body: MembershipMessageBody
+            switch tag {
+            case .ping:
+                guard let sequence = integer(UInt64.self) else { return nil }
+                body = .ping(sequence: sequence)
+            case .pingRequest:
+                guard let sequence = integer(UInt64.self), let target = string(), !target.isEmpty,
+                    let targetAddress = string()
+                else { return nil }
+                body = .pingRequest(sequence: sequence, target: NodeID(target), targetAddress: targetAddress)
+            case .ack:
+                guard let sequence = integer(UInt64.self), let target = string(), !target.isEmpty else { return nil }
+                body = .ack(sequence: sequence, target: NodeID(target))
+            case .join:
+                body = .join
+            case .state:
+                guard let all = self.updates() else { return nil }
+                body = .state(all)
+            case .sync:
+                guard let all = self.updates() else { return nil }
+                body = .sync(all)
+            }
+            return MembershipMessage(
+                sender: NodeID(sender), senderAddress: senderAddress, senderIncarnation: senderIncarnation,
+                updates: updates, body: body)
+        }
+    }
+}
