@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "CacheCore", targets: ["CacheCore"]),
         .library(name: "CacheServer", targets: ["CacheServer"]),
         .executable(name: "cache-node", targets: ["cache-node"]),
+        .executable(name: "cache-sim", targets: ["cache-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -65,6 +66,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The deterministic simulator: CacheCore nodes under one seed (`Simulation/`).
+        .target(
+            name: "Simulator",
+            dependencies: ["CacheCore"],
+            path: "Simulation/Simulator",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "cache-sim",
+            dependencies: [
+                "Simulator",
+                "CacheCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Simulation/cache-sim",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SimulatorTests",
+            dependencies: ["Simulator", "CacheCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

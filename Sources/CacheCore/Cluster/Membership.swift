@@ -45,7 +45,7 @@ public struct MemberUpdate: Equatable, Sendable {
 }
 
 extension MemberStatus {
-    fileprivate var rank: Int {
+    var rank: Int {
         switch self {
         case .alive: 0
         case .suspect: 1
@@ -107,7 +107,9 @@ public enum MembershipEffect: Equatable, Sendable {
 /// member declared dead comes back the same way. Every claim is piggybacked on the messages the
 /// protocol sends anyway, each retransmitted about λ·log(n) times (infection-style dissemination).
 /// Joining asks a seed for the whole membership, and every few periods a push-pull exchange with a
-/// random member repairs what gossip missed.
+/// random member repairs what gossip missed; the same round also syncs with one member held dead,
+/// so that a member wrongly declared dead (cut off, not crashed) learns it and comes back, and a
+/// node that finds itself alone joins through its seeds again.
 ///
 /// Time comes in with every event; randomness comes from a seeded generator; effects go out as
 /// values. The driver delivers messages, and calls ``tick(now:)`` at ``nextDeadline`` (or more often).
@@ -128,6 +130,15 @@ public struct Membership: Sendable {
         public var retransmitMultiplier: Int
         /// A push-pull exchange every this many periods.
         public var syncEveryPeriods: Int
+        /// A deliberately wrong behaviour, for proving that the simulator's checkers can fail.
+        /// Never set outside tests.
+        public var injectedBug: InjectedBug?
+
+        /// Deliberately wrong behaviours the simulator must catch.
+        public enum InjectedBug: String, Sendable, Equatable, CaseIterable {
+            /// Judge claims by status alone, as if incarnation numbers did not exist.
+            case ignoreIncarnations = "ignore-incarnations"
+        }
 
         /// Timings in nanoseconds; the defaults match the node's defaults (1 s, 500 ms, 5 s).
         public init(
@@ -142,6 +153,7 @@ public struct Membership: Sendable {
             self.maxPiggybackedUpdates = maxPiggybackedUpdates
             self.retransmitMultiplier = retransmitMultiplier
             self.syncEveryPeriods = syncEveryPeriods
+            self.injectedBug = nil
         }
     }
 
@@ -181,6 +193,8 @@ public struct Membership: Sendable {
     /// Claims still to be piggybacked, with how many times each went out (ordered for determinism).
     private var gossip: [(update: MemberUpdate, transmissions: Int)] = []
     private var leaving = false
+    /// Where this node joined through; asked again whenever it finds itself alone.
+    private var seeds: [String] = []
 
     /// A node that knows only itself, starting at `now`.
     public init(me: NodeID, address: String, configuration: Configuration = Configuration(), seed: UInt64, now: Instant)
@@ -231,7 +245,8 @@ public struct Membership: Sendable {
 
     /// Joins through `seeds` (peer addresses): asks each for the whole membership.
     public mutating func join(seeds: [String], now: Instant) -> [MembershipEffect] {
-        seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
+        self.seeds = seeds
+        return seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
     }
 
     /// Leaves on purpose: tells a few members, who spread the word. Afterwards the node answers
@@ -292,9 +307,21 @@ public struct Membership: Sendable {
                     periodEnd: nextPeriod, askedOthers: false)
                 effects.append(.send(to: members[target]!.update.address, message(.ping(sequence: probeSequence))))
             }
-            if periods % configuration.syncEveryPeriods == 0, let partner = liveMembers().randomElement(using: &random)
-            {
-                effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+            if periods % configuration.syncEveryPeriods == 0 {
+                let live = liveMembers()
+                if let partner = live.randomElement(using: &random) {
+                    effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+                } else {
+                    // Alone: perhaps everyone else declared this node dead while it was cut off.
+                    effects += seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
+                }
+                // Reach out to one member held dead as well: if it is in fact running (it was cut
+                // off, not crashed), it learns it was declared dead and comes back with a higher
+                // incarnation. Without this, two sides that declared each other dead never talk again.
+                let dead = members.keys.sorted().filter { members[$0]!.update.status == .dead }
+                if let partner = dead.randomElement(using: &random) {
+                    effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+                }
             }
         }
         return effects
@@ -313,7 +340,10 @@ public struct Membership: Sendable {
         for update in message.updates { apply(update, now: now, effects: &effects) }
         switch message.body {
         case .ping(let pingSequence):
-            effects.append(.send(to: message.senderAddress, self.message(.ack(sequence: pingSequence, target: me))))
+            effects.append(
+                .send(
+                    to: message.senderAddress,
+                    self.message(.ack(sequence: pingSequence, target: me), correcting: message.sender)))
         case .pingRequest(let requesterSequence, let target, let targetAddress):
             let relaySequence = nextSequence()
             relays[relaySequence] = Relay(
@@ -366,8 +396,12 @@ public struct Membership: Sendable {
         }
     }
 
-    /// A message with this node as sender and the least-sent pending claims piggybacked.
-    private mutating func message(_ body: MembershipMessageBody) -> MembershipMessage {
+    /// A message with this node as sender and the least-sent pending claims piggybacked. When
+    /// `recipient` is a member this node holds suspect, dead or departed, that claim goes first: a
+    /// member can only refute what it hears, and gossip about it may long have run out.
+    private mutating func message(
+        _ body: MembershipMessageBody, correcting recipient: NodeID? = nil
+    ) -> MembershipMessage {
         let limit = retransmitLimit
         var indices = Array(gossip.indices)
         indices.sort {
@@ -380,6 +414,11 @@ public struct Membership: Sendable {
             gossip[index].transmissions += 1
         }
         gossip.removeAll { $0.transmissions >= limit }
+        if let recipient, let claim = members[recipient]?.update, claim.status != .alive,
+            !updates.contains(claim)
+        {
+            updates.insert(claim, at: 0)
+        }
         return MembershipMessage(
             sender: me, senderAddress: myAddress, senderIncarnation: incarnation, updates: updates, body: body)
     }
@@ -411,10 +450,12 @@ public struct Membership: Sendable {
         if let current = members[update.id]?.update {
             // The sender's own liveness counts only at an incarnation newer than a death we know of.
             if fromSender, !current.status.ownsKeys, update.incarnation <= current.incarnation { return }
-            guard
-                update.overrides(current)
+            let wins =
+                configuration.injectedBug == .ignoreIncarnations
+                ? update.status.rank > current.status.rank
+                : update.overrides(current)
                     || (update.address != current.address && update.incarnation > current.incarnation)
-            else { return }
+            guard wins else { return }
         }
         let previous = members[update.id]?.update.status
         members[update.id] = Member(update: update, suspectedAt: update.status == .suspect ? now : nil)
