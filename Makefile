@@ -7,7 +7,10 @@ FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
 FUZZ_TARGETS := request-body wal-decoder peer-frame
 
-.PHONY: all deps build release run run-one test test-unit fuzz fuzz-smoke bench format lint clean
+SIM_SEEDS ?= 300
+SIM_LONG_SEEDS ?= 5000
+
+.PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean
 
 all: build
 
@@ -29,12 +32,22 @@ release: deps
 run: release
 	.build/release/cache-node --host 127.0.0.1 --port 8000
 
-# Every test: unit, HTTP, process and fuzz smoke runs.
-test: deps test-unit fuzz-smoke
+# Every test: unit, HTTP, process, a simulator sweep and fuzz smoke runs.
+test: deps test-unit sim-sweep fuzz-smoke
 
 test-unit:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# A CI-sized sweep of the deterministic simulator (debug build, about a minute).
+sim-sweep:
+	$(SWIFT) build --product cache-sim
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --seeds $(SIM_SEEDS) --first-seed 1
+
+# The long sweep, on a release build; a failing seed replays with `cache-sim --seed N --trace`.
+sim:
+	$(SWIFT) build -c release --product cache-sim
+	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --seeds $(SIM_LONG_SEEDS) --first-seed 100000
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.
@@ -59,10 +72,10 @@ bench: release
 	bench/http.sh
 
 format:
-	$(SWIFT) format --in-place -r Sources Tests Fuzz Package.swift
+	$(SWIFT) format --in-place -r Sources Tests Simulation Fuzz Package.swift
 
 lint:
-	$(SWIFT) format lint -r Sources Tests Fuzz Package.swift
+	$(SWIFT) format lint -r Sources Tests Simulation Fuzz Package.swift
 
 clean:
 	rm -rf .build Fuzz/build
