@@ -159,8 +159,6 @@ public struct Membership: Sendable {
 
     private struct Member {
         var update: MemberUpdate
-        /// When the member became suspect (for the suspicion timeout).
-        var suspectedAt: Instant?
     }
 
     private enum Probe {
@@ -183,6 +181,10 @@ public struct Membership: Sendable {
     public private(set) var incarnation: UInt64 = 0
 
     private var members: [NodeID: Member] = [:]
+    /// Every member's name, sorted: iteration order never depends on the dictionary's.
+    private var memberOrder: [NodeID] = []
+    /// Members currently suspect, and since when (for the suspicion timeout).
+    private var suspects: [NodeID: Instant] = [:]
     private var random: SplitMix64
     private var probe = Probe.idle
     private var probeOrder: [NodeID] = []
@@ -229,10 +231,8 @@ public struct Membership: Sendable {
         if case .waiting(_, _, let indirectAt, let periodEnd, let askedOthers) = probe {
             deadline = min(deadline, askedOthers ? periodEnd : indirectAt)
         }
-        for member in members.values {
-            if let suspectedAt = member.suspectedAt {
-                deadline = min(deadline, suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout))
-            }
+        for suspectedAt in suspects.values {
+            deadline = min(deadline, suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout))
         }
         return deadline
     }
@@ -264,10 +264,8 @@ public struct Membership: Sendable {
         guard !leaving else { return [] }
         var effects: [MembershipEffect] = []
         // Suspects whose time is up are declared dead, in name order.
-        for id in members.keys.sorted() {
-            guard let suspectedAt = members[id]!.suspectedAt,
-                suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout) <= now
-            else { continue }
+        for id in suspects.keys.sorted() {
+            guard suspects[id]!.advanced(byNanoseconds: configuration.suspicionTimeout) <= now else { continue }
             var update = members[id]!.update
             update.status = .dead
             apply(update, now: now, effects: &effects)
@@ -318,7 +316,7 @@ public struct Membership: Sendable {
                 // Reach out to one member held dead as well: if it is in fact running (it was cut
                 // off, not crashed), it learns it was declared dead and comes back with a higher
                 // incarnation. Without this, two sides that declared each other dead never talk again.
-                let dead = members.keys.sorted().filter { members[$0]!.update.status == .dead }
+                let dead = memberOrder.filter { members[$0]!.update.status == .dead }
                 if let partner = dead.randomElement(using: &random) {
                     effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
                 }
@@ -381,7 +379,7 @@ public struct Membership: Sendable {
 
     /// Members that are neither dead nor departed, excluding this node, in name order.
     private func liveMembers() -> [NodeID] {
-        members.keys.sorted().filter { members[$0]!.update.status.ownsKeys }
+        memberOrder.filter { members[$0]!.update.status.ownsKeys }
     }
 
     /// The next member of the current shuffled round; a new round is shuffled when one ends.
@@ -458,8 +456,27 @@ public struct Membership: Sendable {
             guard wins else { return }
         }
         let previous = members[update.id]?.update.status
-        members[update.id] = Member(update: update, suspectedAt: update.status == .suspect ? now : nil)
+        if previous == nil {
+            // Keep the names sorted as they arrive, so no event has to sort them.
+            let index = memberOrder.partitioningIndex { !($0 < update.id) }
+            memberOrder.insert(update.id, at: index)
+        }
+        members[update.id] = Member(update: update)
+        suspects[update.id] = update.status == .suspect ? now : nil
         if !fromSender || previous != .alive { enqueueGossip(update) }
         if previous != update.status { effects.append(.statusChanged(update.id, update.status)) }
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongs`, for a predicate that is false then true.
+    fileprivate func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if belongs(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 }
