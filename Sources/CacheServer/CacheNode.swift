@@ -165,6 +165,8 @@ public final class CacheNode: Sendable {
         case .applied(nil):
             return .now(.success(success))
         case .applied(let append?):
+            // `restore()` installs the log and publishes its writer before the node leaves `starting`,
+            // and data routes are refused until then; so a logged write always finds the writer.
             guard let writer else { preconditionFailure("a log record without a log writer") }
             if case .failure(let error) = writer.write(append.bytes, sequence: append.sequence, log: &storage.log!) {
                 return .now(.failure(.unavailable(error.description)))
