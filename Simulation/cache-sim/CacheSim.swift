@@ -16,6 +16,8 @@ struct CacheSim: ParsableCommand {
     @Option(help: "Nodes per run.") var nodes = 5
     @Option(help: "Simulated seconds with faults on.") var safetySeconds = 30
     @Flag(help: "Print every event of a single run.") var trace = false
+    @Option(help: "Measure membership at this cluster size on a calm network instead of sweeping.")
+    var scale: Int?
     @Option(
         help:
             "Inject a deliberate bug: \(Membership.Configuration.InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))."
@@ -23,6 +25,13 @@ struct CacheSim: ParsableCommand {
     var injectBug: String?
 
     func run() throws {
+        if let scale {
+            let started = ContinuousClock.now
+            var experiment = ScaleExperiment(seed: seed ?? 1)
+            let result = experiment.run(nodes: scale)
+            print("\(result) in \(started.duration(to: .now))")
+            return
+        }
         var options = MembershipSimulation.Options()
         options.nodes = nodes
         options.safetySeconds = safetySeconds

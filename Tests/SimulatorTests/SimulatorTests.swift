@@ -33,4 +33,17 @@ struct SimulatorTests {
         let caught = (UInt64(1)...40).contains { !run($0, bug: .ignoreIncarnations).passed }
         #expect(caught, "no seed caught a membership that ignores incarnation numbers")
     }
+
+    /// SWIM's promises at a size a debug build runs quickly: dissemination in O(log N) periods and
+    /// a constant load per node. (docs/simulation.md has 10 to 1,000 nodes.)
+    @Test func joinsSpreadInLogarithmicTimeAtConstantLoad() throws {
+        var experiment = ScaleExperiment(seed: 1)
+        let result = experiment.run(nodes: 64)
+        let joinPeriods = try #require(result.joinPeriods)
+        let crashPeriods = try #require(result.crashPeriods)
+        #expect(joinPeriods <= 3 * 6, "join took \(joinPeriods) periods for 64 nodes")
+        // Detection and spread after a crash: the 5-period suspicion timeout plus a few periods.
+        #expect(crashPeriods <= 5 + 3 * 6, "crash took \(crashPeriods) periods")
+        #expect(result.messagesPerNodePerPeriod < 3)
+    }
 }

@@ -362,9 +362,9 @@ public struct Membership: Sendable {
         case .join:
             effects.append(.send(to: message.senderAddress, self.message(.state(view))))
         case .state(let updates):
-            for update in updates { apply(update, now: now, effects: &effects) }
+            for update in updates { apply(update, now: now, effects: &effects, fromFullState: true) }
         case .sync(let updates):
-            for update in updates { apply(update, now: now, effects: &effects) }
+            for update in updates { apply(update, now: now, effects: &effects, fromFullState: true) }
             effects.append(.send(to: message.senderAddress, self.message(.state(view))))
         }
         return effects
@@ -402,9 +402,11 @@ public struct Membership: Sendable {
     ) -> MembershipMessage {
         let limit = retransmitLimit
         var indices = Array(gossip.indices)
+        // Fewest transmissions first; among equals the newest claim (appended last) first, as
+        // memberlist does: otherwise a fresh claim waits behind every old one never yet sent.
         indices.sort {
             gossip[$0].transmissions != gossip[$1].transmissions
-                ? gossip[$0].transmissions < gossip[$1].transmissions : $0 < $1
+                ? gossip[$0].transmissions < gossip[$1].transmissions : $0 > $1
         }
         var updates: [MemberUpdate] = []
         for index in indices.prefix(configuration.maxPiggybackedUpdates) {
@@ -434,7 +436,8 @@ public struct Membership: Sendable {
 
     /// Applies a claim if it overrides what this node believes, refuting claims about itself.
     private mutating func apply(
-        _ update: MemberUpdate, now: Instant, effects: inout [MembershipEffect], fromSender: Bool = false
+        _ update: MemberUpdate, now: Instant, effects: inout [MembershipEffect], fromSender: Bool = false,
+        fromFullState: Bool = false
     ) {
         if update.id == me {
             // Only this node raises its incarnation: any suspicion or death at or above the current
@@ -463,7 +466,11 @@ public struct Membership: Sendable {
         }
         members[update.id] = Member(update: update)
         suspects[update.id] = update.status == .suspect ? now : nil
-        if !fromSender || previous != .alive { enqueueGossip(update) }
+        // Gossip what changed. A member first met in a full-state exchange is not gossiped: push-pull
+        // is its own way of spreading, and re-gossiping a whole membership would bury fresh claims
+        // under a backlog of old ones for many periods.
+        let isNews = fromSender ? previous != .alive : !(fromFullState && previous == nil)
+        if isNews { enqueueGossip(update) }
         if previous != update.status { effects.append(.statusChanged(update.id, update.status)) }
     }
 }
