@@ -47,12 +47,13 @@ public final class LogSink: Sendable {
     /// Writes one line (which must end in a newline).
     public func write(line: [UInt8]) {
         file.withLock { state in
-            if toStandardOutput { Self.writeAll(STDOUT_FILENO, line) }
+            if toStandardOutput { try? LogDirectory.writeAll(STDOUT_FILENO, line, path: "standard output") }
             guard var current = state else { return }
             if current.size > 0, current.size + line.count > current.maxBytes {
                 current = Self.rotate(current)
             }
-            Self.writeAll(current.descriptor, line)
+            // A failed write to the log file loses that line there; standard output still has it.
+            if current.descriptor >= 0 { try? LogDirectory.writeAll(current.descriptor, line, path: current.path) }
             current.size += line.count
             state = current
         }
@@ -78,21 +79,6 @@ public final class LogSink: Sendable {
         // If the file cannot be reopened, logging to it stops; standard output still gets every line.
         next.descriptor = (try? open(state.path)) ?? -1
         return next
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) {
-        guard descriptor >= 0 else { return }
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-        }
     }
 }
 
