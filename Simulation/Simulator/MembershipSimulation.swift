@@ -117,7 +117,7 @@ public struct MembershipSimulation {
         group = Array(repeating: 0, count: options.nodes)
         incarnations = Array(repeating: 0, count: options.nodes)
         for index in 0..<options.nodes {
-            let drift = (Double(random.next() >> 11) / Double(1 << 53) * 2 - 1) * swarm.maximumClockDrift
+            let drift = (random.nextUnit() * 2 - 1) * swarm.maximumClockDrift
             nodes.append(
                 Node(
                     id: NodeID("n\(index)"), address: "10.0.0.\(index):7000", membership: nil, drift: drift,
@@ -204,7 +204,7 @@ public struct MembershipSimulation {
             partitionHealsAt = nil
         }
         let step = 0.1  // seconds per fault step
-        if unit(&faults) < swarm.partitionsPerSecond * step {
+        if faults.nextUnit() < swarm.partitionsPerSecond * step {
             switch faults.below(3) {
             case 0:  // symmetric: two sides
                 group = (0..<options.nodes).map { _ in faults.below(2) }
@@ -218,7 +218,7 @@ public struct MembershipSimulation {
             }
             partitionHealsAt = now + Int64(500_000_000 + faults.below(3_000_000_000))
         }
-        if unit(&faults) < swarm.crashesPerSecond * step {
+        if faults.nextUnit() < swarm.crashesPerSecond * step {
             let index = faults.below(options.nodes)
             if nodes[index].membership != nil {
                 crash(index)
@@ -253,10 +253,10 @@ public struct MembershipSimulation {
             guard case .send(let address, let message) = effect else { continue }
             guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
             let frame = PeerProtocol.encode(.membership(message))
-            if faultsOn, unit(&random) < swarm.dropRate { continue }
+            if faultsOn, random.nextUnit() < swarm.dropRate { continue }
             guard group[index] == group[to], !oneWay.contains([index, to]) else { continue }
             queue.push(.deliver(to: to, frame: frame), at: now + latency())
-            if faultsOn, unit(&random) < swarm.duplicateRate {
+            if faultsOn, random.nextUnit() < swarm.duplicateRate {
                 queue.push(.deliver(to: to, frame: frame), at: now + latency())
             }
         }
@@ -339,5 +339,4 @@ public struct MembershipSimulation {
         return "\(message.body) from \(message.sender)@\(message.senderIncarnation) [\(updates)]"
     }
 
-    private func unit(_ random: inout SplitMix64) -> Double { Double(random.next() >> 11) / Double(1 << 53) }
 }

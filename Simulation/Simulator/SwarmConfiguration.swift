@@ -20,18 +20,17 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
 
     /// Draws a configuration for `nodes` nodes from `random`.
     public static func draw(nodes: Int, using random: inout SplitMix64) -> SwarmConfiguration {
-        func unit(_ random: inout SplitMix64) -> Double { Double(random.next() >> 11) / Double(1 << 53) }
         let calm = random.below(4) == 0
         let minimumLatency = Int64(100_000 + random.below(2_000_000))
         return SwarmConfiguration(
             nodes: nodes,
-            dropRate: calm ? 0 : unit(&random) * 0.2,
-            duplicateRate: calm ? 0 : unit(&random) * 0.05,
+            dropRate: calm ? 0 : random.nextUnit() * 0.2,
+            duplicateRate: calm ? 0 : random.nextUnit() * 0.05,
             minimumLatency: minimumLatency,
             maximumLatency: minimumLatency + Int64(random.below(calm ? 1_000_000 : 30_000_000)),
-            partitionsPerSecond: calm ? 0 : unit(&random) * 0.3,
-            crashesPerSecond: calm ? 0 : unit(&random) * 0.2,
-            maximumClockDrift: unit(&random) * 0.05)
+            partitionsPerSecond: calm ? 0 : random.nextUnit() * 0.3,
+            crashesPerSecond: calm ? 0 : random.nextUnit() * 0.2,
+            maximumClockDrift: random.nextUnit() * 0.05)
     }
 
     public var description: String {

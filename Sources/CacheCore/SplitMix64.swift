@@ -25,6 +25,11 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return Int(next(upperBound: UInt64(bound)))
     }
 
+    /// A uniform draw from `0..<1`, with the 53 bits a `Double` holds.
+    public mutating func nextUnit() -> Double {
+        Double(next() >> 11) / Double(UInt64(1) << 53)
+    }
+
     /// A generator for a named subsystem, derived from this one's seed without consuming from it,
     /// so that adding draws in one subsystem does not shift the others.
     public func derived(stream: UInt64) -> SplitMix64 {
