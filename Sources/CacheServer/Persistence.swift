@@ -52,8 +52,6 @@ final class Persistence: Sendable {
                 snapshots: snapshots, segments: segments, limits: configuration.storeLimits, seed: seed, now: now)
             for repair in outcome.repairs {
                 switch repair {
-                case .truncateSegment(let first, let length) where length < WALSegment.headerSize:
-                    try directory.remove(directory.segmentName(first))
                 case .truncateSegment(let first, let length):
                     try directory.truncate(directory.segmentName(first), to: length)
                 case .quarantineSegment(let first):

@@ -200,6 +200,17 @@ struct RecoveryTests {
         #expect(outcome.report.droppedBytes == torn.count - firstEnd)
     }
 
+    @Test func segmentWithATornHeaderIsDeletedNotCut() {
+        let whole = segment([put(1, "a", "1")])
+        let torn = segment([], firstSequence: 2).prefix(WALSegment.headerSize - 3)
+        var outcome = recover(segments: [
+            .init(firstSequence: 1, bytes: whole), .init(firstSequence: 2, bytes: Array(torn)),
+        ])
+        #expect(value(&outcome.store, "a") == "1")
+        #expect(outcome.repairs == [.deleteSegment(firstSequence: 2)])
+        #expect(outcome.report.lastSequence == 1)
+    }
+
     @Test func segmentsAfterADamagedOneAreSetAside() {
         var first = segment([put(1, "a", "1"), put(2, "b", "2")])
         first[first.count - 2] ^= 0xFF

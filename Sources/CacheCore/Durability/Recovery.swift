@@ -26,14 +26,14 @@ public struct Recovery {
 
     /// A change the driver must make to the directory before the node writes again.
     public enum Repair: Equatable, Sendable {
-        /// Cut the segment back to its valid prefix (a torn or damaged tail).
+        /// Cut the segment back to its valid prefix (a torn or damaged tail); always at least a whole header.
         case truncateSegment(firstSequence: UInt64, toLength: Int)
         /// Set the segment aside: it follows a damaged one, so its records cannot be trusted to
         /// continue the history.
         case quarantineSegment(firstSequence: UInt64)
         /// Set the snapshot aside: it is not whole.
         case quarantineSnapshot(sequence: UInt64)
-        /// Delete the segment: every record in it is covered by the snapshot in use.
+        /// Delete the segment: every record in it is covered by the snapshot in use, or its header is torn.
         case deleteSegment(firstSequence: UInt64)
     }
 
@@ -152,7 +152,11 @@ public struct Recovery {
                 let dropped = segment.bytes.count - scan.validLength
                 report.droppedBytes += dropped
                 report.problems.append("segment \(segment.firstSequence): \(stop); \(dropped) bytes dropped")
-                repairs.append(.truncateSegment(firstSequence: segment.firstSequence, toLength: scan.validLength))
+                // A segment whose header is not even whole holds nothing: delete it, do not cut it.
+                repairs.append(
+                    scan.validLength < WALSegment.headerSize
+                        ? .deleteSegment(firstSequence: segment.firstSequence)
+                        : .truncateSegment(firstSequence: segment.firstSequence, toLength: scan.validLength))
             }
         }
         store.resetCounters()
