@@ -10,6 +10,14 @@ private func randomOperation(_ random: inout SplitMix64) -> WALOperation {
     let value = (0..<random.below(64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     let expiresAt: Instant? =
         random.below(2) == 0 ? nil : Instant(nanosecondsSinceEpoch: Int64(bitPattern: random.next()))
+    if random.below(3) == 0 {
+        let version = Version(
+            wall: Int64(bitPattern: random.next()), logical: UInt32(truncatingIfNeeded: random.next()),
+            node: NodeID("node-\(random.below(100))"))
+        return .versioned(
+            key: key,
+            entry: VersionedEntry(version: version, value: random.below(4) == 0 ? nil : value, expiresAt: expiresAt))
+    }
     return .put(key: key, value: value, expiresAt: expiresAt)
 }
 

@@ -12,7 +12,56 @@ private func randomUpdate(_ random: inout SplitMix64) -> MemberUpdate {
         incarnation: random.next() % 1000, status: MemberStatus(rawValue: UInt8(random.below(4)))!)
 }
 
+private func randomBytes(_ random: inout SplitMix64, upTo count: Int) -> [UInt8] {
+    (0..<random.below(count)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+}
+
+private func randomEntry(_ random: inout SplitMix64) -> VersionedEntry {
+    VersionedEntry(
+        version: Version(
+            wall: Int64(bitPattern: random.next()), logical: UInt32(truncatingIfNeeded: random.next()),
+            node: NodeID(randomString(&random, prefix: "n"))),
+        value: random.below(4) == 0 ? nil : randomBytes(&random, upTo: 40),
+        expiresAt: random.below(2) == 0 ? nil : Instant(nanosecondsSinceEpoch: Int64(bitPattern: random.next())))
+}
+
+private func randomReplication(_ random: inout SplitMix64) -> PeerMessage {
+    let body: ReplicationBody
+    switch random.below(10) {
+    case 0:
+        body = .write(
+            request: random.next(), key: randomBytes(&random, upTo: 20), entry: randomEntry(&random),
+            repair: random.below(2) == 0)
+    case 1: body = .writeReply(request: random.next(), result: .stored(previousWasLive: random.below(2) == 0))
+    case 2: body = .writeReply(request: random.next(), result: .stale(current: randomEntry(&random).version))
+    case 3: body = .writeReply(request: random.next(), result: .refused(reason: "disk full"))
+    case 4: body = .read(request: random.next(), key: randomBytes(&random, upTo: 20))
+    case 5: body = .readReply(request: random.next(), entry: random.below(3) == 0 ? nil : randomEntry(&random))
+    case 6:
+        body = .digest(
+            buckets: (0..<random.below(10)).map { _ in
+                DigestBucket(index: UInt16(random.below(1024)), digest: random.next())
+            })
+    case 7:
+        body = .summary(
+            buckets: (0..<random.below(5)).map { _ in UInt16(random.below(1024)) },
+            versions: (0..<random.below(5)).map { _ in
+                KeyVersion(key: randomBytes(&random, upTo: 9), version: randomEntry(&random).version)
+            })
+    case 8: body = .pull(keys: (0..<random.below(5)).map { _ in randomBytes(&random, upTo: 9) })
+    default:
+        body = .push(
+            items: (0..<random.below(5)).map { _ in
+                ReplicaItem(key: randomBytes(&random, upTo: 9), entry: randomEntry(&random))
+            })
+    }
+    return .replication(
+        ReplicationMessage(
+            sender: NodeID(randomString(&random, prefix: "s")), senderAddress: "10.0.0.9:7000", body: body))
+}
+
 private func randomMessage(_ random: inout SplitMix64) -> PeerMessage {
+    if random.below(2) == 0 { return randomReplication(&random) }
     let updates = (0..<random.below(5)).map { _ in randomUpdate(&random) }
     let body: MembershipMessageBody
     switch random.below(6) {

@@ -313,6 +313,14 @@ public struct Membership: Sendable {
                     // Alone: perhaps everyone else declared this node dead while it was cut off.
                     effects += seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
                 }
+                // A seed this node has never heard of may lead a group that formed apart from this
+                // one (after a full restart under a partition, say): two such groups never meet
+                // unless one asks the other to let it join.
+                let known = Set(members.values.map(\.update.address))
+                let strangers = seeds.filter { $0 != myAddress && !known.contains($0) }
+                if !live.isEmpty, let stranger = strangers.randomElement(using: &random) {
+                    effects.append(.send(to: stranger, message(.join)))
+                }
                 // Reach out to one member held dead as well: if it is in fact running (it was cut
                 // off, not crashed), it learns it was declared dead and comes back with a higher
                 // incarnation. Without this, two sides that declared each other dead never talk again.

@@ -2,6 +2,8 @@
 public enum PeerMessage: Equatable, Sendable {
     /// Membership and failure detection.
     case membership(MembershipMessage)
+    /// Replica reads and writes, anti-entropy and handoff.
+    case replication(ReplicationMessage)
 }
 
 /// The outcome of decoding a frame at an offset of a byte stream.
@@ -31,6 +33,7 @@ public enum PeerProtocol {
 
     enum FrameType: UInt8 {
         case membership = 1
+        case replication = 2
     }
 
     enum BodyTag: UInt8 {
@@ -47,13 +50,16 @@ public enum PeerProtocol {
         case .membership(let membership):
             writer.bytes.append(FrameType.membership.rawValue)
             writer.membership(membership)
+        case .replication(let replication):
+            writer.bytes.append(FrameType.replication.rawValue)
+            writer.replication(replication)
         }
         let length = UInt32(writer.bytes.count - 4)
         withUnsafeBytes(of: length.littleEndian) { for index in 0..<4 { writer.bytes[index] = $0[index] } }
         return writer.bytes
     }
 
-    private struct Writer {
+    struct Writer {
         var bytes: [UInt8] = []
 
         mutating func integer<T: FixedWidthInteger>(_ value: T) {
@@ -129,6 +135,11 @@ public enum PeerProtocol {
         case .membership:
             guard let membership = reader.membership() else { return .invalid(reason: "malformed membership message") }
             message = .membership(membership)
+        case .replication:
+            guard let replication = reader.replication() else {
+                return .invalid(reason: "malformed replication message")
+            }
+            message = .replication(replication)
         case nil:
             return .invalid(reason: "unknown frame type")
         }
@@ -142,7 +153,7 @@ public enum PeerProtocol {
     }
 
     /// Reads fields, refusing to run past the end; every accessor returns `nil` on malformed input.
-    private struct Reader {
+    struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
 

@@ -187,6 +187,12 @@ extension Store {
         case .delete(let key):
             _ = delete(CacheKey(bytes: key), now: now)
             return .applied
+        case .versioned(let key, let entry):
+            // A plain store keeps no versions: the record is replayed as the put or delete it was.
+            if let value = entry.value {
+                return replay(.put(key: key, value: value, expiresAt: entry.expiresAt), now: now)
+            }
+            return replay(.delete(key: key), now: now)
         }
     }
 }

@@ -4,6 +4,8 @@ public enum WALOperation: Equatable, Sendable {
     case put(key: [UInt8], value: [UInt8], expiresAt: Instant?)
     /// `key` was deleted.
     case delete(key: [UInt8])
+    /// A replica took `entry` (a versioned value or tombstone) for `key`.
+    case versioned(key: [UInt8], entry: VersionedEntry)
 }
 
 /// One record of the write-ahead log: an operation and its place in the node's history.
@@ -40,6 +42,9 @@ public enum WALDecodeStep: Equatable, Sendable {
 ///   crc32c: over the length field, then everything after the crc field
 /// put body      := flags u8 (bit 0: has expiry) | [expiresAt i64] | keyLength u32 | key | valueLength u32 | value
 /// delete body   := keyLength u32 | key
+/// versioned body := wall i64 | logical u32 | nodeLength u16 | node
+///                   | flags u8 (bit 0: has value, bit 1: has expiry) | [expiresAt i64]
+///                   | keyLength u32 | key | [valueLength u32 | value]
 /// snapshot end  := entryCount u64
 /// ```
 /// All integers are little-endian. Encoding and decoding are pure; the decoder never traps, and
@@ -58,6 +63,7 @@ public enum WALFormat {
         case put = 1
         case delete = 2
         case snapshotEnd = 3
+        case versioned = 4
     }
 
     // MARK: Encoding
@@ -82,6 +88,22 @@ public enum WALFormat {
             encodeRecord(sequence: record.sequence, kind: .delete, into: &buffer) { buffer in
                 appendInteger(UInt32(key.count), to: &buffer)
                 buffer.append(contentsOf: key)
+            }
+        case .versioned(let key, let entry):
+            encodeRecord(sequence: record.sequence, kind: .versioned, into: &buffer) { buffer in
+                appendInteger(entry.version.wall, to: &buffer)
+                appendInteger(entry.version.logical, to: &buffer)
+                let node = Array(entry.version.node.rawValue.utf8)
+                appendInteger(UInt16(node.count), to: &buffer)
+                buffer.append(contentsOf: node)
+                buffer.append((entry.value == nil ? 0 : 1) | (entry.expiresAt == nil ? 0 : 2))
+                if let expiresAt = entry.expiresAt { appendInteger(expiresAt.nanosecondsSinceEpoch, to: &buffer) }
+                appendInteger(UInt32(key.count), to: &buffer)
+                buffer.append(contentsOf: key)
+                if let value = entry.value {
+                    appendInteger(UInt32(value.count), to: &buffer)
+                    buffer.append(contentsOf: value)
+                }
             }
         }
     }
@@ -195,6 +217,32 @@ public enum WALFormat {
                 return .failure(FormatError(message: "malformed delete record"))
             }
             return .success(.delete(key: key))
+        case .versioned:
+            guard let wall = reader.read(Int64.self), let logical = reader.read(UInt32.self),
+                let nodeLength = reader.read(UInt16.self), let node = reader.readBytes(count: Int(nodeLength)),
+                !node.isEmpty, UTF8Validation.isValid(node), let flags = reader.read(UInt8.self), flags & ~3 == 0
+            else { return .failure(FormatError(message: "malformed versioned record")) }
+            var expiresAt: Instant?
+            if flags & 2 != 0 {
+                guard let raw = reader.read(Int64.self) else {
+                    return .failure(FormatError(message: "malformed versioned record"))
+                }
+                expiresAt = Instant(nanosecondsSinceEpoch: raw)
+            }
+            guard let key = reader.readBytes() else {
+                return .failure(FormatError(message: "malformed versioned record"))
+            }
+            var value: [UInt8]?
+            if flags & 1 != 0 {
+                guard let bytes = reader.readBytes() else {
+                    return .failure(FormatError(message: "malformed versioned record"))
+                }
+                value = bytes
+            }
+            guard reader.isAtEnd else { return .failure(FormatError(message: "malformed versioned record")) }
+            let version = Version(wall: wall, logical: logical, node: NodeID(String(decoding: node, as: UTF8.self)))
+            return .success(
+                .versioned(key: key, entry: VersionedEntry(version: version, value: value, expiresAt: expiresAt)))
         case .snapshotEnd, nil:
             return .failure(FormatError(message: "unexpected record kind \(kind)"))
         }
@@ -219,9 +267,15 @@ public enum WALFormat {
 
         /// A `u32` length followed by that many bytes.
         mutating func readBytes() -> [UInt8]? {
-            guard let length = read(UInt32.self), bytes.count - offset >= Int(length) else { return nil }
-            defer { offset += Int(length) }
-            return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + Int(length))]))
+            guard let length = read(UInt32.self) else { return nil }
+            return readBytes(count: Int(length))
+        }
+
+        /// The next `count` bytes.
+        mutating func readBytes(count: Int) -> [UInt8]? {
+            guard bytes.count - offset >= count else { return nil }
+            defer { offset += count }
+            return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
         }
     }
 }
