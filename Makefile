@@ -9,6 +9,8 @@ FUZZ_TARGETS := request-body wal-decoder peer-frame
 
 SIM_SEEDS ?= 300
 SIM_LONG_SEEDS ?= 5000
+CLUSTER_SEEDS ?= 100
+CLUSTER_LONG_SEEDS ?= 2000
 
 .PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean
 
@@ -39,15 +41,17 @@ test-unit:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# A CI-sized sweep of the deterministic simulator (debug build, about a minute).
+# A CI-sized sweep of the deterministic simulator (debug build, about three minutes).
 sim-sweep:
 	$(SWIFT) build --product cache-sim
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --seeds $(SIM_SEEDS) --first-seed 1
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --membership-only --seeds $(SIM_SEEDS) --first-seed 1
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --seeds $(CLUSTER_SEEDS) --first-seed 1
 
 # The long sweep, on a release build; a failing seed replays with `cache-sim --seed N --trace`.
 sim:
 	$(SWIFT) build -c release --product cache-sim
-	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --seeds $(SIM_LONG_SEEDS) --first-seed 100000
+	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --membership-only --seeds $(SIM_LONG_SEEDS) --first-seed 100000
+	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --seeds $(CLUSTER_LONG_SEEDS) --first-seed 100000
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.

@@ -13,6 +13,12 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
     public var violations: [String]
     /// The last events before the end, readable, for a failure report.
     public var lastEvents: [String]
+    /// Client operations issued (cluster runs).
+    public var operations = 0
+    /// Keys whose history the linearizability checker verified (cluster runs).
+    public var linearizabilityChecked = 0
+    /// Flags `cache-sim` needs besides the seed to replay this run.
+    public var replayFlags = ""
 
     public var passed: Bool { violations.isEmpty }
 
@@ -25,7 +31,7 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
             for violation in violations { text += "\n  violation: \(violation)" }
             text += "\n  last events:"
             for event in lastEvents { text += "\n    \(event)" }
-            text += "\n  replay: cache-sim --seed \(seed) --nodes \(swarm.nodes) --trace"
+            text += "\n  replay: cache-sim --seed \(seed) --nodes \(swarm.nodes)\(replayFlags) --trace"
         }
         return text
     }
@@ -140,7 +146,8 @@ public struct MembershipSimulation {
         }
         return SimulationResult(
             seed: seed, swarm: swarm, traceHash: traceHash, events: events, convergencePeriods: convergencePeriods,
-            violations: violations, lastEvents: options.trace ? fullTrace : recent)
+            violations: violations, lastEvents: options.trace ? fullTrace : recent,
+            replayFlags: " --membership-only" + (options.injectedBug.map { " --inject-bug \($0.rawValue)" } ?? ""))
     }
 
     // MARK: Events

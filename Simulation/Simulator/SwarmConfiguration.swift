@@ -17,6 +17,10 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var crashesPerSecond: Double
     /// Largest clock rate error of a node, as a fraction (0.02: its clock runs up to 2% fast or slow).
     public var maximumClockDrift: Double
+    /// Longest fsync, nanoseconds (cluster runs, whose nodes keep a log).
+    public var maximumSyncLatency: Int64 = 0
+    /// Power losses per simulated second: every node crashes at once (cluster runs).
+    public var powerLossesPerSecond: Double = 0
 
     /// Draws a configuration for `nodes` nodes from `random`.
     public static func draw(nodes: Int, using random: inout SplitMix64) -> SwarmConfiguration {
@@ -39,5 +43,7 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
             "nodes=\(nodes) drop=\(percent(dropRate)) duplicate=\(percent(duplicateRate)) "
             + "latency=\(minimumLatency / 1000)–\(maximumLatency / 1000)µs partitions/s=\(percent(partitionsPerSecond)) "
             + "crashes/s=\(percent(crashesPerSecond)) drift≤\(percent(maximumClockDrift))"
+            + (maximumSyncLatency > 0 ? " fsync≤\(maximumSyncLatency / 1000)µs" : "")
+            + (powerLossesPerSecond > 0 ? " power-losses/s=\(percent(powerLossesPerSecond))" : "")
     }
 }

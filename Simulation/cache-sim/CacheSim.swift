@@ -14,15 +14,18 @@ struct CacheSim: ParsableCommand {
     @Option(help: "How many seeds to sweep (from --first-seed).") var seeds = 100
     @Option(help: "First seed of a sweep.") var firstSeed: UInt64 = 1
     @Option(help: "Nodes per run.") var nodes = 5
-    @Option(help: "Simulated seconds with faults on.") var safetySeconds = 30
+    @Option(help: "Simulated seconds with faults on.") var safetySeconds = 20
     @Flag(help: "Print every event of a single run.") var trace = false
     @Option(help: "Measure membership at this cluster size on a calm network instead of sweeping.")
     var scale: Int?
     @Option(
         help:
-            "Inject a deliberate bug: \(Membership.Configuration.InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))."
+            "Inject a deliberate bug: \((Membership.Configuration.InjectedBug.allCases.map(\.rawValue) + ClusterNode.Configuration.InjectedBug.allCases.map(\.rawValue)).joined(separator: ", "))."
     )
     var injectBug: String?
+    @Flag(help: "Run membership alone (no replication, no clients), as the membership checks need.")
+    var membershipOnly = false
+    @Option(help: "Client sessions issuing requests (cluster runs).") var clients = 4
 
     func run() throws {
         if let scale {
@@ -32,24 +35,18 @@ struct CacheSim: ParsableCommand {
             print("\(result) in \(started.duration(to: .now))")
             return
         }
-        var options = MembershipSimulation.Options()
-        options.nodes = nodes
-        options.safetySeconds = safetySeconds
-        options.trace = trace
-        if let injectBug {
-            guard let bug = Membership.Configuration.InjectedBug(rawValue: injectBug) else {
-                throw ValidationError("unknown bug '\(injectBug)'")
-            }
-            options.injectedBug = bug
-        }
+        let runOne = try runner()
         let range = seed.map { $0...$0 } ?? firstSeed...(firstSeed + UInt64(max(seeds, 1)) - 1)
         let started = ContinuousClock.now
         var failures = 0
         var events = 0
+        var operations = 0
+        var linearizable = 0
         for current in range {
-            var simulation = MembershipSimulation(seed: current, options: options)
-            let result = simulation.run()
+            let result = runOne(current)
             events += result.events
+            operations += result.operations
+            linearizable += result.linearizabilityChecked
             if !result.passed { failures += 1 }
             if trace { for line in result.lastEvents { print(line) } }
             if seed != nil || !result.passed { print(result) }
@@ -58,8 +55,45 @@ struct CacheSim: ParsableCommand {
             Double(started.duration(to: .now).components.attoseconds) / 1e18
             + Double(started.duration(to: .now).components.seconds)
         print(
-            "\(range.count) seeds, \(failures) failed, \(events) events, "
+            "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds, \(failures) failed, \(events) events, "
+                + (membershipOnly
+                    ? "" : "\(operations) client operations, \(linearizable) key histories proved linearizable, ")
                 + "\(Int(Double(events) / max(seconds, 0.001))) events/s")
         if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// The simulation to run per seed, as the options say.
+    private func runner() throws -> (UInt64) -> SimulationResult {
+        if membershipOnly {
+            var options = MembershipSimulation.Options()
+            options.nodes = nodes
+            options.safetySeconds = safetySeconds
+            options.trace = trace
+            if let injectBug {
+                guard let bug = Membership.Configuration.InjectedBug(rawValue: injectBug) else {
+                    throw ValidationError("unknown membership bug '\(injectBug)'")
+                }
+                options.injectedBug = bug
+            }
+            return { seed in
+                var simulation = MembershipSimulation(seed: seed, options: options)
+                return simulation.run()
+            }
+        }
+        var options = ClusterSimulation.Options()
+        options.nodes = nodes
+        options.safetySeconds = safetySeconds
+        options.clients = clients
+        options.trace = trace
+        if let injectBug {
+            guard let bug = ClusterNode.Configuration.InjectedBug(rawValue: injectBug) else {
+                throw ValidationError("unknown cluster bug '\(injectBug)' (membership bugs need --membership-only)")
+            }
+            options.injectedBug = bug
+        }
+        return { seed in
+            var simulation = ClusterSimulation(seed: seed, options: options)
+            return simulation.run()
+        }
     }
 }
