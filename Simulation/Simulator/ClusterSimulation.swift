@@ -42,6 +42,8 @@ public struct ClusterSimulation {
         case restart(node: Int)
         case heal
         case livenessCheck
+        /// A grace period after converging: tombstones must have been collected, nothing diverged.
+        case collectionCheck
     }
 
     private struct Disk {
@@ -126,6 +128,9 @@ public struct ClusterSimulation {
     private var clientsOn = true
     private var livenessStart: Int64 = 0
     private var convergedAfter: Int64?
+    private var finished = false
+    /// The newest tombstone version collected per key (from the `forget` messages sent).
+    private var collected: [CacheKey: Version] = [:]
     private var violations: [String] = []
     private var traceHash: UInt64 = 0
     private var events = 0
@@ -157,6 +162,9 @@ public struct ClusterSimulation {
         configuration.membership = Membership.Configuration(
             protocolPeriod: 200_000_000, probeTimeout: 80_000_000, suspicionTimeout: 1_000_000_000)
         configuration.injectedBug = options.injectedBug
+        // Longer than any node stays down in a run (at most 5.5 s), so collection happens within
+        // runs yet never while a replica that missed a delete is away.
+        configuration.tombstoneGrace = 8_000_000_000
         self.configuration = configuration
     }
 
@@ -177,7 +185,8 @@ public struct ClusterSimulation {
         let safetyEnd = Int64(options.safetySeconds) * 1_000_000_000
         let deadline = safetyEnd + Int64(options.convergenceBoundSeconds) * 1_000_000_000
         queue.push(.heal, at: safetyEnd)
-        while let (time, event) = queue.pop(), time <= deadline, convergedAfter == nil, violations.count < 5 {
+        let collectionBound = deadline + configuration.tombstoneGrace + 3_000_000_000
+        while let (time, event) = queue.pop(), time <= collectionBound, !finished, violations.count < 5 {
             now = time
             events += 1
             handle(event)
@@ -255,9 +264,15 @@ public struct ClusterSimulation {
             livenessStart = now
             for index in 0..<options.nodes where nodes[index].state == nil { start(index) }
             queue.push(.livenessCheck, at: now + 200_000_000)
+        case .collectionCheck:
+            record(kind: 11, node: 0, detail: []) { "collection check" }
+            checkCollection()
         case .livenessCheck:
             if divergence() == nil {
                 convergedAfter = now
+                queue.push(.collectionCheck, at: now + configuration.tombstoneGrace + 3_000_000_000)
+            } else if now >= Int64(options.safetySeconds + options.convergenceBoundSeconds) * 1_000_000_000 {
+                finished = true
             } else {
                 queue.push(.livenessCheck, at: now + 200_000_000)
             }
@@ -276,6 +291,10 @@ public struct ClusterSimulation {
             switch effect {
             case .send(let address, let message):
                 checkAcknowledgment(message, from: index)
+                if case .replication(let replication) = message, case .forget(let key, let version) = replication.body {
+                    let cacheKey = CacheKey(bytes: key)
+                    collected[cacheKey] = max(collected[cacheKey] ?? version, version)
+                }
                 guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
                 let frame = PeerProtocol.encode(message)
                 if faultsOn, random.nextUnit() < swarm.dropRate { continue }
@@ -507,6 +526,29 @@ public struct ClusterSimulation {
 
     // MARK: Checkers
 
+    /// After a quiet grace period every tombstone older than the grace is collected everywhere, and
+    /// the cluster is still converged.
+    private mutating func checkCollection() {
+        finished = true
+        if let reason = divergence() {
+            violations.append("convergence: diverged again while idle: \(reason)")
+            return
+        }
+        let horizon = Instant(nanosecondsSinceEpoch: .max)
+        for index in nodes.indices {
+            let node = nodes[index].state!
+            let local = localTime(of: index)
+            for key in node.store.sortedKeys {
+                guard let entry = node.store.entry(for: key), !entry.isLive(at: local) else { continue }
+                let deadSince =
+                    entry.value == nil ? Instant(nanosecondsSinceEpoch: entry.version.wall) : entry.expiresAt ?? horizon
+                if deadSince.advanced(byNanoseconds: configuration.tombstoneGrace + 2_000_000_000) < local {
+                    violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
+                }
+            }
+        }
+    }
+
     /// Why the cluster has not converged yet, or `nil`: every node sees every node alive, and every
     /// key is held at the same version by each of its replicas and by no other node.
     private func divergence() -> String? {
@@ -551,15 +593,19 @@ public struct ClusterSimulation {
         for key in Self.linearizableKeys + Self.eventualKeys + Self.expiringKeys {
             let bytes = Array(key.utf8)
             let owner = nodes.firstIndex { $0.id == reference.replicas(of: bytes).first }!
-            let final = nodes[owner].state!.store.entry(for: CacheKey(bytes: bytes))
+            // A key with no entry at all had its tombstone collected: it stands for that tombstone.
+            let final =
+                nodes[owner].state!.store.entry(for: CacheKey(bytes: bytes))?.version
+                ?? collected[CacheKey(bytes: bytes)]
+            let acknowledged = history.filter { $0.key == key && $0.outcome == .ok && $0.version != nil }
             // Durability: the converged version is at least every acknowledged write's.
-            for operation in history where operation.key == key && operation.outcome == .ok {
+            for operation in acknowledged {
                 switch operation.kind {
                 case .put, .delete:
                     guard let version = operation.version else { continue }
-                    if final.map({ $0.version < version }) ?? true {
+                    if final.map({ $0 < version }) ?? true {
                         violations.append(
-                            "lost write: \(key) converged to \(final?.version.description ?? "nothing") but "
+                            "lost write: \(key) converged to \(final?.description ?? "nothing") but "
                                 + "\(operation.kind) at \(operation.level) was acknowledged with \(version)")
                     }
                 case .get:
@@ -667,6 +713,8 @@ public struct ClusterSimulation {
                 return "pull \(keys.count) keys from \(replication.sender)"
             case .push(let items):
                 return "push \(items.count) entries from \(replication.sender)"
+            case .forget(let key, let version):
+                return "forget \(String(decoding: key, as: UTF8.self))@\(version) from \(replication.sender)"
             }
         }
     }

@@ -19,9 +19,10 @@ private struct LocalCluster {
     var replies: [UInt64: ClusterNode.ClientReply] = [:]
     var appendedRecords: [Int: [WALRecord]] = [:]
 
-    init(size: Int, replicationFactor: Int = 3) {
+    init(size: Int, replicationFactor: Int = 3, tombstoneGrace: Int64 = 600_000_000_000) {
         var configuration = ClusterNode.Configuration()
         configuration.replicationFactor = replicationFactor
+        configuration.tombstoneGrace = tombstoneGrace
         for index in 0..<size {
             nodes.append(
                 ClusterNode(
@@ -250,6 +251,29 @@ struct ReplicationTests {
         for node in cluster.nodes { #expect(node.store.entry(for: CacheKey(bytes: key))?.expiresAt == expiresAt) }
         cluster.advance(by: 1_000_000_000)
         #expect(cluster.request(2, at: 1, .get(key: key, consistency: .quorum))?.outcome == .notFound)
+    }
+
+    @Test func aTombstoneIsCollectedOnlyOnceEveryReplicaHoldsIt() throws {
+        var cluster = LocalCluster(size: 3, tombstoneGrace: 2_000_000_000)
+        let key = Array("k".utf8)
+        cluster.request(1, at: 0, .put(key: key, value: [1], ttl: nil, consistency: .all))
+        cluster.unreachable = [2]
+        cluster.request(2, at: 0, .delete(key: key, consistency: .quorum))
+        guard case .deleted(existed: true, _) = cluster.replies[2]?.outcome else {
+            Issue.record("delete answered \(String(describing: cluster.replies[2]))")
+            return
+        }
+        // Past the grace period, but one replica cannot confirm: the tombstone stays (and the
+        // unreachable replica, which still holds the value, is why). Four seconds is within the
+        // failure detector's suspicion time, so that replica still owns the key.
+        for _ in 0..<40 { cluster.advance(by: 100_000_000) }
+        #expect(cluster.nodes[0].store.entry(for: CacheKey(bytes: key))?.value == nil)
+        #expect(cluster.nodes[0].store.entry(for: CacheKey(bytes: key)) != nil)
+        #expect(cluster.nodes[1].store.entry(for: CacheKey(bytes: key)) != nil)
+        cluster.unreachable = []
+        for _ in 0..<40 { cluster.advance(by: 100_000_000) }
+        for node in cluster.nodes { #expect(node.store.entry(for: CacheKey(bytes: key)) == nil) }
+        #expect(cluster.request(3, at: 2, .get(key: key, consistency: .all))?.outcome == .notFound)
     }
 
     @Test func recoveryRebuildsTheStoreAndKeepsTheClockAhead() throws {

@@ -1,3 +1,10 @@
+/// A tombstone this node is collecting: the replicas that have not yet confirmed they hold it.
+struct TombstoneCollection: Sendable {
+    var version: Version
+    var waiting: [NodeID]
+    var request: UInt64
+}
+
 /// A key this node holds but does not own, on its way to its owners.
 struct Handoff: Sendable {
     var version: Version
@@ -19,6 +26,8 @@ extension ClusterNode {
             if case .stale(let current) = result { clock.observe(current) }
             if handoffRequests[request] != nil {
                 handoffReplied(request, from: sender, result)
+            } else if collectionRequests[request] != nil {
+                collectionReplied(request, from: sender, result)
             } else {
                 writeReplied(request, from: sender, result, now: now)
             }
@@ -46,6 +55,11 @@ extension ClusterNode {
             for item in items {
                 clock.observe(item.entry.version)
                 replicaWrite(request: 0, key: item.key, item.entry, repair: true, replyTo: nil)
+            }
+        case .forget(let key, let version):
+            let cacheKey = CacheKey(bytes: key)
+            if let entry = store.entry(for: cacheKey), entry.version == version, !entry.isLive(at: now) {
+                store.remove(cacheKey, ifVersion: version)
             }
         }
     }
@@ -169,6 +183,71 @@ extension ClusterNode {
         } else {
             handoffs[key] = handoff
         }
+    }
+
+    // MARK: Tombstone collection
+
+    /// The key's first replica collects its tombstones (and expired entries) older than the grace
+    /// period: it makes sure every replica holds the tombstone, then tells them all to forget it.
+    mutating func collectTombstones(now: Instant) {
+        var started = 0
+        for key in store.sortedKeys {
+            guard started < configuration.maximumItemsPerMessage, let entry = store.entry(for: key) else { break }
+            guard !entry.isLive(at: now) else { continue }
+            let deadSince = entry.value == nil ? Instant(nanosecondsSinceEpoch: entry.version.wall) : entry.expiresAt!
+            let grace = configuration.injectedBug == .collectTombstonesEarly ? 0 : configuration.tombstoneGrace
+            guard deadSince.advanced(byNanoseconds: grace) <= now else { continue }
+            let owners = replicas(of: key.bytes)
+            guard owners.first == me else { continue }
+            if configuration.injectedBug == .collectTombstonesEarly {
+                forget(key, entry.version, owners: owners)
+                continue
+            }
+            var collection: TombstoneCollection
+            if let existing = collections[key], existing.version == entry.version {
+                collection = existing
+                collection.waiting = collection.waiting.filter { owners.contains($0) }
+            } else {
+                if let stale = collections[key] { collectionRequests[stale.request] = nil }
+                collection = TombstoneCollection(
+                    version: entry.version, waiting: owners.filter { $0 != me }, request: newRequestID())
+                collectionRequests[collection.request] = key
+            }
+            collections[key] = collection
+            if collection.waiting.isEmpty {
+                finishCollection(of: key)
+                continue
+            }
+            for owner in collection.waiting {
+                send(.write(request: collection.request, key: key.bytes, entry: entry, repair: true), to: owner)
+            }
+            started += 1
+        }
+    }
+
+    mutating func collectionReplied(_ request: UInt64, from node: NodeID, _ result: ReplicaWriteResult) {
+        guard let key = collectionRequests[request], var collection = collections[key] else { return }
+        switch result {
+        case .stored:
+            collection.waiting.removeAll { $0 == node }
+            collections[key] = collection
+            if collection.waiting.isEmpty { finishCollection(of: key) }
+        case .stale, .refused:
+            // A newer write exists (it will reach this node), or the replica cannot take writes:
+            // try again on a later pass.
+            break
+        }
+    }
+
+    mutating func finishCollection(of key: CacheKey) {
+        guard let collection = collections.removeValue(forKey: key) else { return }
+        collectionRequests[collection.request] = nil
+        forget(key, collection.version, owners: replicas(of: key.bytes))
+    }
+
+    mutating func forget(_ key: CacheKey, _ version: Version, owners: [NodeID]) {
+        for owner in owners where owner != me { send(.forget(key: key.bytes, version: version), to: owner) }
+        store.remove(key, ifVersion: version)
     }
 
     // MARK: Anti-entropy

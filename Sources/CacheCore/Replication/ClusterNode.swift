@@ -27,6 +27,10 @@ public struct ClusterNode: Sendable {
         public var antiEntropyInterval: Int64 = 1_000_000_000
         /// Time between handoff passes over the keys this node holds but does not own.
         public var handoffInterval: Int64 = 500_000_000
+        /// How long a tombstone (or an expired entry) is kept at least; then it is collected once
+        /// every replica confirmed it holds it. A node that was down for longer than this must
+        /// rejoin with an empty data directory, or a value it still holds could come back.
+        public var tombstoneGrace: Int64 = 600_000_000_000
         /// Most keys or entries in one anti-entropy or handoff message (throttling).
         public var maximumItemsPerMessage = 128
         /// Membership and failure detection.
@@ -42,6 +46,8 @@ public struct ClusterNode: Sendable {
             case acknowledgeBeforeSync = "acknowledge-before-sync"
             /// Reads answer with the first reply instead of the newest version.
             case readFirstReply = "read-first-reply"
+            /// Tombstones are collected at once, without waiting for every replica to hold them.
+            case collectTombstonesEarly = "collect-tombstones-early"
         }
 
         public init() {}
@@ -123,6 +129,8 @@ public struct ClusterNode: Sendable {
     var coordinations: [UInt64: Coordination] = [:]
     var handoffs: [CacheKey: Handoff] = [:]
     var handoffRequests: [UInt64: CacheKey] = [:]
+    var collections: [CacheKey: TombstoneCollection] = [:]
+    var collectionRequests: [UInt64: CacheKey] = [:]
     /// Answers held back until the log record they depend on is durable, in arrival order.
     var awaitingDurability: [(sequence: UInt64, to: String, body: ReplicationBody)] = []
     var nextAntiEntropy: Instant
@@ -200,6 +208,7 @@ public struct ClusterNode: Sendable {
             if now >= nextHandoff {
                 nextHandoff = now.advanced(byNanoseconds: configuration.handoffInterval)
                 handOff(now: now)
+                collectTombstones(now: now)
             }
             if now >= nextAntiEntropy {
                 nextAntiEntropy = now.advanced(byNanoseconds: configuration.antiEntropyInterval)
@@ -279,7 +288,9 @@ public struct ClusterNode: Sendable {
 
     mutating func newRequestID() -> UInt64 {
         var id = random.next()
-        while id == 0 || coordinations[id] != nil || handoffRequests[id] != nil { id = random.next() }
+        while id == 0 || coordinations[id] != nil || handoffRequests[id] != nil || collectionRequests[id] != nil {
+            id = random.next()
+        }
         return id
     }
 }

@@ -51,6 +51,9 @@ public enum ReplicationBody: Equatable, Sendable {
     case pull(keys: [[UInt8]])
     /// Entries to store if newer (anti-entropy); no answer.
     case push(items: [ReplicaItem])
+    /// Every replica holds this tombstone (or expired entry): drop it if it is still what `key`
+    /// holds. No answer.
+    case forget(key: [UInt8], version: Version)
 }
 
 /// One anti-entropy bucket: keys whose ring position starts with the bucket's 10 bits.
@@ -83,7 +86,7 @@ public struct ReplicationMessage: Equatable, Sendable {
 
 extension PeerProtocol {
     enum ReplicationTag: UInt8 {
-        case write = 1, writeReply, read, readReply, digest, summary, pull, push
+        case write = 1, writeReply, read, readReply, digest, summary, pull, push, forget
     }
 
     enum WriteResultTag: UInt8 {
@@ -179,6 +182,10 @@ extension PeerProtocol.Writer {
                 blob(item.key)
                 versionedEntry(item.entry)
             }
+        case .forget(let key, let forgotten):
+            bytes.append(Tag.forget.rawValue)
+            blob(key)
+            version(forgotten)
         }
     }
 }
@@ -301,6 +308,9 @@ extension PeerProtocol.Reader {
                 items.append(ReplicaItem(key: key, entry: entry))
             }
             body = .push(items: items)
+        case .forget:
+            guard let key = blob(), let forgotten = version() else { return nil }
+            body = .forget(key: key, version: forgotten)
         }
         return ReplicationMessage(sender: NodeID(sender), senderAddress: senderAddress, body: body)
     }
