@@ -27,7 +27,8 @@ private func randomEntry(_ random: inout SplitMix64) -> VersionedEntry {
 
 private func randomReplication(_ random: inout SplitMix64) -> PeerMessage {
     let body: ReplicationBody
-    switch random.below(10) {
+    switch random.below(11) {
+    case 10: body = .forget(key: randomBytes(&random, upTo: 9), version: randomEntry(&random).version)
     case 0:
         body = .write(
             request: random.next(), key: randomBytes(&random, upTo: 20), entry: randomEntry(&random),
