@@ -14,7 +14,8 @@ struct CacheSim: ParsableCommand {
     @Option(help: "How many seeds to sweep (from --first-seed).") var seeds = 100
     @Option(help: "First seed of a sweep.") var firstSeed: UInt64 = 1
     @Option(help: "Nodes per run.") var nodes = 5
-    @Option(help: "Simulated seconds with faults on.") var safetySeconds = 20
+    @Option(help: "Simulated seconds with faults on (default: 20 for cluster runs, 30 for membership runs).")
+    var safetySeconds: Int?
     @Flag(help: "Print every event of a single run.") var trace = false
     @Option(help: "Measure membership at this cluster size on a calm network instead of sweeping.")
     var scale: Int?
@@ -67,7 +68,7 @@ struct CacheSim: ParsableCommand {
         if membershipOnly {
             var options = MembershipSimulation.Options()
             options.nodes = nodes
-            options.safetySeconds = safetySeconds
+            if let safetySeconds { options.safetySeconds = safetySeconds }
             options.trace = trace
             if let injectBug {
                 guard let bug = Membership.Configuration.InjectedBug(rawValue: injectBug) else {
@@ -82,7 +83,7 @@ struct CacheSim: ParsableCommand {
         }
         var options = ClusterSimulation.Options()
         options.nodes = nodes
-        options.safetySeconds = safetySeconds
+        if let safetySeconds { options.safetySeconds = safetySeconds }
         options.clients = clients
         options.trace = trace
         if let injectBug {
