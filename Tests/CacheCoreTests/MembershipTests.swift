@@ -157,6 +157,24 @@ struct MembershipTests {
         #expect(first == run())
     }
 
+    /// Lifeguard: a node whose own probes go unanswered doubts itself first, and probes less often;
+    /// once acks come back it returns to the normal rate.
+    @Test func aNodeThatHearsNoAcksSlowsItsProbing() {
+        var cluster = TestCluster(size: 4, seed: 11)
+        cluster.advance(milliseconds: 2_000)
+        let n0 = NodeID("n0")
+        #expect(cluster.nodes[n0]!.localHealth == 0)
+        // n0 hears nobody (its incoming links are cut): every probe of its fails.
+        for other in ["n1", "n2", "n3"] { cluster.cut.insert([NodeID(other), n0]) }
+        cluster.advance(milliseconds: 1_500)
+        #expect(cluster.nodes[n0]!.localHealth >= 3)
+        // The others, which hear each other, stay healthy.
+        #expect(cluster.nodes[NodeID("n1")]!.localHealth <= 1)
+        cluster.cut = []
+        cluster.advance(milliseconds: 8_000)
+        #expect(cluster.nodes[n0]!.localHealth == 0)
+    }
+
     @Test func precedenceOfClaims() {
         func claim(_ incarnation: UInt64, _ status: MemberStatus) -> MemberUpdate {
             MemberUpdate(id: NodeID("x"), address: "a", incarnation: incarnation, status: status)

@@ -189,6 +189,12 @@ public struct Membership: Sendable {
     private var probe = Probe.idle
     private var probeOrder: [NodeID] = []
     private var nextPeriod: Instant
+    /// Lifeguard's local health multiplier: how much this node doubts itself. A node that misses
+    /// acks or has to refute suspicions may be the slow one (overloaded, paused); it then probes
+    /// less often and waits longer for acks, instead of accusing healthy members.
+    public private(set) var localHealth = 0
+    /// The highest `localHealth`: probe periods and timeouts stretch to at most 9×.
+    public static let maximumLocalHealth = 8
     private var periods = 0
     private var sequence: UInt64 = 0
     private var relays: [UInt64: Relay] = [:]
@@ -275,6 +281,7 @@ public struct Membership: Sendable {
             if now >= periodEnd {
                 // No ack, directly or through others: suspect the target.
                 probe = .idle
+                localHealth = min(localHealth + 1, Self.maximumLocalHealth)
                 if var update = members[target]?.update, update.status == .alive {
                     update.status = .suspect
                     apply(update, now: now, effects: &effects)
@@ -295,13 +302,13 @@ public struct Membership: Sendable {
             }
         }
         if now >= nextPeriod {
-            nextPeriod = now.advanced(byNanoseconds: configuration.protocolPeriod)
+            nextPeriod = now.advanced(byNanoseconds: configuration.protocolPeriod * Int64(localHealth + 1))
             periods += 1
             if case .idle = probe, let target = nextProbeTarget() {
                 let probeSequence = nextSequence()
                 probe = .waiting(
                     target: target, sequence: probeSequence,
-                    indirectAt: now.advanced(byNanoseconds: configuration.probeTimeout),
+                    indirectAt: now.advanced(byNanoseconds: configuration.probeTimeout * Int64(localHealth + 1)),
                     periodEnd: nextPeriod, askedOthers: false)
                 effects.append(.send(to: members[target]!.update.address, message(.ping(sequence: probeSequence))))
             }
@@ -366,6 +373,7 @@ public struct Membership: Sendable {
                 probeSequence == ackSequence
             {
                 probe = .idle
+                localHealth = max(localHealth - 1, 0)
             }
         case .join:
             effects.append(.send(to: message.senderAddress, self.message(.state(view))))
@@ -453,6 +461,8 @@ public struct Membership: Sendable {
             if update.status != .alive, update.incarnation >= incarnation, !leaving {
                 incarnation = update.incarnation + 1
                 enqueueGossip(selfUpdate)
+                // Others suspect this node: perhaps it is the one that is slow.
+                localHealth = min(localHealth + 1, Self.maximumLocalHealth)
             }
             return
         }
