@@ -61,7 +61,9 @@ public struct ClusterSimulation {
         /// The newest version of each key on the disk's synced bytes.
         var durable: [CacheKey: Version] = [:]
         /// Replica writes this node received, by request: what it will acknowledge.
-        var writesReceived: [UInt64: (key: CacheKey, version: Version)] = [:]
+        /// `collected`: the write is a tombstone past its grace period, which a replica that holds
+        /// nothing for the key confirms without storing.
+        var writesReceived: [UInt64: (key: CacheKey, version: Version, collected: Bool)] = [:]
         var drift: Double
         var offset: Int64
         var timerAt: Int64?
@@ -185,7 +187,7 @@ public struct ClusterSimulation {
         let safetyEnd = Int64(options.safetySeconds) * 1_000_000_000
         let deadline = safetyEnd + Int64(options.convergenceBoundSeconds) * 1_000_000_000
         queue.push(.heal, at: safetyEnd)
-        let collectionBound = deadline + configuration.tombstoneGrace + 3_000_000_000
+        let collectionBound = deadline + collectionWait
         while let (time, event) = queue.pop(), time <= collectionBound, !finished, violations.count < 5 {
             now = time
             events += 1
@@ -207,6 +209,11 @@ public struct ClusterSimulation {
 
     private var linearizabilityChecked = 0
 
+    /// How long the idle period after convergence lasts: a tombstone older than the grace period is
+    /// collected by its first replica, or by any other a quarter of the grace later, plus time to
+    /// finish.
+    private var collectionWait: Int64 { configuration.tombstoneGrace * 5 / 4 + 3_000_000_000 }
+
     // MARK: Events
 
     private mutating func handle(_ event: Event) {
@@ -221,7 +228,11 @@ public struct ClusterSimulation {
             if case .replication(let replication) = message,
                 case .write(let request, let key, let entry, _) = replication.body
             {
-                nodes[to].writesReceived[request] = (CacheKey(bytes: key), entry.version)
+                let collected =
+                    !entry.isLive(at: localTime(of: to))
+                    && entry.deadSince.advanced(byNanoseconds: configuration.tombstoneGrace)
+                        <= localTime(of: to)
+                nodes[to].writesReceived[request] = (CacheKey(bytes: key), entry.version, collected)
             }
             step(to, .peer(message))
         case .timer(let index):
@@ -270,7 +281,7 @@ public struct ClusterSimulation {
         case .livenessCheck:
             if divergence() == nil {
                 convergedAfter = now
-                queue.push(.collectionCheck, at: now + configuration.tombstoneGrace + 3_000_000_000)
+                queue.push(.collectionCheck, at: now + collectionWait)
             } else if now >= Int64(options.safetySeconds + options.convergenceBoundSeconds) * 1_000_000_000 {
                 finished = true
             } else {
@@ -433,6 +444,7 @@ public struct ClusterSimulation {
             case .writeReply(let request, .stored) = replication.body,
             let write = nodes[index].writesReceived[request]
         else { return }
+        if write.collected, nodes[index].state?.store.entry(for: write.key) == nil { return }
         if nodes[index].durable[write.key].map({ $0 < write.version }) ?? true {
             violations.append(
                 "durability: n\(index) acknowledged \(write.key)@\(write.version) before it was on its synced log")
@@ -544,7 +556,7 @@ public struct ClusterSimulation {
                 guard let entry = node.store.entry(for: key), !entry.isLive(at: local) else { continue }
                 let deadSince =
                     entry.value == nil ? Instant(nanosecondsSinceEpoch: entry.version.wall) : entry.expiresAt ?? horizon
-                if deadSince.advanced(byNanoseconds: configuration.tombstoneGrace + 2_000_000_000) < slowest {
+                if deadSince.advanced(byNanoseconds: collectionWait - 1_000_000_000) < slowest {
                     violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
                 }
             }

@@ -276,6 +276,36 @@ struct ReplicationTests {
         #expect(cluster.request(3, at: 2, .get(key: key, consistency: .all))?.outcome == .notFound)
     }
 
+    /// Found by the 5-node sweep (seed 183): an anti-entropy push of a tombstone crossed the collector's
+    /// `forget` and put it back on a replica that had just forgotten it; nobody ever collected it again.
+    @Test func aCollectedTombstoneIsNotBroughtBackByARepairThatCrossedTheForget() throws {
+        var cluster = LocalCluster(size: 3, tombstoneGrace: 2_000_000_000)
+        let key = Array("k".utf8)
+        cluster.request(1, at: 0, .put(key: key, value: [1], ttl: nil, consistency: .all))
+        cluster.request(2, at: 0, .delete(key: key, consistency: .all))
+        let tombstone = try #require(cluster.nodes[0].store.entry(for: CacheKey(bytes: key)))
+        #expect(tombstone.value == nil)
+        for _ in 0..<40 { cluster.advance(by: 100_000_000) }
+        for node in cluster.nodes { #expect(node.store.entry(for: CacheKey(bytes: key)) == nil) }
+        // The late push arrives after the collection: the replica holds nothing and keeps nothing.
+        let push = ReplicationMessage(
+            sender: NodeID("n1"), senderAddress: "n1", body: .push(items: [ReplicaItem(key: key, entry: tombstone)]))
+        cluster.carryOut(cluster.nodes[2].handle(.peer(.replication(push)), now: cluster.now), from: 2)
+        cluster.settle()
+        #expect(cluster.nodes[2].store.entry(for: CacheKey(bytes: key)) == nil)
+        // A tombstone within its grace period is still taken: it may have a stale value to delete.
+        cluster.request(3, at: 0, .put(key: key, value: [2], ttl: nil, consistency: .all))
+        cluster.unreachable = [2]
+        cluster.request(4, at: 0, .delete(key: key, consistency: .quorum))
+        cluster.unreachable = []
+        let fresh = try #require(cluster.nodes[0].store.entry(for: CacheKey(bytes: key)))
+        let repair = ReplicationMessage(
+            sender: NodeID("n0"), senderAddress: "n0", body: .push(items: [ReplicaItem(key: key, entry: fresh)]))
+        cluster.carryOut(cluster.nodes[2].handle(.peer(.replication(repair)), now: cluster.now), from: 2)
+        cluster.settle()
+        #expect(cluster.nodes[2].store.entry(for: CacheKey(bytes: key)) == fresh)
+    }
+
     @Test func recoveryRebuildsTheStoreAndKeepsTheClockAhead() throws {
         var cluster = LocalCluster(size: 3)
         let key = Array("k".utf8)

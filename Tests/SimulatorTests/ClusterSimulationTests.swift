@@ -33,6 +33,21 @@ struct ClusterSimulationTests {
         #expect(linearizable >= 12)
     }
 
+    /// Seeds that once failed, with the node count they failed at; each must pass from now on.
+    static let regressions: [(seed: UInt64, nodes: Int)] = [
+        // A tombstone pushed by anti-entropy across the collector's `forget` was never collected.
+        (183, 5)
+    ]
+
+    @Test(arguments: regressions.indices)
+    func seedThatOnceFailedPasses(_ index: Int) {
+        var options = ClusterSimulation.Options()
+        options.nodes = Self.regressions[index].nodes
+        var simulation = ClusterSimulation(seed: Self.regressions[index].seed, options: options)
+        let result = simulation.run()
+        #expect(result.passed, "\(result)")
+    }
+
     @Test(arguments: ClusterNode.Configuration.InjectedBug.allCases)
     func everyInjectedBugIsCaughtBySomeSeed(bug: ClusterNode.Configuration.InjectedBug) {
         let caught = (UInt64(1)...40).first { !run($0, bug: bug).passed }

@@ -21,7 +21,7 @@ extension ClusterNode {
         switch message.body {
         case .write(let request, let key, let entry, let repair):
             clock.observe(entry.version)
-            replicaWrite(request: request, key: key, entry, repair: repair, replyTo: message.senderAddress)
+            replicaWrite(request: request, key: key, entry, repair: repair, replyTo: message.senderAddress, now: now)
         case .writeReply(let request, let result):
             if case .stale(let current) = result { clock.observe(current) }
             if handoffRequests[request] != nil {
@@ -54,7 +54,7 @@ extension ClusterNode {
         case .push(let items):
             for item in items {
                 clock.observe(item.entry.version)
-                replicaWrite(request: 0, key: item.key, item.entry, repair: true, replyTo: nil)
+                replicaWrite(request: 0, key: item.key, item.entry, repair: true, replyTo: nil, now: now)
             }
         case .forget(let key, let version):
             let cacheKey = CacheKey(bytes: key)
@@ -66,8 +66,22 @@ extension ClusterNode {
 
     /// Takes a write as a replica: logs and applies it when newer, and answers once the log record
     /// holding the key's current entry is durable.
-    mutating func replicaWrite(request: UInt64, key: [UInt8], _ entry: VersionedEntry, repair: Bool, replyTo: String?) {
+    mutating func replicaWrite(
+        request: UInt64, key: [UInt8], _ entry: VersionedEntry, repair: Bool, replyTo: String?, now: Instant
+    ) {
         let cacheKey = CacheKey(bytes: key)
+        // A tombstone past its grace period is being collected: a replica that holds nothing for the
+        // key has nothing for it to delete, and storing it would undo a collection that raced with
+        // this repair (an anti-entropy push sent just before the `forget`). Holding nothing older is
+        // what the collector needs to hear, so the answer is still "stored".
+        if repair, store.entry(for: cacheKey) == nil, !entry.isLive(at: now),
+            entry.deadSince.advanced(byNanoseconds: configuration.tombstoneGrace) <= now
+        {
+            if let replyTo, request != 0 {
+                send(.writeReply(request: request, result: .stored(previousWasLive: false)), toAddress: replyTo)
+            }
+            return
+        }
         let unconditionally = repair && configuration.injectedBug == .repairWithoutVersionCheck
         var result = store.check(cacheKey, entry)
         if unconditionally, store.entry(for: cacheKey) != entry { result = .applied(previousWasLive: false) }
@@ -189,16 +203,22 @@ extension ClusterNode {
 
     /// The key's first replica collects its tombstones (and expired entries) older than the grace
     /// period: it makes sure every replica holds the tombstone, then tells them all to forget it.
+    /// Any other replica that still holds one a quarter of the grace period later collects it too: a
+    /// replica can be left holding a tombstone the others already forgot (a repair that crossed the
+    /// `forget` on the way), and nobody else would ever collect it.
     mutating func collectTombstones(now: Instant) {
         var started = 0
         for key in store.sortedKeys {
             guard started < configuration.maximumItemsPerMessage, let entry = store.entry(for: key) else { break }
             guard !entry.isLive(at: now) else { continue }
-            let deadSince = entry.value == nil ? Instant(nanosecondsSinceEpoch: entry.version.wall) : entry.expiresAt!
+            let deadSince = entry.deadSince
             let grace = configuration.injectedBug == .collectTombstonesEarly ? 0 : configuration.tombstoneGrace
             guard deadSince.advanced(byNanoseconds: grace) <= now else { continue }
             let owners = replicas(of: key.bytes)
-            guard owners.first == me else { continue }
+            guard owners.contains(me) else { continue }
+            if owners.first != me {
+                guard deadSince.advanced(byNanoseconds: grace + grace / 4) <= now else { continue }
+            }
             if configuration.injectedBug == .collectTombstonesEarly {
                 forget(key, entry.version, owners: owners)
                 continue

@@ -15,6 +15,12 @@ public struct VersionedEntry: Equatable, Sendable {
         self.expiresAt = expiresAt
     }
 
+    /// When the entry stops being live: a tombstone at its version's time, a value at its expiry
+    /// (`distantFuture` for a value that never expires).
+    public var deadSince: Instant {
+        value == nil ? Instant(nanosecondsSinceEpoch: version.wall) : expiresAt ?? .distantFuture
+    }
+
     /// Whether the entry is a value that has not expired at `now`.
     public func isLive(at now: Instant) -> Bool {
         guard value != nil else { return false }
