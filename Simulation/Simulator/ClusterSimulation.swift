@@ -1,25 +1,75 @@
 import CacheCore
 
+/// What one simulated run found.
+public struct SimulationResult: Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var swarm: SwarmConfiguration
+    /// A hash of every event processed, in order: the same seed must give the same hash.
+    public var traceHash: UInt64
+    public var events: Int
+    /// Protocol periods of the liveness phase until the cluster converged, if it did.
+    public var convergencePeriods: Int?
+    /// Broken guarantees, one line each; empty when the run passed.
+    public var violations: [String]
+    /// The last events before the end, readable, for a failure report.
+    public var lastEvents: [String]
+    /// Client operations issued.
+    public var operations = 0
+    /// Keys whose history the linearizability checker verified.
+    public var linearizabilityChecked = 0
+    /// Values evicted during the run, over all nodes.
+    public var evictions = 0
+    /// Snapshots written during the run, over all nodes.
+    public var snapshots = 0
+    /// Flags `cache-sim` needs besides the seed to replay this run.
+    public var replayFlags = ""
+
+    public var passed: Bool { violations.isEmpty }
+
+    public var description: String {
+        var text =
+            "seed \(seed) \(passed ? "ok" : "FAILED") trace=\(String(traceHash, radix: 16)) events=\(events)"
+            + (convergencePeriods.map { " converged after \($0) periods" } ?? "")
+        if !passed {
+            text += "\n  swarm: \(swarm)"
+            for violation in violations { text += "\n  violation: \(violation)" }
+            text += "\n  last events:"
+            for event in lastEvents { text += "\n    \(event)" }
+            text += "\n  replay: cache-sim --seed \(seed)\(replayFlags) --trace"
+        }
+        return text
+    }
+}
+
 /// Runs whole nodes (`ClusterNode`: membership, ring, replication, log) in one process under one
-/// seed, with clients issuing puts, gets and deletes at every consistency level, and checks the
-/// replication guarantees over the recorded history.
+/// seed, and checks the cluster's guarantees.
 ///
-/// Faults as in `MembershipSimulation` (drops, duplicates, reordering, partitions, crashes, clock
-/// drift), plus disks: a crash loses every log byte not yet synced, except a random prefix of them,
-/// which may end in a torn record; a restarted node recovers from what its disk holds through the
-/// real WAL codec. After the safety phase everything heals, crashed nodes restart, and every key's
-/// replicas must agree within a bound; then the checkers run.
+/// A virtual clock and an event queue drive everything: message deliveries through the real wire
+/// codec (delayed, dropped, duplicated, reordered and partitioned by `SimulatedNetwork`), each node's
+/// timer on its own drifting clock, disk syncs and snapshots (`SimulatedDisk`), crashes, power losses
+/// and restarts through the real recovery. Two kinds of run:
+///
+/// - a cluster run: clients issue puts, gets and deletes at every consistency level; after the
+///   safety phase everything heals, crashed nodes restart, and every key's replicas must agree within
+///   a bound; then an idle period in which tombstones must be collected; then the history checkers;
+/// - a membership run (no clients, no logs): the liveness phase also crashes one node, and the rest
+///   must agree within a bound on who is alive, who is dead, and the ring.
 public struct ClusterSimulation {
     public struct Options: Sendable {
-        public var nodes = 5
-        public var replicationFactor = 3
+        /// Node count; `nil` draws 3 to 7 from the seed.
+        public var nodes: Int?
+        /// Replication factor; `nil` draws it from the seed.
+        public var replicationFactor: Int?
         public var clients = 4
-        /// Simulated seconds with faults on and clients running.
-        public var safetySeconds = 20
-        /// Simulated seconds the liveness phase may take to converge.
+        /// Membership alone: no clients, no logs, membership checkers.
+        public var membershipOnly = false
+        /// Simulated seconds with faults on (default: 20 for cluster runs, 30 for membership runs).
+        public var safetySeconds: Int?
+        /// Simulated seconds the liveness phase may take to converge (membership runs: 60 periods).
         public var convergenceBoundSeconds = 60
         public var trace = false
         public var injectedBug: ClusterNode.Configuration.InjectedBug?
+        public var injectedMembershipBug: Membership.Configuration.InjectedBug?
 
         public init() {}
     }
@@ -35,6 +85,7 @@ public struct ClusterSimulation {
         case deliver(to: Int, frame: [UInt8])
         case timer(node: Int)
         case diskSynced(node: Int, generation: Int)
+        case snapshotWritten(node: Int, generation: Int, LogSnapshot)
         case client(Int)
         /// The client stops waiting for operation `operation` if it is still in flight.
         case giveUp(client: Int, operation: Int)
@@ -46,35 +97,10 @@ public struct ClusterSimulation {
         case collectionCheck
     }
 
-    private struct Disk {
-        var durable: [UInt8] = []
-        var pending: [UInt8] = []
-        var pendingUpTo: UInt64 = 0
-        var syncing = false
-    }
-
-    private struct Node {
-        let id: NodeID
-        let address: String
-        var state: ClusterNode?
-        var disk = Disk()
-        /// The newest version of each key on the disk's synced bytes.
-        var durable: [CacheKey: Version] = [:]
-        /// Replica writes this node received, by request: what it will acknowledge.
-        /// `collected`: the write is a tombstone past its grace period, which a replica that holds
-        /// nothing for the key confirms without storing.
-        var writesReceived: [UInt64: (key: CacheKey, version: Version, collected: Bool)] = [:]
-        var drift: Double
-        var offset: Int64
-        var timerAt: Int64?
-        /// Bumped at every crash, so that a disk sync started before it completes into nothing.
-        var generation = 0
-    }
-
     /// One client operation and how it ended.
     struct Operation {
         enum Kind {
-            case put(value: Int, ttl: Int64?)
+            case put(value: Int, ttl: Duration?)
             case delete
             case get
         }
@@ -104,40 +130,33 @@ public struct ClusterSimulation {
         var hinted = false
     }
 
-    private struct Client {
-        /// The operation in flight, by index into the history.
-        var inFlight: Int?
-    }
-
     private let seed: UInt64
     private let options: Options
     private let swarm: SwarmConfiguration
     private let configuration: ClusterNode.Configuration
+    private let safetySeconds: Int
     private var random: SplitMix64
     private var faults: SplitMix64
     private var workload: SplitMix64
     private var queue = EventQueue<Event>()
-    private var nodes: [Node] = []
-    private var clients: [Client] = []
+    private var network: SimulatedNetwork
+    private var nodes: [SimulatedNode] = []
+    private var inFlight: [Int?] = []
     private var history: [Operation] = []
-    private var requestOwners: [UInt64: Int] = [:]
     private var now: Int64 = 0
-    private let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
-    private var group: [Int] = []
-    private var oneWay: Set<[Int]> = []
-    private var partitionHealsAt: Int64?
     private var faultsOn = true
     private var clientsOn = true
     private var livenessStart: Int64 = 0
     private var convergedAfter: Int64?
     private var finished = false
-    /// The newest tombstone version collected per key (from the `forget` messages sent).
+    /// Membership runs: the node crashed at the start of the liveness phase.
+    private var victim: Int?
+    /// The newest tombstone version collected per key (from the nodes' `collected` effects).
     private var collected: [CacheKey: Version] = [:]
     private var violations: [String] = []
-    private var traceHash: UInt64 = 0
-    private var events = 0
-    private var recent: [String] = []
-    private var fullTrace: [String] = []
+    private var trace: Trace
+    private var linearizabilityChecked = 0
+    private var snapshotsWritten = 0
 
     /// A run decided entirely by `seed`.
     public init(seed: UInt64, options: Options = Options()) {
@@ -145,82 +164,96 @@ public struct ClusterSimulation {
         self.options = options
         let root = SplitMix64(seed: seed)
         var swarmRandom = root.derived(stream: 1)
-        var swarm = SwarmConfiguration.draw(nodes: options.nodes, using: &swarmRandom)
-        // A third of the runs keep membership steady (lossy network, no partitions or crashes), so
-        // that replica sets stay put and the linearizability checker has whole histories to judge.
-        var disk = root.derived(stream: 5)
-        if disk.below(3) == 0 {
-            swarm.partitionsPerSecond = 0
-            swarm.crashesPerSecond = 0
-        }
-        swarm.maximumSyncLatency = Int64(100_000 + disk.below(disk.below(2) == 0 ? 2_000_000 : 40_000_000))
-        swarm.powerLossesPerSecond = swarm.crashesPerSecond > 0 && disk.below(2) == 0 ? disk.nextUnit() * 0.1 : 0
+        let swarm = SwarmConfiguration.draw(
+            nodes: options.nodes, replicationFactor: options.replicationFactor, keepsLogs: !options.membershipOnly,
+            using: &swarmRandom)
         self.swarm = swarm
+        safetySeconds = options.safetySeconds ?? (options.membershipOnly ? 30 : 20)
         random = root.derived(stream: 2)
         faults = root.derived(stream: 3)
         workload = root.derived(stream: 4)
         var configuration = ClusterNode.Configuration()
-        configuration.replicationFactor = options.replicationFactor
-        configuration.membership = Membership.Configuration(
-            protocolPeriod: 200_000_000, probeTimeout: 80_000_000, suspicionTimeout: 1_000_000_000)
+        configuration.replicationFactor = swarm.replicationFactor
+        var membership = Membership.Configuration(
+            protocolPeriod: .nanoseconds(SimulatedTime.protocolPeriod),
+            probeTimeout: .nanoseconds(SimulatedTime.probeTimeout),
+            suspicionTimeout: .nanoseconds(SimulatedTime.suspicionTimeout))
+        membership.injectedBug = options.injectedMembershipBug
+        configuration.membership = membership
         configuration.injectedBug = options.injectedBug
-        // Longer than any node stays down in a run (at most 5.5 s), so collection happens within
-        // runs yet never while a replica that missed a delete is away.
-        configuration.tombstoneGrace = 8_000_000_000
+        configuration.tombstoneGrace = .nanoseconds(SimulatedTime.tombstoneGrace)
+        configuration.limits = StoreLimits(maxEntries: swarm.maximumEntries)
+        configuration.compaction = CompactionPolicy(minimumLogBytes: swarm.compactionBytes, minimumRatio: 2)
+        configuration.reportsEvictedKeys = true
         self.configuration = configuration
+        let addresses = (0..<swarm.nodes).map { "10.0.0.\($0):7000" }
+        network = SimulatedNetwork(addresses: addresses, swarm: swarm, random: root.derived(stream: 6))
+        trace = Trace(keepsEverything: options.trace)
     }
-
-    /// Runs both phases and every checker.
-    public mutating func run() -> SimulationResult {
-        group = Array(repeating: 0, count: options.nodes)
-        for index in 0..<options.nodes {
-            let drift = (random.nextUnit() * 2 - 1) * swarm.maximumClockDrift
-            nodes.append(
-                Node(
-                    id: NodeID("n\(index)"), address: "10.0.0.\(index):7000", drift: drift,
-                    offset: Int64(random.below(50_000_000))))
-        }
-        for index in 0..<options.nodes { start(index) }
-        clients = Array(repeating: Client(), count: options.clients)
-        for client in 0..<options.clients { queue.push(.client(client), at: 500_000_000 + Int64(client)) }
-        queue.push(.fault, at: 100_000_000)
-        let safetyEnd = Int64(options.safetySeconds) * 1_000_000_000
-        let deadline = safetyEnd + Int64(options.convergenceBoundSeconds) * 1_000_000_000
-        queue.push(.heal, at: safetyEnd)
-        let collectionBound = deadline + collectionWait
-        while let (time, event) = queue.pop(), time <= collectionBound, !finished, violations.count < 5 {
-            now = time
-            events += 1
-            handle(event)
-        }
-        if convergedAfter == nil, violations.isEmpty {
-            violations.append(
-                "convergence: not reached within \(options.convergenceBoundSeconds) s of healing: \(divergence() ?? "converged too late")"
-            )
-        }
-        if violations.isEmpty { checkHistory() }
-        let converged = convergedAfter.map { Int(($0 - livenessStart) / 200_000_000) }
-        return SimulationResult(
-            seed: seed, swarm: swarm, traceHash: traceHash, events: events, convergencePeriods: converged,
-            violations: violations, lastEvents: options.trace ? fullTrace : recent,
-            operations: history.count, linearizabilityChecked: linearizabilityChecked,
-            replayFlags: options.injectedBug.map { " --inject-bug \($0.rawValue)" } ?? "")
-    }
-
-    private var linearizabilityChecked = 0
 
     /// How long the idle period after convergence lasts: a tombstone older than the grace period is
     /// collected by its first replica, or by any other a quarter of the grace later, plus time to
     /// finish.
-    private var collectionWait: Int64 { configuration.tombstoneGrace * 5 / 4 + 3_000_000_000 }
+    private var collectionWait: Int64 { SimulatedTime.tombstoneGrace * 5 / 4 + 3 * SimulatedTime.second }
+
+    /// Runs both phases and every checker.
+    public mutating func run() -> SimulationResult {
+        for index in 0..<swarm.nodes {
+            let drift = (random.nextUnit() * 2 - 1) * swarm.maximumClockDrift
+            let offset = Int64(random.below(options.membershipOnly ? 2_000_000_000 : 50_000_000))
+            nodes.append(
+                SimulatedNode(id: NodeID("n\(index)"), address: network.addresses[index], drift: drift, offset: offset))
+        }
+        for index in nodes.indices { start(index) }
+        if !options.membershipOnly {
+            inFlight = Array(repeating: nil, count: options.clients)
+            for client in 0..<options.clients {
+                queue.push(.client(client), at: 500 * SimulatedTime.millisecond + Int64(client))
+            }
+        }
+        queue.push(.fault, at: SimulatedTime.faultStep)
+        let safetyEnd = Int64(safetySeconds) * SimulatedTime.second
+        queue.push(.heal, at: safetyEnd)
+        let bound =
+            options.membershipOnly
+            ? safetyEnd + 65 * SimulatedTime.protocolPeriod
+            : safetyEnd + Int64(options.convergenceBoundSeconds) * SimulatedTime.second + collectionWait
+        while let (time, event) = queue.pop(), time <= bound, !finished, violations.count < 5 {
+            now = time
+            handle(event)
+        }
+        if convergedAfter == nil, violations.isEmpty {
+            let reason =
+                options.membershipOnly
+                ? MembershipChecker.disagreement(nodes, victim: victim)
+                : ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil)
+            let bound = options.membershipOnly ? "60 periods" : "\(options.convergenceBoundSeconds) s"
+            violations.append("convergence: not reached within \(bound) of healing: \(reason ?? "converged too late")")
+        }
+        if violations.isEmpty, !options.membershipOnly { checkHistory() }
+        var flags = ""
+        if options.membershipOnly { flags += " --membership-only" }
+        if let nodes = options.nodes { flags += " --nodes \(nodes)" }
+        if let factor = options.replicationFactor { flags += " --replication-factor \(factor)" }
+        if let bug = options.injectedBug { flags += " --inject-bug \(bug.rawValue)" }
+        if let bug = options.injectedMembershipBug { flags += " --inject-bug \(bug.rawValue)" }
+        if let seconds = options.safetySeconds { flags += " --safety-seconds \(seconds)" }
+        return SimulationResult(
+            seed: seed, swarm: swarm, traceHash: trace.hash, events: trace.events,
+            convergencePeriods: convergedAfter.map { Int(($0 - livenessStart) / SimulatedTime.protocolPeriod) },
+            violations: violations, lastEvents: trace.lines, operations: history.count,
+            linearizabilityChecked: linearizabilityChecked,
+            evictions: nodes.reduce(0) { $0 + Int($1.state?.statistics.evictions ?? 0) },
+            snapshots: snapshotsWritten, replayFlags: flags)
+    }
 
     // MARK: Events
 
     private mutating func handle(_ event: Event) {
         switch event {
         case .deliver(let to, let frame):
-            record(kind: 1, node: to, detail: frame) { "deliver to n\(to): \(Self.summary(frame))" }
-            guard nodes[to].state != nil else { return }
+            trace.record(.deliver(to: to, frame: frame), at: now) { "deliver to n\(to): \(Trace.summary(frame))" }
+            guard nodes[to].isRunning else { return }
             guard case .frame(let message, let next) = PeerProtocol.decode(frame), next == frame.count else {
                 violations.append("codec: a frame the encoder wrote did not decode")
                 return
@@ -228,109 +261,91 @@ public struct ClusterSimulation {
             if case .replication(let replication) = message,
                 case .write(let request, let key, let entry, _) = replication.body
             {
+                let local = localTime(of: to)
                 let collected =
-                    !entry.isLive(at: localTime(of: to))
-                    && entry.deadSince.advanced(byNanoseconds: configuration.tombstoneGrace)
-                        <= localTime(of: to)
+                    !entry.isLive(at: local) && entry.deadSince.advanced(by: configuration.tombstoneGrace) <= local
                 nodes[to].writesReceived[request] = (CacheKey(bytes: key), entry.version, collected)
             }
             step(to, .peer(message))
         case .timer(let index):
-            guard nodes[index].timerAt == now, nodes[index].state != nil else { return }
+            guard nodes[index].timerAt == now, nodes[index].isRunning else { return }
             nodes[index].timerAt = nil
-            record(kind: 2, node: index, detail: []) { "timer n\(index)" }
+            trace.record(.timer(node: index), at: now) { "timer n\(index)" }
             step(index, .timer)
         case .diskSynced(let index, let generation):
-            guard generation == nodes[index].generation, nodes[index].state != nil else { return }
-            let upTo = nodes[index].disk.pendingUpTo
-            record(kind: 7, node: index, detail: []) { "n\(index) log durable up to \(upTo)" }
-            noteDurable(nodes[index].disk.pending, at: index)
-            nodes[index].disk.durable.append(contentsOf: nodes[index].disk.pending)
-            nodes[index].disk.pending = []
-            nodes[index].disk.syncing = false
-            step(index, .logWritten(upTo: upTo))
-            step(index, .logSynced(upTo: upTo))
+            guard generation == nodes[index].generation, nodes[index].isRunning else { return }
+            trace.record(.diskSynced(node: index, upTo: nodes[index].disk.lastAppended), at: now) {
+                "n\(index) log durable up to \(nodes[index].disk.lastAppended)"
+            }
+            let output = nodes[index].synced(now: localTime(of: index), simulationTime: now)
+            route(output, from: index)
+        case .snapshotWritten(let index, let generation, let snapshot):
+            guard generation == nodes[index].generation, nodes[index].isRunning else { return }
+            trace.record(.snapshotWritten(node: index, upTo: snapshot.upTo), at: now) {
+                "n\(index) snapshot up to \(snapshot.upTo) written"
+            }
+            snapshotsWritten += 1
+            let output = nodes[index].snapshotWritten(snapshot, now: localTime(of: index), simulationTime: now)
+            route(output, from: index)
         case .client(let client):
             clientStep(client)
         case .giveUp(let client, let operation):
-            guard clients[client].inFlight == operation else { return }
-            record(kind: 10, node: 0, detail: []) { "client \(client) gives up on op \(operation)" }
+            guard inFlight[client] == operation else { return }
+            trace.record(.giveUp(operation: operation), at: now) { "client \(client) gives up on op \(operation)" }
             history[operation].outcome = .unknown
-            clients[client].inFlight = nil
+            inFlight[client] = nil
             clientStep(client)
         case .fault:
-            record(kind: 3, node: 0, detail: []) { "fault step" }
+            trace.record(.fault, at: now) { "fault step" }
             injectFaults()
-            if faultsOn { queue.push(.fault, at: now + 100_000_000) }
+            if faultsOn { queue.push(.fault, at: now + SimulatedTime.faultStep) }
         case .restart(let index):
-            record(kind: 4, node: index, detail: []) { "restart n\(index)" }
-            if nodes[index].state == nil { start(index) }
+            trace.record(.restart(node: index), at: now) { "restart n\(index)" }
+            if !nodes[index].isRunning, index != victim { start(index) }
         case .heal:
-            record(kind: 5, node: 0, detail: []) { "liveness phase: heal, restart, stop clients" }
-            faultsOn = false
-            clientsOn = false
-            group = Array(repeating: 0, count: options.nodes)
-            oneWay = []
-            partitionHealsAt = nil
-            livenessStart = now
-            for index in 0..<options.nodes where nodes[index].state == nil { start(index) }
-            queue.push(.livenessCheck, at: now + 200_000_000)
-        case .collectionCheck:
-            record(kind: 11, node: 0, detail: []) { "collection check" }
-            checkCollection()
+            heal()
         case .livenessCheck:
-            if divergence() == nil {
-                convergedAfter = now
-                queue.push(.collectionCheck, at: now + collectionWait)
-            } else if now >= Int64(options.safetySeconds + options.convergenceBoundSeconds) * 1_000_000_000 {
-                finished = true
-            } else {
-                queue.push(.livenessCheck, at: now + 200_000_000)
-            }
+            livenessCheck()
+        case .collectionCheck:
+            trace.record(.check, at: now) { "collection check" }
+            checkCollection()
         }
+        if options.membershipOnly { checkIncarnations() }
     }
 
-    /// Hands `input` to node `index` and carries out its effects.
+    /// Hands `input` to node `index` and carries out what it asks.
     private mutating func step(_ index: Int, _ input: ClusterNode.Input) {
-        guard nodes[index].state != nil else { return }
-        let effects = nodes[index].state!.handle(input, now: localTime(of: index))
-        carryOut(effects, from: index)
+        let output = nodes[index].step(input, now: localTime(of: index), simulationTime: now)
+        route(output, from: index)
     }
 
-    private mutating func carryOut(_ effects: [ClusterNode.Effect], from index: Int) {
-        for effect in effects {
-            switch effect {
-            case .send(let address, let message):
-                checkAcknowledgment(message, from: index)
-                if case .replication(let replication) = message, case .forget(let key, let version) = replication.body {
-                    let cacheKey = CacheKey(bytes: key)
-                    collected[cacheKey] = max(collected[cacheKey] ?? version, version)
-                }
-                guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
-                let frame = PeerProtocol.encode(message)
-                if faultsOn, random.nextUnit() < swarm.dropRate { continue }
-                guard group[index] == group[to], !oneWay.contains([index, to]) else { continue }
-                queue.push(.deliver(to: to, frame: frame), at: now + latency())
-                if faultsOn, random.nextUnit() < swarm.duplicateRate {
-                    queue.push(.deliver(to: to, frame: frame), at: now + latency())
-                }
-            case .append(let sequence, let bytes):
-                nodes[index].disk.pending.append(contentsOf: bytes)
-                nodes[index].disk.pendingUpTo = sequence
-                if !nodes[index].disk.syncing {
-                    nodes[index].disk.syncing = true
-                    queue.push(
-                        .diskSynced(node: index, generation: nodes[index].generation),
-                        at: now + 50_000 + Int64(random.below(Int(swarm.maximumSyncLatency))))
-                }
-            case .reply(let reply):
-                completed(reply, at: index)
-            case .setTimer(let at):
-                scheduleTimer(index, at: at)
-            case .memberStatusChanged:
-                break
+    private mutating func route(_ output: SimulatedNode.Output, from index: Int) {
+        for (address, message) in output.sends {
+            if let violation = AcknowledgmentChecker.violation(message, from: nodes[index], index: index) {
+                violations.append(violation)
+            }
+            guard let to = network.index(of: address) else { continue }
+            let frame = PeerProtocol.encode(message)
+            for time in network.deliveries(from: index, to: to, now: now) {
+                queue.push(.deliver(to: to, frame: frame), at: time)
             }
         }
+        for (key, version) in output.collected {
+            let cacheKey = CacheKey(bytes: key)
+            collected[cacheKey] = max(collected[cacheKey] ?? version, version)
+        }
+        for reply in output.replies { completed(reply, at: index) }
+        if output.syncs > 0 {
+            queue.push(
+                .diskSynced(node: index, generation: nodes[index].generation),
+                at: now + 50_000 + Int64(random.below(Int(swarm.maximumSyncLatency))))
+        }
+        for snapshot in output.snapshots {
+            queue.push(
+                .snapshotWritten(node: index, generation: nodes[index].generation, snapshot),
+                at: now + 50_000 + Int64(random.below(Int(swarm.maximumSyncLatency) * 2)))
+        }
+        if let timer = output.timer { scheduleTimer(index, at: timer) }
     }
 
     private mutating func scheduleTimer(_ index: Int, at deadline: Instant) {
@@ -340,131 +355,106 @@ public struct ClusterSimulation {
         queue.push(.timer(node: index), at: at)
     }
 
-    private mutating func latency() -> Int64 {
-        swarm.minimumLatency + Int64(random.below(Int(swarm.maximumLatency - swarm.minimumLatency) + 1))
-    }
-
     private func localTime(of index: Int) -> Instant {
-        origin.advanced(byNanoseconds: nodes[index].offset + Int64(Double(now) * (1 + nodes[index].drift)))
+        nodes[index].localTime(at: now, origin: SimulatedTime.origin)
     }
 
-    // MARK: Nodes, faults and disks
+    // MARK: Nodes and faults
 
     private mutating func start(_ index: Int) {
-        // Recover from the disk through the real codec; cut it back to its last whole record.
-        var records: [WALRecord] = []
-        var offset = 0
-        let bytes = nodes[index].disk.durable
-        bytes.withUnsafeBytes { raw in
-            while case .record(let record, let next) = WALFormat.decode(raw, at: offset) {
-                records.append(record)
-                offset = next
-            }
-        }
-        nodes[index].disk = Disk(durable: Array(bytes.prefix(offset)))
-        nodes[index].durable = [:]
-        nodes[index].writesReceived = [:]
-        noteDurable(nodes[index].disk.durable, at: index)
-        var node = ClusterNode(
-            me: nodes[index].id, address: nodes[index].address, configuration: configuration, seed: random.next(),
-            recovered: records, logPolicy: .always, now: localTime(of: index))
-        let seeds = (0..<options.nodes).filter { $0 != index }.map { nodes[$0].address }
-        let effects = node.start(seeds: Array(seeds.prefix(3)), now: localTime(of: index))
-        nodes[index].state = node
-        carryOut(effects, from: index)
+        let seeds = nodes.indices.filter { $0 != index }.map { nodes[$0].address }
+        let output = nodes[index].start(
+            configuration: configuration, policy: swarm.syncPolicy, seed: random.next(),
+            seeds: Array(seeds.prefix(3)), now: localTime(of: index), simulationTime: now)
+        route(output, from: index)
     }
 
-    private mutating func crash(_ index: Int) {
-        record(kind: 6, node: index, detail: []) { "crash n\(index)" }
-        nodes[index].state = nil
-        nodes[index].timerAt = nil
-        nodes[index].generation += 1
-        // Unsynced bytes are lost, except a random prefix that reached the platter (possibly torn).
-        let pending = nodes[index].disk.pending
-        let kept = pending.isEmpty ? 0 : faults.below(pending.count + 1)
-        nodes[index].disk.durable.append(contentsOf: pending.prefix(kept))
-        nodes[index].disk.pending = []
-        nodes[index].disk.syncing = false
+    private mutating func crash(_ index: Int, powerLoss: Bool) {
+        trace.record(.crash(node: index), at: now) { "crash n\(index)\(powerLoss ? " (power)" : "")" }
+        var draws = faults
+        nodes[index].crash(powerLoss: powerLoss) { written in draws.below(written + 1) }
+        faults = draws
     }
+
+    /// Under `always`, every crash loses what was not synced (the policy promises to survive power
+    /// losses); under the others a crash is the process's alone and the written bytes stay.
+    private var crashesLosePower: Bool { swarm.syncPolicy == .always }
 
     private mutating func injectFaults() {
         guard faultsOn else { return }
-        if let healsAt = partitionHealsAt, now >= healsAt {
-            group = Array(repeating: 0, count: options.nodes)
-            oneWay = []
-            partitionHealsAt = nil
-        }
-        let step = 0.1
-        if faults.nextUnit() < swarm.partitionsPerSecond * step {
-            switch faults.below(3) {
-            case 0:
-                group = (0..<options.nodes).map { _ in faults.below(2) }
-            case 1:
-                let isolated = faults.below(options.nodes)
-                group = (0..<options.nodes).map { $0 == isolated ? 1 : 0 }
-            default:
-                let a = faults.below(options.nodes)
-                let b = faults.below(options.nodes)
-                if a != b { oneWay.insert([a, b]) }
-            }
-            partitionHealsAt = now + Int64(500_000_000 + faults.below(3_000_000_000))
-        }
+        network.heal(now: now)
+        let step = Double(SimulatedTime.faultStep) / Double(SimulatedTime.second)
+        if faults.nextUnit() < swarm.partitionsPerSecond * step { network.partition(using: &faults, now: now) }
         if faults.nextUnit() < swarm.powerLossesPerSecond * step {
-            for index in 0..<options.nodes where nodes[index].state != nil {
-                crash(index)
+            for index in nodes.indices where nodes[index].isRunning {
+                crash(index, powerLoss: true)
                 queue.push(.restart(node: index), at: now + Int64(300_000_000 + faults.below(2_000_000_000)))
             }
         }
         if faults.nextUnit() < swarm.crashesPerSecond * step {
-            let index = faults.below(options.nodes)
-            if nodes[index].state != nil {
-                crash(index)
+            let index = faults.below(nodes.count)
+            if nodes[index].isRunning {
+                crash(index, powerLoss: crashesLosePower)
                 queue.push(.restart(node: index), at: now + Int64(500_000_000 + faults.below(5_000_000_000)))
             }
         }
     }
 
-    /// Records the versions in `bytes` (whole log records) as durable on node `index`.
-    private mutating func noteDurable(_ bytes: [UInt8], at index: Int) {
-        var offset = 0
-        bytes.withUnsafeBytes { raw in
-            while case .record(let record, let next) = WALFormat.decode(raw, at: offset) {
-                if case .versioned(let key, let entry) = record.operation {
-                    let cacheKey = CacheKey(bytes: key)
-                    nodes[index].durable[cacheKey] = max(nodes[index].durable[cacheKey] ?? entry.version, entry.version)
-                }
-                offset = next
+    /// The liveness phase: heal, restart, stop the clients (membership runs: crash one node).
+    private mutating func heal() {
+        trace.record(.heal, at: now) { "liveness phase: heal, restart, stop clients" }
+        faultsOn = false
+        clientsOn = false
+        network.faulty = false
+        network.heal(now: now, force: true)
+        livenessStart = now
+        if options.membershipOnly, nodes.count >= 3 {
+            let live = nodes.indices.filter { nodes[$0].isRunning }
+            if let chosen = live.randomElement(using: &random) {
+                victim = chosen
+                crash(chosen, powerLoss: false)
             }
         }
+        for index in nodes.indices where !nodes[index].isRunning && index != victim { start(index) }
+        queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
     }
 
-    /// A replica says it stores a write only once the write (or a newer one) is on its synced log.
-    private mutating func checkAcknowledgment(_ message: PeerMessage, from index: Int) {
-        guard case .replication(let replication) = message,
-            case .writeReply(let request, .stored) = replication.body,
-            let write = nodes[index].writesReceived[request]
-        else { return }
-        if write.collected, nodes[index].state?.store.entry(for: write.key) == nil { return }
-        if nodes[index].durable[write.key].map({ $0 < write.version }) ?? true {
-            violations.append(
-                "durability: n\(index) acknowledged \(write.key)@\(write.version) before it was on its synced log")
+    private mutating func livenessCheck() {
+        if options.membershipOnly {
+            if MembershipChecker.disagreement(nodes, victim: victim) == nil {
+                convergedAfter = now
+                finished = true
+            } else if now - livenessStart < 60 * SimulatedTime.protocolPeriod {
+                queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
+            } else {
+                finished = true
+            }
+            return
+        }
+        if ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil) == nil {
+            convergedAfter = now
+            queue.push(.collectionCheck, at: now + collectionWait)
+        } else if now - livenessStart >= Int64(options.convergenceBoundSeconds) * SimulatedTime.second {
+            finished = true
+        } else {
+            queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
         }
     }
 
     // MARK: Clients
 
     private mutating func clientStep(_ client: Int) {
-        guard clientsOn, clients[client].inFlight == nil else { return }
-        let live = (0..<options.nodes).filter { nodes[$0].state != nil }
+        guard clientsOn, inFlight[client] == nil else { return }
+        let live = nodes.indices.filter { nodes[$0].isRunning }
         guard !live.isEmpty else {
-            queue.push(.client(client), at: now + 100_000_000)
+            queue.push(.client(client), at: now + 100 * SimulatedTime.millisecond)
             return
         }
         let node = live[workload.below(live.count)]
         let family = workload.below(10)
         let key: String
         var levels: [ConsistencyLevel] = [.quorum, .all]
-        var ttl: Int64?
+        var ttl: Duration?
         if family < 6 {
             key = Self.linearizableKeys[workload.below(Self.linearizableKeys.count)]
         } else if family < 8 {
@@ -473,7 +463,7 @@ public struct ClusterSimulation {
         } else {
             key = Self.expiringKeys[workload.below(Self.expiringKeys.count)]
             levels = [.quorum]
-            ttl = Int64(200_000_000 + workload.below(2_000_000_000))
+            ttl = .nanoseconds(Int64(200_000_000 + workload.below(2_000_000_000)))
         }
         let level = levels[workload.below(levels.count)]
         let kind: Operation.Kind
@@ -484,37 +474,37 @@ public struct ClusterSimulation {
         }
         let index = history.count
         history.append(Operation(client: client, key: key, kind: kind, level: level, node: node, invoke: now))
-        clients[client].inFlight = index
-        let request = UInt64(index + 1)
-        requestOwners[request] = client
+        inFlight[client] = index
         let operation: ClusterNode.ClientOperation
         switch kind {
         case .put(let value, let ttl):
-            operation = .put(key: Array(key.utf8), value: Array("v\(value)".utf8), ttl: ttl, consistency: level)
+            operation = .put(
+                key: Array(key.utf8), value: Array("v\(value)".utf8), ttl: ttl.map { .after($0) } ?? .never,
+                consistency: level)
         case .delete:
             operation = .delete(key: Array(key.utf8), consistency: level)
         case .get:
             operation = .get(key: Array(key.utf8), consistency: level)
         }
-        record(kind: 8, node: node, detail: Array(key.utf8)) { "client \(client) → n\(node): \(operation)" }
-        step(node, .client(request: request, operation))
+        trace.record(.client(node: node, key: Array(key.utf8)), at: now) { "client \(client) → n\(node): \(operation)" }
+        step(node, .client(request: UInt64(index + 1), operation))
         // The coordinator answers within its request timeout unless it crashed.
-        queue.push(.giveUp(client: client, operation: index), at: now + configuration.requestTimeout * 3)
+        queue.push(.giveUp(client: client, operation: index), at: now + configuration.requestTimeout.nanoseconds * 3)
     }
 
     private mutating func completed(_ reply: ClusterNode.ClientReply, at node: Int) {
         let index = Int(reply.request) - 1
         guard history.indices.contains(index), history[index].outcome == .pending else { return }
-        record(kind: 9, node: node, detail: []) { "reply to op \(index): \(reply.outcome)" }
+        trace.record(.reply(operation: index), at: now) { "reply to op \(index): \(reply.outcome)" }
         history[index].complete = now
         history[index].replicas = reply.replicas
         history[index].hinted = reply.hinted
         switch reply.outcome {
-        case .found(let value, let version, let expiresAt):
+        case .found(let entry):
             history[index].outcome = .ok
-            history[index].read = Int(String(decoding: value.dropFirst(), as: UTF8.self))
-            history[index].version = version
-            if let expiresAt, expiresAt <= localTime(of: node) {
+            history[index].read = Int(String(decoding: (entry.value ?? []).dropFirst(), as: UTF8.self))
+            history[index].version = entry.version
+            if let expiresAt = entry.expiresAt, expiresAt <= localTime(of: node) {
                 violations.append("expiry: n\(node) served \(history[index].key) after it expired")
             }
         case .notFound:
@@ -526,27 +516,37 @@ public struct ClusterSimulation {
         case .deleted(_, let version):
             history[index].outcome = .ok
             history[index].version = version
-        case .unavailable:
+        case .unavailable, .refused, .overloaded, .invalid:
             history[index].outcome = .failed
         }
         let client = history[index].client
-        if clients[client].inFlight == index {
-            clients[client].inFlight = nil
-            queue.push(.client(client), at: now + 5_000_000 + Int64(workload.below(100_000_000)))
+        if inFlight[client] == index {
+            inFlight[client] = nil
+            queue.push(.client(client), at: now + 5 * SimulatedTime.millisecond + Int64(workload.below(100_000_000)))
         }
     }
 
     // MARK: Checkers
 
+    private mutating func checkIncarnations() {
+        for index in nodes.indices {
+            guard let state = nodes[index].state else { continue }
+            if state.membership.incarnation < nodes[index].incarnation {
+                violations.append(
+                    "n\(index)'s incarnation went down from \(nodes[index].incarnation) to \(state.membership.incarnation)"
+                )
+            }
+        }
+    }
+
     /// After a quiet grace period every tombstone older than the grace is collected everywhere, and
     /// the cluster is still converged.
     private mutating func checkCollection() {
         finished = true
-        if let reason = divergence() {
+        if let reason = ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil) {
             violations.append("convergence: diverged again while idle: \(reason)")
             return
         }
-        let horizon = Instant(nanosecondsSinceEpoch: .max)
         // The slowest clock decides: the key's first replica may be the node whose clock is behind.
         let slowest = nodes.indices.map { localTime(of: $0) }.min()!
         for index in nodes.indices {
@@ -554,46 +554,17 @@ public struct ClusterSimulation {
             let local = localTime(of: index)
             for key in node.store.sortedKeys {
                 guard let entry = node.store.entry(for: key), !entry.isLive(at: local) else { continue }
-                let deadSince =
-                    entry.value == nil ? Instant(nanosecondsSinceEpoch: entry.version.wall) : entry.expiresAt ?? horizon
-                if deadSince.advanced(byNanoseconds: collectionWait - 1_000_000_000) < slowest {
+                if entry.deadSince.advanced(byNanoseconds: collectionWait - SimulatedTime.second) < slowest {
                     violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
                 }
             }
         }
     }
 
-    /// Why the cluster has not converged yet, or `nil`: every node sees every node alive, and every
-    /// key is held at the same version by each of its replicas and by no other node.
-    private func divergence() -> String? {
-        guard nodes.allSatisfy({ $0.state != nil }) else { return "a node is down" }
-        let reference = nodes[0].state!
-        for index in nodes.indices {
-            let node = nodes[index].state!
-            for other in nodes where node.membership.status(of: other.id) != .alive {
-                return
-                    "n\(index) sees \(other.id) as \(node.membership.status(of: other.id).map { "\($0)" } ?? "unknown")"
-            }
-            if node.ring.members != reference.ring.members { return "rings differ" }
-        }
-        var keys = Set<CacheKey>()
-        for node in nodes { keys.formUnion(node.state!.store.sortedKeys) }
-        for key in keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
-            let owners = reference.replicas(of: key.bytes)
-            var versions: [Version?] = []
-            for index in nodes.indices {
-                let entry = nodes[index].state!.store.entry(for: key)
-                if owners.contains(nodes[index].id) {
-                    versions.append(entry?.version)
-                } else if entry != nil {
-                    return "n\(index) still holds \(key), which it does not own"
-                }
-            }
-            if Set(versions.map { $0?.description ?? "none" }).count > 1 {
-                return "replicas of \(key) disagree: \(versions.map { $0?.description ?? "none" })"
-            }
-        }
-        return nil
+    /// Whether some node evicted `key` at or after `time`.
+    private func evicted(_ key: String, since time: Int64) -> Bool {
+        let cacheKey = CacheKey(key)
+        return nodes.contains { ($0.evictions[cacheKey] ?? .min) >= time }
     }
 
     private mutating func checkHistory() {
@@ -606,18 +577,21 @@ public struct ClusterSimulation {
         }
         for key in Self.linearizableKeys + Self.eventualKeys + Self.expiringKeys {
             let bytes = Array(key.utf8)
-            let owner = nodes.firstIndex { $0.id == reference.replicas(of: bytes).first }!
-            // A key with no entry at all had its tombstone collected: it stands for that tombstone.
-            let final =
-                nodes[owner].state!.store.entry(for: CacheKey(bytes: bytes))?.version
-                ?? collected[CacheKey(bytes: bytes)]
+            let owners = reference.replicas(of: bytes)
+            // The newest version any replica holds; a key with no entry at all had its tombstone
+            // collected: it stands for that tombstone.
+            let held = nodes.filter { owners.contains($0.id) }.compactMap {
+                $0.state!.store.entry(for: CacheKey(bytes: bytes))?.version
+            }
+            let final = held.max() ?? collected[CacheKey(bytes: bytes)]
             let acknowledged = history.filter { $0.key == key && $0.outcome == .ok && $0.version != nil }
-            // Durability: the converged version is at least every acknowledged write's.
+            // Durability: the converged version is at least every acknowledged write's, unless the key
+            // was evicted since the write began (a cache may give a value up; docs/replication.md).
             for operation in acknowledged {
                 switch operation.kind {
                 case .put, .delete:
                     guard let version = operation.version else { continue }
-                    if final.map({ $0 < version }) ?? true {
+                    if final.map({ $0 < version }) ?? true, !evicted(key, since: operation.invoke) {
                         violations.append(
                             "lost write: \(key) converged to \(final?.description ?? "nothing") but "
                                 + "\(operation.kind) at \(operation.level) was acknowledged with \(version)")
@@ -638,7 +612,8 @@ public struct ClusterSimulation {
                 }
             }
         }
-        // Linearizability of keys whose replica set never changed and that never used a stand-in.
+        // Linearizability of keys whose replica set never changed, that never used a stand-in, and
+        // that no node evicted.
         for key in Self.linearizableKeys {
             // A failed or abandoned write may still have taken effect; a failed read says nothing.
             let operations = history.filter { operation in
@@ -647,7 +622,9 @@ public struct ClusterSimulation {
                 return true
             }
             let replicaSets = Set(operations.filter { $0.outcome == .ok }.map { $0.replicas.map(\.rawValue) })
-            guard replicaSets.count <= 1, !operations.contains(where: \.hinted) else { continue }
+            guard replicaSets.count <= 1, !operations.contains(where: \.hinted), !evicted(key, since: 0) else {
+                continue
+            }
             let register = operations.map { operation -> RegisterOperation in
                 let complete = operation.outcome == .ok ? operation.complete : .max
                 switch operation.kind {
@@ -665,7 +642,7 @@ public struct ClusterSimulation {
             case .violation:
                 violations.append(
                     "linearizability: the history of \(key) has no legal order (\(register.count) operations)")
-                recent = historyLines(of: key)
+                trace.show(historyLines(of: key))
             case .undecided:
                 break
             }
@@ -684,52 +661,6 @@ public struct ClusterSimulation {
             }
             return
                 "\(Double(operation.invoke) / 1e9)–\(complete)s c\(operation.client) via n\(operation.node) \(operation.level) \(detail) \(operation.outcome) \(operation.version?.description ?? "")"
-        }
-    }
-
-    // MARK: Trace
-
-    private mutating func record(kind: UInt8, node: Int, detail: [UInt8], _ describe: () -> String) {
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: traceHash) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: now) { bytes.append(contentsOf: $0) }
-        bytes.append(kind)
-        withUnsafeBytes(of: UInt32(node)) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: detail)
-        traceHash = StableHash.xxh64(bytes)
-        let line = "\(Double(now) / 1e9)s \(describe())"
-        if options.trace { fullTrace.append(line) }
-        recent.append(line)
-        if recent.count > 40 { recent.removeFirst() }
-    }
-
-    private static func summary(_ frame: [UInt8]) -> String {
-        guard case .frame(let message, _) = PeerProtocol.decode(frame) else { return "undecodable" }
-        switch message {
-        case .membership(let membership):
-            return "\(membership.body) from \(membership.sender)"
-        case .replication(let replication):
-            switch replication.body {
-            case .write(let request, let key, let entry, let repair):
-                return
-                    "write#\(request % 1000) \(String(decoding: key, as: UTF8.self))@\(entry.version)\(repair ? " repair" : "") from \(replication.sender)"
-            case .writeReply(let request, let result):
-                return "writeReply#\(request % 1000) \(result) from \(replication.sender)"
-            case .read(let request, let key):
-                return "read#\(request % 1000) \(String(decoding: key, as: UTF8.self)) from \(replication.sender)"
-            case .readReply(let request, let entry):
-                return "readReply#\(request % 1000) \(entry?.version.description ?? "none") from \(replication.sender)"
-            case .digest(let buckets):
-                return "digest \(buckets.count) buckets from \(replication.sender)"
-            case .summary(let buckets, let versions):
-                return "summary \(buckets.count) buckets \(versions.count) keys from \(replication.sender)"
-            case .pull(let keys):
-                return "pull \(keys.count) keys from \(replication.sender)"
-            case .push(let items):
-                return "push \(items.count) entries from \(replication.sender)"
-            case .forget(let key, let version):
-                return "forget \(String(decoding: key, as: UTF8.self))@\(version) from \(replication.sender)"
-            }
         }
     }
 }

@@ -28,7 +28,9 @@ public struct ScaleExperiment {
     }
 
     private let configuration = Membership.Configuration(
-        protocolPeriod: 200_000_000, probeTimeout: 80_000_000, suspicionTimeout: 1_000_000_000)
+        protocolPeriod: .nanoseconds(SimulatedTime.protocolPeriod),
+        probeTimeout: .nanoseconds(SimulatedTime.probeTimeout),
+        suspicionTimeout: .nanoseconds(SimulatedTime.suspicionTimeout))
     private let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
     private var random: SplitMix64
     private var queue = EventQueue<Event>()
@@ -70,7 +72,7 @@ public struct ScaleExperiment {
         for index in 0..<nodes { schedule(index) }
 
         // Steady state: the cost per node per period.
-        let period = configuration.protocolPeriod
+        let period = SimulatedTime.protocolPeriod
         advance(until: 10 * period)
         sent = 0
         advance(until: 20 * period)

@@ -1,9 +1,12 @@
 import CacheCore
 
-/// The faults one run injects, and how hard: drawn from the run's seed, so that some runs are calm
-/// and some brutal (swarm testing).
+/// The shape of one run and the faults it injects, drawn from the run's seed, so that some runs are
+/// calm and some brutal (swarm testing), and the cluster's size, replication factor, sync policy and
+/// limits vary too: a bug that needs five nodes, or a full store, hides from a sweep that always
+/// uses three.
 public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var nodes: Int
+    public var replicationFactor: Int
     /// Chance that a message is lost.
     public var dropRate: Double
     /// Chance that a message is delivered twice.
@@ -13,37 +16,80 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var maximumLatency: Int64
     /// Partitions started per simulated second (symmetric, one-way, or one node isolated).
     public var partitionsPerSecond: Double
-    /// Crashes per simulated second (a crashed node restarts later from nothing).
+    /// Crashes per simulated second (a crashed node restarts later from its disk).
     public var crashesPerSecond: Double
     /// Largest clock rate error of a node, as a fraction (0.02: its clock runs up to 2% fast or slow).
     public var maximumClockDrift: Double
-    /// Longest fsync, nanoseconds (cluster runs, whose nodes keep a log).
-    public var maximumSyncLatency: Int64 = 0
-    /// Power losses per simulated second: every node crashes at once (cluster runs).
-    public var powerLossesPerSecond: Double = 0
+    /// Longest fsync, nanoseconds.
+    public var maximumSyncLatency: Int64
+    /// Power losses per simulated second: every node crashes at once, losing what it had not synced
+    /// (only with `WAL_SYNC=always`, the policy that promises to survive them).
+    public var powerLossesPerSecond: Double
+    /// The nodes' log policy (`nil` for membership runs, which keep no log).
+    public var syncPolicy: SyncPolicy?
+    /// A small entry limit for memory-tight runs, so that eviction runs under faults.
+    public var maximumEntries: Int?
+    /// Log size at which a node compacts (small, so that runs compact often).
+    public var compactionBytes: Int
 
-    /// Draws a configuration for `nodes` nodes from `random`.
-    public static func draw(nodes: Int, using random: inout SplitMix64) -> SwarmConfiguration {
+    /// Draws a configuration from `random`. Every draw is made whatever `nodes` says, so a run's
+    /// stream is the same whether its node count was drawn or given.
+    public static func draw(
+        nodes: Int?, replicationFactor: Int?, keepsLogs: Bool, using random: inout SplitMix64
+    ) -> SwarmConfiguration {
+        let drawnNodes = 3 + random.below(5)
+        let nodeCount = nodes ?? drawnNodes
         let calm = random.below(4) == 0
         let minimumLatency = Int64(100_000 + random.below(2_000_000))
-        return SwarmConfiguration(
-            nodes: nodes,
+        let factorDraw = random.below(20)
+        let drawnFactor = factorDraw < 12 ? 3 : factorDraw < 15 ? 2 : factorDraw < 17 ? 1 : 5
+        let policyDraw = random.below(20)
+        let intervalMilliseconds = 5 + random.below(45)
+        let policy: SyncPolicy =
+            policyDraw < 14 ? .always : policyDraw < 17 ? .interval(milliseconds: intervalMilliseconds) : .none
+        let tight = random.below(4) == 0
+        let entries = 3 + random.below(6)
+        let compaction = (2 + random.below(62)) << 10
+        let steady = random.below(3) == 0
+        var swarm = SwarmConfiguration(
+            nodes: nodeCount,
+            replicationFactor: min(replicationFactor ?? drawnFactor, nodeCount),
             dropRate: calm ? 0 : random.nextUnit() * 0.2,
             duplicateRate: calm ? 0 : random.nextUnit() * 0.05,
             minimumLatency: minimumLatency,
             maximumLatency: minimumLatency + Int64(random.below(calm ? 1_000_000 : 30_000_000)),
             partitionsPerSecond: calm ? 0 : random.nextUnit() * 0.3,
             crashesPerSecond: calm ? 0 : random.nextUnit() * 0.2,
-            maximumClockDrift: random.nextUnit() * 0.05)
+            maximumClockDrift: random.nextUnit() * 0.05,
+            maximumSyncLatency: Int64(100_000 + random.below(random.below(2) == 0 ? 2_000_000 : 40_000_000)),
+            powerLossesPerSecond: 0,
+            syncPolicy: keepsLogs ? policy : nil,
+            maximumEntries: keepsLogs && tight ? entries : nil,
+            compactionBytes: compaction)
+        let powerLoss = random.nextUnit() * 0.1
+        if keepsLogs {
+            // A third of the runs keep membership steady (lossy network, no partitions or crashes), so
+            // that replica sets stay put and the linearizability checker has whole histories to judge.
+            if steady {
+                swarm.partitionsPerSecond = 0
+                swarm.crashesPerSecond = 0
+            }
+            if swarm.crashesPerSecond > 0, policy == .always, random.below(2) == 0 {
+                swarm.powerLossesPerSecond = powerLoss
+            }
+        }
+        return swarm
     }
 
     public var description: String {
-        func percent(_ value: Double) -> String { String(Int((value * 1000).rounded())) + "‰" }
+        func permille(_ value: Double) -> String { String(Int((value * 1000).rounded())) + "‰" }
         return
-            "nodes=\(nodes) drop=\(percent(dropRate)) duplicate=\(percent(duplicateRate)) "
-            + "latency=\(minimumLatency / 1000)–\(maximumLatency / 1000)µs partitions/s=\(percent(partitionsPerSecond)) "
-            + "crashes/s=\(percent(crashesPerSecond)) drift≤\(percent(maximumClockDrift))"
-            + (maximumSyncLatency > 0 ? " fsync≤\(maximumSyncLatency / 1000)µs" : "")
-            + (powerLossesPerSecond > 0 ? " power-losses/s=\(percent(powerLossesPerSecond))" : "")
+            "nodes=\(nodes) rf=\(replicationFactor) drop=\(permille(dropRate)) duplicate=\(permille(duplicateRate)) "
+            + "latency=\(minimumLatency / 1000)–\(maximumLatency / 1000)µs partitions/s=\(permille(partitionsPerSecond)) "
+            + "crashes/s=\(permille(crashesPerSecond)) drift≤\(permille(maximumClockDrift))"
+            + (syncPolicy.map { " sync=\($0) fsync≤\(maximumSyncLatency / 1000)µs compact@\(compactionBytes >> 10)KiB" }
+                ?? "")
+            + (powerLossesPerSecond > 0 ? " power-losses/s=\(permille(powerLossesPerSecond))" : "")
+            + (maximumEntries.map { " max-entries=\($0)" } ?? "")
     }
 }

@@ -8,12 +8,17 @@ struct CacheSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-sim",
         abstract: "Runs CacheCore nodes under a seeded simulator and checks the guarantees.",
-        discussion: "Every failure prints its seed; `cache-sim --seed N` replays that run exactly (same trace hash).")
+        discussion: """
+            Each seed draws its cluster (3 to 7 nodes, replication factor, sync policy, limits) and its \
+            faults. Every failure prints its seed; `cache-sim --seed N` replays that run exactly (same \
+            trace hash).
+            """)
 
     @Option(help: "Run exactly this seed.") var seed: UInt64?
     @Option(help: "How many seeds to sweep (from --first-seed).") var seeds = 100
     @Option(help: "First seed of a sweep.") var firstSeed: UInt64 = 1
-    @Option(help: "Nodes per run.") var nodes = 5
+    @Option(help: "Nodes per run (default: drawn from each seed, 3 to 7).") var nodes: Int?
+    @Option(help: "Replication factor (default: drawn from each seed).") var replicationFactor: Int?
     @Option(help: "Simulated seconds with faults on (default: 20 for cluster runs, 30 for membership runs).")
     var safetySeconds: Int?
     @Flag(help: "Print every event of a single run.") var trace = false
@@ -24,9 +29,16 @@ struct CacheSim: ParsableCommand {
             "Inject a deliberate bug: \((Membership.Configuration.InjectedBug.allCases.map(\.rawValue) + ClusterNode.Configuration.InjectedBug.allCases.map(\.rawValue)).joined(separator: ", "))."
     )
     var injectBug: String?
-    @Flag(help: "Run membership alone (no replication, no clients), as the membership checks need.")
+    @Flag(help: "Run membership alone (no clients, no logs), with the membership checkers.")
     var membershipOnly = false
     @Option(help: "Client sessions issuing requests (cluster runs).") var clients = 4
+
+    func validate() throws {
+        if let nodes, !(1...64).contains(nodes) { throw ValidationError("--nodes must be 1 to 64") }
+        if let replicationFactor, !(1...16).contains(replicationFactor) {
+            throw ValidationError("--replication-factor must be 1 to 16")
+        }
+    }
 
     func run() throws {
         if let scale {
@@ -36,65 +48,56 @@ struct CacheSim: ParsableCommand {
             print("\(result) in \(started.duration(to: .now))")
             return
         }
-        let runOne = try runner()
+        var options = ClusterSimulation.Options()
+        options.nodes = nodes
+        options.replicationFactor = replicationFactor
+        options.safetySeconds = safetySeconds
+        options.clients = clients
+        options.trace = trace
+        options.membershipOnly = membershipOnly
+        if let injectBug {
+            if let bug = Membership.Configuration.InjectedBug(rawValue: injectBug) {
+                guard membershipOnly else { throw ValidationError("'\(injectBug)' needs --membership-only") }
+                options.injectedMembershipBug = bug
+            } else if let bug = ClusterNode.Configuration.InjectedBug(rawValue: injectBug) {
+                options.injectedBug = bug
+            } else {
+                throw ValidationError("unknown bug '\(injectBug)'")
+            }
+        }
         let range = seed.map { $0...$0 } ?? firstSeed...(firstSeed + UInt64(max(seeds, 1)) - 1)
         let started = ContinuousClock.now
         var failures = 0
         var events = 0
         var operations = 0
         var linearizable = 0
+        var evictions = 0
+        var snapshots = 0
+        var byNodes: [Int: Int] = [:]
         for current in range {
-            let result = runOne(current)
+            var simulation = ClusterSimulation(seed: current, options: options)
+            let result = simulation.run()
             events += result.events
             operations += result.operations
             linearizable += result.linearizabilityChecked
+            evictions += result.evictions
+            snapshots += result.snapshots
+            byNodes[result.swarm.nodes, default: 0] += 1
             if !result.passed { failures += 1 }
             if trace { for line in result.lastEvents { print(line) } }
             if seed != nil || !result.passed { print(result) }
         }
-        let seconds =
-            Double(started.duration(to: .now).components.attoseconds) / 1e18
-            + Double(started.duration(to: .now).components.seconds)
+        let elapsed = started.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let counts = byNodes.keys.sorted().map { "\($0)×\(byNodes[$0]!)" }.joined(separator: " ")
         print(
-            "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds, \(failures) failed, \(events) events, "
+            "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds (nodes \(counts)), \(failures) failed, "
+                + "\(events) events, "
                 + (membershipOnly
-                    ? "" : "\(operations) client operations, \(linearizable) key histories proved linearizable, ")
+                    ? ""
+                    : "\(operations) client operations, \(linearizable) key histories proved linearizable, "
+                        + "\(evictions) evictions, \(snapshots) snapshots, ")
                 + "\(Int(Double(events) / max(seconds, 0.001))) events/s")
         if failures > 0 { throw ExitCode(1) }
-    }
-
-    /// The simulation to run per seed, as the options say.
-    private func runner() throws -> (UInt64) -> SimulationResult {
-        if membershipOnly {
-            var options = MembershipSimulation.Options()
-            options.nodes = nodes
-            if let safetySeconds { options.safetySeconds = safetySeconds }
-            options.trace = trace
-            if let injectBug {
-                guard let bug = Membership.Configuration.InjectedBug(rawValue: injectBug) else {
-                    throw ValidationError("unknown membership bug '\(injectBug)'")
-                }
-                options.injectedBug = bug
-            }
-            return { seed in
-                var simulation = MembershipSimulation(seed: seed, options: options)
-                return simulation.run()
-            }
-        }
-        var options = ClusterSimulation.Options()
-        options.nodes = nodes
-        if let safetySeconds { options.safetySeconds = safetySeconds }
-        options.clients = clients
-        options.trace = trace
-        if let injectBug {
-            guard let bug = ClusterNode.Configuration.InjectedBug(rawValue: injectBug) else {
-                throw ValidationError("unknown cluster bug '\(injectBug)' (membership bugs need --membership-only)")
-            }
-            options.injectedBug = bug
-        }
-        return { seed in
-            var simulation = ClusterSimulation(seed: seed, options: options)
-            return simulation.run()
-        }
     }
 }

@@ -44,5 +44,27 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
         return difference
     }
 
+    /// This instant moved by `duration`, saturating at the ends of the range.
+    public func advanced(by duration: Duration) -> Instant {
+        advanced(byNanoseconds: duration.nanoseconds)
+    }
+
+    /// The time from this instant to `other` (negative when `other` is earlier).
+    public func duration(to other: Instant) -> Duration {
+        .nanoseconds(nanoseconds(to: other))
+    }
+
     public var description: String { "\(nanosecondsSinceEpoch)ns" }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds, saturating at the ends of `Int64`.
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds > 0 ? .max : .min }
+        let (sum, overflowSum) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflowSum { return seconds > 0 ? .max : .min }
+        return sum
+    }
 }

@@ -1,22 +1,27 @@
-/// Counters a store keeps about itself; cheap to copy, read by `/stats` and `/metrics`.
+/// A node's counters as `/stats` and `/metrics` show them; cheap to copy.
+///
+/// Entries, tombstones, bytes, evictions and expirations are the replica store's; gets, puts,
+/// deletes, hits and misses count the client requests this node coordinated.
 public struct StoreStatistics: Sendable, Equatable {
-    /// Live entries, including expired ones not yet reclaimed.
+    /// Values held, including expired ones not yet reclaimed.
     public var entries = 0
+    /// Tombstones held (deletes and expired values awaiting collection; none on a node alone).
+    public var tombstones = 0
     /// The store's own estimate of the bytes its entries use (keys, values and bookkeeping).
     public var estimatedBytes = 0
-    /// `get` calls.
+    /// Client reads coordinated.
     public var gets: UInt64 = 0
-    /// Accepted `put` calls.
+    /// Client writes of a value coordinated (accepted for coordination: valid and within limits).
     public var puts: UInt64 = 0
-    /// `delete` calls.
+    /// Client deletes coordinated.
     public var deletes: UInt64 = 0
-    /// `get` calls that found a live entry.
+    /// Client reads that found a live value.
     public var hits: UInt64 = 0
-    /// `get` calls that found nothing, or only an expired entry.
+    /// Client reads that found nothing, a tombstone or an expired value.
     public var misses: UInt64 = 0
-    /// Entries removed to stay within the entry or memory limit.
+    /// Values removed to stay within the entry or memory limit.
     public var evictions: UInt64 = 0
-    /// Entries removed because their time to live had passed.
+    /// Values removed because their time to live had passed.
     public var expirations: UInt64 = 0
 
     /// Empty counters.

@@ -4,11 +4,11 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// One node's state as the driver holds it: the CacheCore store behind a lock, the clock that feeds
-/// it, and the node's lifecycle.
+/// One node as the server runs it: the node state machine behind its driver, the clock that feeds
+/// it, its metrics, and its lifecycle (what `/health` reports).
 ///
-/// Every decision about entries is the store's; this type only supplies time, serialises access
-/// and counts. The lock is held for a dictionary lookup and an array retain, never for I/O.
+/// Every decision about entries is `ClusterNode`'s; this type supplies time, answers the status
+/// routes from the node's loop, and keeps the lifecycle.
 public final class CacheNode: Sendable {
     /// Where the node is in its life, as `/health` reports it.
     public enum Lifecycle: UInt8, Sendable {
@@ -24,60 +24,48 @@ public final class CacheNode: Sendable {
     public let metrics: NodeMetrics
     public let clock: NodeClock
     let logger: Logger
-
-    let storage: SharedStorage
-    private let persistenceBox = Mutex<Persistence?>(nil)
-    private let seed: UInt64
+    let driver: NodeDriver
     private let lifecycleState = Atomic<UInt8>(Lifecycle.starting.rawValue)
     /// The port actually listened on (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
 
-    /// Creates a node with an empty store; `seed` decides its sampling (random by default).
-    public init(configuration: NodeConfiguration, logger: Logger, seed: UInt64 = .random(in: .min ... .max)) {
+    /// A node whose state machine lives on `loop`; `seed` decides its sampling (random by default).
+    public init(
+        configuration: NodeConfiguration, logger: Logger, loop: any EventLoop, seed: UInt64 = .random(in: .min ... .max)
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.metrics = NodeMetrics()
         self.clock = NodeClock()
-        self.seed = seed
-        self.storage = SharedStorage(
-            NodeStorage(
-                store: CacheStore(limits: configuration.storeLimits, policy: SampledLRU(), seed: seed), log: nil))
+        self.driver = NodeDriver(
+            configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed)
     }
 
-    /// With `WAL_DIR` set: recovers the store from the log directory and starts logging. Until it
-    /// returns the node is `starting`; it logs what recovery found and dropped.
-    public func restore() async throws {
-        guard let path = configuration.walDirectory else { return }
+    /// Recovers from `WAL_DIR` (when set) and starts the node. Until it returns the node is `starting`;
+    /// it logs what recovery found and dropped.
+    public func start() async throws {
         let started = ContinuousClock.now
-        let persistence = try await Persistence.open(
-            path: path, configuration: configuration, storage: storage, seed: seed, now: clock.now(), logger: logger)
-        persistenceBox.withLock { $0 = persistence }
-        let report = persistence.report
+        guard let outcome = try await driver.start() else { return }
+        let report = outcome.report
         logger.info(
             "recovered",
             metadata: [
-                "wal_dir": "\(path)", "sync": "\(configuration.syncPolicy)",
+                "wal_dir": "\(configuration.walDirectory ?? "")", "sync": "\(configuration.syncPolicy)",
                 "snapshot_sequence": "\(report.snapshotSequence.map(String.init) ?? "none")",
                 "snapshot_entries": "\(report.snapshotEntries)", "replayed_records": "\(report.replayedRecords)",
-                "expired_dropped": "\(report.expiredDropped)", "dropped_bytes": "\(report.droppedBytes)",
-                "last_sequence": "\(report.lastSequence)", "entries": "\(statistics.entries)",
-                "seconds": "\(started.duration(to: .now))",
+                "migrated_records": "\(report.legacyRecords)", "expired_dropped": "\(report.expiredDropped)",
+                "dropped_bytes": "\(report.droppedBytes)", "last_sequence": "\(report.lastSequence)",
+                "entries": "\(outcome.store.statistics.liveEntries)", "seconds": "\(started.duration(to: .now))",
             ])
         for problem in report.problems {
             logger.warning("recovery dropped data", metadata: ["problem": "\(problem)"])
         }
     }
 
-    /// Stops logging after syncing what was written.
-    public func closePersistence() async {
-        let persistence = persistenceBox.withLock { box in
-            defer { box = nil }
-            return box
-        }
-        await persistence?.shutdown()
+    /// Stops the node's timers and syncs and closes its log.
+    public func stop() async {
+        await driver.shutdown()
     }
-
-    private var persistence: Persistence? { persistenceBox.withLock { $0 } }
 
     /// The node's current lifecycle state.
     public var lifecycle: Lifecycle {
@@ -98,153 +86,76 @@ public final class CacheNode: Sendable {
     /// The port the server listens on, once bound.
     public var port: Int { boundPort.load(ordering: .acquiring) }
 
-    /// Reads a key.
-    @inline(__always)
-    public func get(_ key: [UInt8]) -> CacheStore.GetResult {
-        let now = clock.now()
-        return storage.mutex.withLock { $0.store.get(CacheKey(bytes: key), now: now) }
+    /// The node's counters (tests and tools).
+    public func statistics() async throws -> StoreStatistics {
+        try await driver.inspect(from: driver.loop) { $0.node?.statistics ?? StoreStatistics() }.get()
     }
 
-    /// How a write ends.
-    public enum WriteAnswer: Sendable {
-        /// Decided now: the store's answer, or why it was refused.
-        case now(Result<WriteOutcome, WriteRefusal>)
-        /// Applied; the answer may go out once `durable` succeeds (it fails if the disk does).
-        case afterLogging(durable: EventLoopFuture<Void>, outcome: WriteOutcome)
-    }
+    // MARK: Status documents, built on the node's loop
 
-    /// What a write did.
-    public enum WriteOutcome: Sendable {
-        case stored, deleted, notFound
-    }
-
-    /// Why a write was refused.
-    public enum WriteRefusal: Error, Sendable {
-        /// The request broke a limit (400 or 413).
-        case invalid(RequestError)
-        /// The disk failed; nothing was changed (503).
-        case unavailable(String)
-    }
-
-    /// Stores a decoded PUT body, applying the default TTL when it gave none.
-    public func put(_ request: PutRequest, on eventLoop: any EventLoop) -> WriteAnswer {
-        let now = clock.now()
-        let ttl = request.ttlSeconds ?? configuration.defaultTTLSeconds
-        let expiresAt = ttl == 0 ? nil : now.advanced(bySeconds: ttl)
-        let key = CacheKey(bytes: request.key)
-        let writer = persistence?.writer
-        return storage.mutex.withLock { storage in
-            let outcome = storage.put(key, value: request.value, expiresAt: expiresAt, now: now)
-            return Self.answer(outcome, .stored, storage: &storage, writer: writer, eventLoop: eventLoop)
+    /// What `/health` answers: the status word and, when the disk failed, why writes are refused.
+    func health(from loop: any EventLoop) -> EventLoopFuture<(status: String, reason: String?)> {
+        let lifecycle = self.lifecycle
+        return driver.inspect(from: loop) { state in
+            let failure = state.node?.log?.failure
+            let status = lifecycle != .serving ? "\(lifecycle)" : failure == nil ? "ok" : "degraded"
+            return (status, failure.map { "writes refused: \($0)" })
         }
     }
-
-    /// Deletes a key.
-    public func delete(_ key: [UInt8], on eventLoop: any EventLoop) -> WriteAnswer {
-        let now = clock.now()
-        let writer = persistence?.writer
-        return storage.mutex.withLock { storage in
-            let (result, outcome) = storage.delete(CacheKey(bytes: key), now: now)
-            return Self.answer(
-                outcome, result == .deleted ? .deleted : .notFound, storage: &storage, writer: writer,
-                eventLoop: eventLoop)
-        }
-    }
-
-    /// Turns a storage outcome into an answer; called under the storage lock, so that records reach
-    /// the log in sequence order.
-    private static func answer(
-        _ outcome: NodeStorage.WriteOutcome, _ success: WriteOutcome, storage: inout NodeStorage, writer: LogWriter?,
-        eventLoop: any EventLoop
-    ) -> WriteAnswer {
-        switch outcome {
-        case .rejected(let error):
-            return .now(.failure(.invalid(error)))
-        case .unavailable(let reason):
-            return .now(.failure(.unavailable(reason)))
-        case .applied(nil):
-            return .now(.success(success))
-        case .applied(let append?):
-            // `restore()` installs the log and publishes its writer before the node leaves `starting`,
-            // and data routes are refused until then; so a logged write always finds the writer.
-            guard let writer else { preconditionFailure("a log record without a log writer") }
-            if case .failure(let error) = writer.write(append.bytes, sequence: append.sequence, log: &storage.log!) {
-                return .now(.failure(.unavailable(error.description)))
-            }
-            if storage.log!.mayAcknowledge(append.sequence) { return .now(.success(success)) }
-            let durable = eventLoop.makePromise(of: Void.self)
-            writer.awaitAcknowledgement(of: append.sequence, promise: durable)
-            return .afterLogging(durable: durable.futureResult, outcome: success)
-        }
-    }
-
-    /// Periodic upkeep the driver runs on a timer: active expiry, and the allocator's figure handed
-    /// to the store so the memory limit is checked against real usage.
-    public func runMaintenance() {
-        let now = clock.now()
-        let allocated = Jemalloc.allocatedBytes()
-        storage.mutex.withLock { storage in
-            storage.store.sweepExpired(now: now)
-            if let allocated { storage.store.allocatorReported(allocatedBytes: allocated) }
-        }
-        persistence?.compactIfDue(now: now)
-    }
-
-    /// A consistent copy of the store's counters.
-    public var statistics: StoreStatistics { storage.mutex.withLock { $0.store.statistics } }
-
-    /// Why writes are refused, while the disk is failing.
-    public var diskFailure: String? { storage.mutex.withLock { $0.log?.failure } }
 
     /// The JSON document `/stats` answers with.
-    public func statsDocument() -> [UInt8] {
-        let statistics = self.statistics
-        let allocated = Jemalloc.allocatedBytes()
-        let limits = configuration.storeLimits
-        let document: [String: Any] = [
-            "node_id": configuration.nodeID,
-            "status": "\(lifecycle)",
-            "uptime_seconds": Double(clock.elapsed.components.seconds)
-                + Double(clock.elapsed.components.attoseconds) / 1e18,
-            "entries": statistics.entries,
-            "bytes": [
-                "estimated": statistics.estimatedBytes,
-                "jemalloc_allocated": allocated as Any? ?? NSNull(),
-                "jemalloc_resident": Jemalloc.residentBytes() as Any? ?? NSNull(),
-            ],
-            "limits": [
-                "max_entries": limits.maxEntries as Any? ?? NSNull(),
-                "max_memory_bytes": limits.maxMemoryBytes as Any? ?? NSNull(),
-                "max_key_bytes": limits.maxKeyBytes,
-                "max_value_bytes": limits.maxValueBytes,
-            ],
-            "hits": statistics.hits,
-            "misses": statistics.misses,
-            "evictions": statistics.evictions,
-            "expirations": statistics.expirations,
-            "ops": ["get": statistics.gets, "put": statistics.puts, "delete": statistics.deletes],
-            "persistence": persistenceDocument(),
-        ]
-        return Self.serialize(document)
+    func statsDocument(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+        let lifecycle = self.lifecycle
+        let configuration = self.configuration
+        let uptime = clock.elapsed
+        return driver.inspect(from: loop) { state in
+            let statistics = state.node?.statistics ?? StoreStatistics()
+            let limits = configuration.storeLimits
+            let document: [String: Any] = [
+                "node_id": configuration.nodeID,
+                "status": "\(lifecycle)",
+                "uptime_seconds": Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+                "entries": statistics.entries,
+                "tombstones": statistics.tombstones,
+                "bytes": [
+                    "estimated": statistics.estimatedBytes,
+                    "jemalloc_allocated": Jemalloc.allocatedBytes() as Any? ?? NSNull(),
+                    "jemalloc_resident": Jemalloc.residentBytes() as Any? ?? NSNull(),
+                ],
+                "limits": [
+                    "max_entries": limits.maxEntries as Any? ?? NSNull(),
+                    "max_memory_bytes": limits.maxMemoryBytes as Any? ?? NSNull(),
+                    "max_key_bytes": limits.maxKeyBytes,
+                    "max_value_bytes": limits.maxValueBytes,
+                ],
+                "hits": statistics.hits,
+                "misses": statistics.misses,
+                "evictions": statistics.evictions,
+                "expirations": statistics.expirations,
+                "ops": ["get": statistics.gets, "put": statistics.puts, "delete": statistics.deletes],
+                "persistence": Self.persistenceDocument(state),
+            ]
+            return Self.serialize(document)
+        }
     }
 
-    private func persistenceDocument() -> Any {
-        guard let persistence else { return configuration.walDirectory == nil ? "disabled" : "starting" }
-        let log = storage.mutex.withLock { $0.log! }
-        let report = persistence.report
+    private static func persistenceDocument(_ state: DriverState) -> Any {
+        guard let path = state.configuration.walDirectory else { return "disabled" }
+        guard let log = state.node?.log, let report = state.recovery else { return "starting" }
         return [
-            "wal_dir": persistence.directory.path,
-            "sync": "\(configuration.syncPolicy)",
+            "wal_dir": path,
+            "sync": "\(state.configuration.syncPolicy)",
             "state": log.failure.map { "failed: \($0)" } ?? "ok",
             "last_sequence": log.lastSequence,
             "written_sequence": log.writtenSequence,
             "synced_sequence": log.syncedSequence,
             "log_bytes": log.logBytes,
-            "compactions": persistence.compactions,
+            "compactions": state.files?.compactions ?? 0,
             "recovery": [
                 "snapshot_sequence": report.snapshotSequence as Any? ?? NSNull(),
                 "snapshot_entries": report.snapshotEntries,
                 "replayed_records": report.replayedRecords,
+                "migrated_records": report.legacyRecords,
                 "expired_dropped": report.expiredDropped,
                 "dropped_bytes": report.droppedBytes,
                 "problems": report.problems,
@@ -252,26 +163,38 @@ public final class CacheNode: Sendable {
         ] as [String: Any]
     }
 
-    /// The JSON document the cluster-status endpoint answers with. Until clustering lands the node
-    /// is a cluster of one.
-    public func clusterDocument() -> [UInt8] {
-        let document: [String: Any] = [
-            "node_id": configuration.nodeID,
-            "replication_factor": configuration.replicationFactor,
-            "effective_replication_factor": 1,
-            "members": [
-                ["id": configuration.nodeID, "address": "\(configuration.host):\(port)", "status": "alive"]
-            ],
-            "seeds": configuration.seeds.map(\.description),
-        ]
-        return Self.serialize(document)
+    /// The JSON document the cluster-status endpoint answers with.
+    func clusterDocument(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+        let configuration = self.configuration
+        let port = self.port
+        return driver.inspect(from: loop) { state in
+            let members: [[String: Any]] =
+                state.node?.membership.view.map { update in
+                    ["id": update.id.rawValue, "address": update.address, "status": "\(update.status)"]
+                } ?? []
+            let document: [String: Any] = [
+                "node_id": configuration.nodeID,
+                "http_address": "\(configuration.host):\(port)",
+                "replication_factor": configuration.replicationFactor,
+                "effective_replication_factor": min(
+                    configuration.replicationFactor, state.node?.ring.members.count ?? 1),
+                "members": members,
+                "seeds": configuration.seeds.map(\.description),
+            ]
+            return Self.serialize(document)
+        }
     }
 
     /// The `/metrics` exposition.
-    public func metricsExposition() -> [UInt8] {
-        metrics.exposition(
-            statistics: statistics, allocated: Jemalloc.allocatedBytes(),
-            memoryLimit: configuration.maxMemoryBytes, uptime: clock.elapsed)
+    func metricsExposition(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+        let metrics = self.metrics
+        let memoryLimit = configuration.maxMemoryBytes
+        let uptime = clock.elapsed
+        return driver.inspect(from: loop) { state in
+            metrics.exposition(
+                statistics: state.node?.statistics ?? StoreStatistics(), allocated: Jemalloc.allocatedBytes(),
+                memoryLimit: memoryLimit, uptime: uptime)
+        }
     }
 
     static func serialize(_ document: [String: Any]) -> [UInt8] {

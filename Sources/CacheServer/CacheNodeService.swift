@@ -3,27 +3,28 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// Runs one node under swift-service-lifecycle: binds, serves, runs upkeep on a timer, and on
+/// Runs one node under swift-service-lifecycle: binds, recovers and starts the node, serves, and on
 /// graceful shutdown (SIGTERM or SIGINT) reports draining, stops accepting, finishes in-flight
-/// requests and closes.
+/// requests, and syncs and closes the log.
 public struct CacheNodeService: Service {
-    /// How often expired entries are swept and the allocator's figure is handed to the store
-    /// (Redis's active expiry runs ten times a second too).
-    public static let maintenanceInterval = TimeAmount.milliseconds(100)
-
     public let node: CacheNode
+    private let group: MultiThreadedEventLoopGroup
     private let onListening: @Sendable (Int) -> Void
 
-    /// A service for `node`; `onListening` is told the bound port once the node serves.
-    public init(node: CacheNode, onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
-        self.node = node
+    /// A service for a node configured by `configuration`; `onListening` is told the bound port once
+    /// the node listens.
+    public init(
+        configuration: NodeConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+        // The node lives on the first loop; connections are spread over all of them.
+        node = CacheNode(configuration: configuration, logger: logger, loop: group.next())
         self.onListening = onListening
     }
 
     public func run() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: node.configuration.eventLoops)
         do {
-            try await serve(on: group)
+            try await serve()
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -34,15 +35,10 @@ public struct CacheNodeService: Service {
         node.logger.info("stopped")
     }
 
-    private func serve(on group: MultiThreadedEventLoopGroup) async throws {
+    private func serve() async throws {
         let configuration = node.configuration
         let server = try await HTTPServer.start(
             node: node, host: configuration.host, port: configuration.port, group: group)
-        let maintenance = group.next().scheduleRepeatedTask(
-            initialDelay: Self.maintenanceInterval, delay: Self.maintenanceInterval
-        ) { [node] _ in
-            node.runMaintenance()
-        }
         node.logger.info(
             "listening",
             metadata: [
@@ -52,11 +48,11 @@ public struct CacheNodeService: Service {
         onListening(server.port)
         do {
             // Health answers 503 "starting" until the log directory is recovered.
-            try await node.restore()
+            try await node.start()
         } catch {
             node.logger.critical("cannot recover the write-ahead log", metadata: ["error": "\(error)"])
-            maintenance.cancel()
             try? await server.shutdown()
+            await node.stop()
             throw error
         }
         node.transition(to: .serving)
@@ -65,12 +61,11 @@ public struct CacheNodeService: Service {
         try? await gracefulShutdown()
 
         node.transition(to: .draining)
-        maintenance.cancel()
         do {
             try await server.shutdown()
         } catch {
             node.logger.warning("error while closing connections", metadata: ["error": "\(error)"])
         }
-        await node.closePersistence()
+        await node.stop()
     }
 }

@@ -4,116 +4,54 @@ import NIOHTTP1
 
 /// Serves the node's HTTP API on one connection, behind SwiftNIO's HTTP/1 request decoder.
 ///
-/// Reads and writes complete on the event loop without a task hop or a JSON encoder: the store is
-/// consulted under its lock and the whole response is written byte for byte into one buffer
-/// (see `docs/http-server.md` for why NIO's response side is bypassed). Responses are flushed once
-/// per read batch. A write whose answer waits for the log (`WAL_SYNC=always`, say) holds back the
-/// requests behind it on the connection, and reading from it, until the answer is out, so answers
-/// always leave in request order. Bodies are only accepted for `PUT /put`, and a body over the
-/// limit is refused from its `Content-Length` (or as soon as the chunks pass it) before it is
-/// buffered whole.
+/// The connection's life is `HTTPConnectionStateMachine`'s; routing is `APIRoute`'s; bodies are
+/// written by `ResponseBody`. This handler carries out what they decide: it hands data requests to
+/// the node's driver and writes each answer whole, in one buffer (see `docs/http-server.md` for why
+/// NIO's response side is bypassed), flushing once per read batch.
 final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The largest `PUT` body accepted: a maximal value whose every byte is a six-byte `\u00XX`
-    /// escape, plus a maximal key escaped the same way and room for the rest of the object.
-    static let maxBodyBytes = 6 * (StoreLimits.defaultMaxValueBytes + StoreLimits.defaultMaxKeyBytes) + 4096
-
-    private struct PendingRequest {
-        var head: HTTPRequestHead
-        var route: APIRoute
-        var body: ByteBuffer?
-        var started: ContinuousClock.Instant
-    }
-
-    private enum State {
-        case idle
-        case receiving(PendingRequest)
-        /// An answer went out before the body was read; the connection closes once it is written.
-        case refusedBody
-    }
-
     private let node: CacheNode
-    private var state = State.idle
+    private var machine = HTTPConnectionStateMachine()
+    /// Request parts read while an answer is pending, handled once it is out.
+    private var held = CircularBuffer<HTTPServerRequestPart>()
     /// Responses written since the last flush.
     private var needsFlush = false
-    /// The server is shutting down: close once the request in progress is answered.
-    private var quiescing = false
-    /// A write's answer is waiting for the log; later requests wait behind it.
-    private var awaitingLog = false
-    /// Request parts read while `awaitingLog`, handled once the answer is out.
-    private var held = CircularBuffer<HTTPServerRequestPart>()
-    /// A read was asked for while `awaitingLog`; it is passed on afterwards.
-    private var readPending = false
+    /// Between a `channelRead` and its `channelReadComplete`: answers made now are flushed together.
+    private var reading = false
+    private var context: ChannelHandlerContext?
 
     init(node: CacheNode) {
         self.node = node
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         let part = unwrapInboundIn(data)
-        if awaitingLog {
-            held.append(part)
-        } else {
+        if machine.acceptsParts && held.isEmpty {
             handle(part, context: context)
+        } else {
+            held.append(part)
         }
     }
 
     func read(context: ChannelHandlerContext) {
-        if awaitingLog {
-            readPending = true
-        } else {
-            context.read()
-        }
-    }
-
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            let request = PendingRequest(
-                head: head, route: APIRoute.resolve(method: head.method, uri: head.uri), body: nil, started: .now)
-            if case .put = request.route,
-                let length = head.headers.first(name: "content-length").flatMap(Int.init),
-                length > Self.maxBodyBytes
-            {
-                refuseBody(context: context, request: request)
-                return
-            }
-            if case .put = request.route, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                context.write(
-                    wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
-                    promise: nil)
-                needsFlush = true
-            }
-            state = .receiving(request)
-        case .body(var chunk):
-            guard case .receiving(var request) = state, case .put = request.route else { return }
-            state = .idle  // drop the state's reference to the body, so appending does not copy it
-            let received = (request.body?.readableBytes ?? 0) + chunk.readableBytes
-            if received > Self.maxBodyBytes {
-                refuseBody(context: context, request: request)
-                return
-            }
-            if request.body == nil {
-                request.body = chunk
-            } else {
-                request.body!.writeBuffer(&chunk)
-            }
-            state = .receiving(request)
-        case .end:
-            guard case .receiving(let request) = state else { return }
-            state = .idle
-            respond(context: context, to: request)
-        }
+        if machine.readRequested() == .read { context.read() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        reading = false
+        flushIfNeeded(context: context)
         context.fireChannelReadComplete()
     }
 
@@ -122,177 +60,174 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        if case .idle = state, !awaitingLog {
-            context.close(promise: nil)
-        } else {
-            quiescing = true
-        }
+        if machine.quiesce() == .closeNow { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The request decoder gives up on bytes that are not HTTP/1: say so, then hang up.
-        if error is HTTPParserError, case .idle = state {
-            let request = PendingRequest(
-                head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"),
-                route: .refused(route: .unknown, status: .badRequest, message: "", allow: nil), body: nil,
-                started: .now)
-            state = .refusedBody
+        if error is HTTPParserError, machine.parseFailed() {
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
             write(
-                context: context, request: request, status: .badRequest,
-                body: errorBody(context, "malformed HTTP request: \(error)"), close: true)
+                context: context, head: head, route: .unknown, started: .now, status: .badRequest,
+                body: ResponseBody.error(context.channel.allocator, "malformed HTTP request: \(error)"), close: true)
             return
         }
         context.close(promise: nil)
     }
 
-    private func refuseBody(context: ChannelHandlerContext, request: PendingRequest) {
-        state = .refusedBody
-        let message = "request body exceeds \(Self.maxBodyBytes) bytes"
-        write(
-            context: context, request: request, status: .payloadTooLarge, body: errorBody(context, message), close: true
-        )
+    // MARK: Requests
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            let route = APIRoute.resolve(method: head.method, uri: head.uri)
+            switch machine.headReceived(head, route: route, now: .now) {
+            case .receive(let sendContinue):
+                if sendContinue {
+                    context.write(
+                        wrapOutboundOut(
+                            context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
+                        promise: nil)
+                    needsFlush = true
+                }
+            case .refuseBody:
+                refuseBody(context: context, head: head, route: route.name)
+            case .ignore:
+                break
+            }
+        case .body(var chunk):
+            if machine.bodyReceived(&chunk) == .refuseBody {
+                refuseBody(
+                    context: context, head: HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/put"), route: .put)
+            }
+        case .end:
+            if let request = machine.endReceived() { respond(to: request, context: context) }
+        }
     }
 
-    private func respond(context: ChannelHandlerContext, to request: PendingRequest) {
+    private func refuseBody(context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName) {
+        let message = "request body exceeds \(HTTPConnectionStateMachine.maxBodyBytes) bytes"
+        write(
+            context: context, head: head, route: route, started: .now, status: .payloadTooLarge,
+            body: ResponseBody.error(context.channel.allocator, message), close: true)
+    }
+
+    private func respond(to request: HTTPConnectionStateMachine.Request, context: ChannelHandlerContext) {
+        let allocator = context.channel.allocator
         if node.lifecycle == .starting, request.route.servesData {
-            write(
-                context: context, request: request, status: .serviceUnavailable,
-                body: errorBody(context, "node is starting"))
+            answer(request, status: .serviceUnavailable, body: ResponseBody.error(allocator, "node is starting"))
             return
         }
+        let loop = context.eventLoop
         switch request.route {
         case .get(let key):
-            switch node.get(key) {
-            case .hit(let value, let expiresAt):
-                var body = context.channel.allocator.buffer(capacity: key.count + value.count + 48)
-                body.writeStaticString(#"{"key":"#)
-                body.writeJSONString(key)
-                body.writeStaticString(#","value":"#)
-                body.writeJSONString(value)
-                body.writeStaticString(#","ttl_remaining":"#)
-                if let expiresAt {
-                    let nanoseconds = node.clock.now().nanoseconds(to: expiresAt)
-                    body.writeString(String(max(1, (nanoseconds + 999_999_999) / 1_000_000_000)))
-                } else {
-                    body.writeStaticString("null")
-                }
-                body.writeStaticString("}")
-                write(context: context, request: request, status: .ok, body: body)
-            case .miss:
-                write(context: context, request: request, status: .notFound, body: errorBody(context, "not found"))
-            }
+            submit(.get(key: key, consistency: nil), for: request, loop: loop)
         case .put:
             let body = request.body ?? ByteBuffer()
             switch PutRequest.decode(body.readableBytesView) {
             case .success(let put):
-                finish(node.put(put, on: context.eventLoop), request: request, context: context)
+                let ttl: ClusterNode.TimeToLive =
+                    switch put.ttlSeconds {
+                    case nil: .nodeDefault
+                    case 0: .never
+                    case let seconds?: .after(.seconds(seconds))
+                    }
+                submit(.put(key: put.key, value: put.value, ttl: ttl, consistency: nil), for: request, loop: loop)
             case .failure(let error):
-                answer(.failure(.invalid(error)), request: request, context: context)
+                answer(request, status: error.kind.status, body: ResponseBody.error(allocator, error.message))
             }
         case .delete(let key):
-            finish(node.delete(key, on: context.eventLoop), request: request, context: context)
+            submit(.delete(key: key, consistency: nil), for: request, loop: loop)
         case .health:
+            let nodeID = node.configuration.nodeID
             let lifecycle = node.lifecycle
-            let failure = node.diskFailure
-            var body = context.channel.allocator.buffer(capacity: 96)
-            body.writeStaticString(#"{"status":"#)
-            let status = lifecycle != .serving ? "\(lifecycle)" : failure == nil ? "ok" : "degraded"
-            body.writeJSONString(Array(status.utf8))
-            if let failure {
-                body.writeStaticString(#","reason":"#)
-                body.writeJSONString(Array("writes refused: \(failure)".utf8))
+            answer(request, when: node.health(from: loop)) { health in
+                let status: HTTPResponseStatus = lifecycle == .serving ? .ok : .serviceUnavailable
+                return (
+                    status, ResponseBody.health(allocator, status: health.status, reason: health.reason, nodeID: nodeID)
+                )
             }
-            body.writeStaticString(#","node_id":"#)
-            body.writeJSONString(Array(node.configuration.nodeID.utf8))
-            body.writeStaticString("}")
-            write(
-                context: context, request: request, status: lifecycle == .serving ? .ok : .serviceUnavailable,
-                body: body)
         case .stats:
-            write(context: context, request: request, status: .ok, body: bytesBody(context, node.statsDocument()))
+            answer(request, when: node.statsDocument(from: loop)) { (.ok, allocator.buffer(bytes: $0)) }
         case .cluster:
-            write(context: context, request: request, status: .ok, body: bytesBody(context, node.clusterDocument()))
+            answer(request, when: node.clusterDocument(from: loop)) { (.ok, allocator.buffer(bytes: $0)) }
         case .metrics:
-            write(
-                context: context, request: request, status: .ok, body: bytesBody(context, node.metricsExposition()),
-                contentType: "text/plain; version=0.0.4; charset=utf-8")
+            answer(
+                request, when: node.metricsExposition(from: loop),
+                contentType: "text/plain; version=0.0.4; charset=utf-8"
+            ) {
+                (.ok, allocator.buffer(bytes: $0))
+            }
         case .refused(_, let status, let message, let allow):
-            write(context: context, request: request, status: status, body: errorBody(context, message), allow: allow)
+            answer(request, status: status, body: ResponseBody.error(allocator, message), allow: allow)
         }
     }
 
-    /// Answers a write now, or once the log says it may be acknowledged.
-    private func finish(_ answer: CacheNode.WriteAnswer, request: PendingRequest, context: ChannelHandlerContext) {
-        switch answer {
-        case .now(let result):
-            self.answer(result, request: request, context: context)
-        case .afterLogging(let durable, let outcome):
-            awaitingLog = true
-            durable.assumeIsolated().whenComplete { result in
-                self.awaitingLog = false
-                switch result {
-                case .success: self.answer(.success(outcome), request: request, context: context)
-                case .failure(let error):
-                    self.answer(.failure(.unavailable("\(error)")), request: request, context: context)
-                }
-                self.resume(context: context)
+    /// Hands a data request to the node; the answer is written when it comes.
+    private func submit(
+        _ operation: ClusterNode.ClientOperation, for request: HTTPConnectionStateMachine.Request, loop: any EventLoop
+    ) {
+        let completion = NIOLoopBound<(ClusterNode.ClientReply) -> Void>(
+            { [self] reply in
+                guard let context else { return }
+                let (status, body) = ResponseBody.outcome(
+                    reply.outcome, key: request.route.key, allocator: context.channel.allocator, now: node.clock.now())
+                answer(request, status: status, body: body)
+            }, eventLoop: loop)
+        node.driver.submit(operation, from: loop, completion: completion)
+    }
+
+    private func answer<T>(
+        _ request: HTTPConnectionStateMachine.Request, when future: EventLoopFuture<T>,
+        contentType: StaticString = "application/json", _ render: @escaping (T) -> (HTTPResponseStatus, ByteBuffer)
+    ) {
+        future.assumeIsolated().whenComplete { [self] result in
+            guard let context else { return }
+            switch result {
+            case .success(let value):
+                let (status, body) = render(value)
+                answer(request, status: status, body: body, contentType: contentType)
+            case .failure(let error):
+                answer(
+                    request, status: .internalServerError,
+                    body: ResponseBody.error(context.channel.allocator, "internal error: \(error)"))
             }
         }
     }
 
-    /// After an answer that waited: send it, then handle what was held back, then read again.
-    private func resume(context: ChannelHandlerContext) {
-        while !awaitingLog, let part = held.popFirst() {
-            handle(part, context: context)
-        }
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
-        if !awaitingLog, readPending {
-            readPending = false
-            context.read()
-        }
-        if quiescing, !awaitingLog, case .idle = state { context.close(promise: nil) }
-    }
-
+    /// Writes the answer to the request being answered, then carries on with what was held.
     private func answer(
-        _ result: Result<CacheNode.WriteOutcome, CacheNode.WriteRefusal>, request: PendingRequest,
-        context: ChannelHandlerContext
+        _ request: HTTPConnectionStateMachine.Request, status: HTTPResponseStatus, body: ByteBuffer,
+        contentType: StaticString = "application/json", allow: String? = nil
     ) {
-        switch result {
-        case .success(.stored):
-            write(context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"ok"}"#))
-        case .success(.deleted):
-            write(context: context, request: request, status: .ok, body: staticBody(context, #"{"status":"deleted"}"#))
-        case .success(.notFound):
-            write(context: context, request: request, status: .notFound, body: errorBody(context, "not found"))
-        case .failure(.invalid(let error)):
-            let status: HTTPResponseStatus = error.kind == .payloadTooLarge ? .payloadTooLarge : .badRequest
-            write(context: context, request: request, status: status, body: errorBody(context, error.message))
-        case .failure(.unavailable(let reason)):
-            write(
-                context: context, request: request, status: .serviceUnavailable,
-                body: errorBody(context, "write not persisted; writes are refused: \(reason)"))
+        guard let context else { return }
+        let keepAlive = machine.keepsAlive(request.head)
+        write(
+            context: context, head: request.head, route: request.route.name, started: request.started, status: status,
+            body: body, contentType: contentType, allow: allow, close: !keepAlive)
+        switch machine.answerWritten(keptAlive: keepAlive) {
+        case .close:
+            break
+        case .resume(let read):
+            while machine.acceptsParts, let part = held.popFirst() {
+                handle(part, context: context)
+            }
+            flushIfNeeded(context: context)
+            if read, machine.acceptsParts { context.read() }
         }
     }
 
     private func write(
-        context: ChannelHandlerContext,
-        request: PendingRequest,
-        status: HTTPResponseStatus,
-        body: ByteBuffer,
-        contentType: StaticString = "application/json",
-        allow: String? = nil,
-        close: Bool = false
+        context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName, started: ContinuousClock.Instant,
+        status: HTTPResponseStatus, body: ByteBuffer, contentType: StaticString = "application/json",
+        allow: String? = nil, close: Bool
     ) {
-        let keepAlive = request.head.isKeepAlive && !close && !quiescing
         var body = body
         var response = context.channel.allocator.buffer(
             capacity: 128 + min(body.readableBytes, HTTPResponseEncoding.inlineBodyLimit))
         HTTPResponseEncoding.head(
-            version: request.head.version, status: status, contentType: contentType,
-            contentLength: body.readableBytes, keepAlive: keepAlive, allow: allow, into: &response)
+            version: head.version, status: status, contentType: contentType, contentLength: body.readableBytes,
+            keepAlive: !close, allow: allow, into: &response)
         if body.readableBytes <= HTTPResponseEncoding.inlineBodyLimit {
             response.writeBuffer(&body)
             context.write(wrapOutboundOut(response), promise: nil)
@@ -300,37 +235,26 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(response), promise: nil)
             context.write(wrapOutboundOut(body), promise: nil)
         }
-        if keepAlive {
-            needsFlush = true
-        } else {
+        if close {
             needsFlush = false
             let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
                 boundContext.value.close(promise: nil)
             }
+        } else {
+            needsFlush = true
+            // An answer that came later than its read batch goes out now; one in the batch waits for
+            // `channelReadComplete` and leaves with the others.
+            if !reading { flushIfNeeded(context: context) }
         }
-        let elapsed = request.started.duration(to: .now).components
-        node.metrics.recordRequest(
-            route: request.route.name, status: Int(status.code),
-            nanoseconds: elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        let elapsed = started.duration(to: .now)
+        node.metrics.recordRequest(route: route, status: Int(status.code), nanoseconds: elapsed.nanoseconds)
     }
 
-    private func errorBody(_ context: ChannelHandlerContext, _ message: String) -> ByteBuffer {
-        var body = context.channel.allocator.buffer(capacity: message.utf8.count + 16)
-        body.writeStaticString(#"{"error":"#)
-        body.writeJSONString(Array(message.utf8))
-        body.writeStaticString("}")
-        return body
-    }
-
-    private func staticBody(_ context: ChannelHandlerContext, _ text: StaticString) -> ByteBuffer {
-        var body = context.channel.allocator.buffer(capacity: text.utf8CodeUnitCount)
-        body.writeStaticString(text)
-        return body
-    }
-
-    private func bytesBody(_ context: ChannelHandlerContext, _ bytes: [UInt8]) -> ByteBuffer {
-        context.channel.allocator.buffer(bytes: bytes)
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        guard needsFlush else { return }
+        needsFlush = false
+        context.flush()
     }
 }
 
@@ -340,6 +264,23 @@ extension APIRoute {
         switch self {
         case .get, .put, .delete: true
         default: false
+        }
+    }
+
+    /// The key of a keyed route.
+    fileprivate var key: [UInt8] {
+        switch self {
+        case .get(let key), .delete(let key): key
+        default: []
+        }
+    }
+}
+
+extension RequestError.Kind {
+    var status: HTTPResponseStatus {
+        switch self {
+        case .badRequest: .badRequest
+        case .payloadTooLarge: .payloadTooLarge
         }
     }
 }

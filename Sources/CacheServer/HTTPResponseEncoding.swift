@@ -81,8 +81,15 @@ extension ByteBuffer {
     /// control characters escaped, runs of other bytes copied as they are.
     @inlinable
     mutating func writeJSONString(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { writeJSONString($0) }
+    }
+
+    /// Writes `bytes`, which must be valid UTF-8, as a JSON string literal.
+    @inlinable
+    mutating func writeJSONString(_ bytes: UnsafeRawBufferPointer) {
         writeInteger(UInt8(ascii: "\""))
-        bytes.withUnsafeBufferPointer { buffer in
+        do {
+            let buffer = bytes.assumingMemoryBound(to: UInt8.self)
             var runStart = 0
             for index in 0..<buffer.count {
                 let byte = buffer[index]

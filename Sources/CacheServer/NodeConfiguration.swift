@@ -86,6 +86,22 @@ public struct NodeConfiguration: Sendable, Equatable {
         StoreLimits(maxEntries: maxEntries, maxMemoryBytes: maxMemoryBytes)
     }
 
+    /// Where peers reach this node.
+    public var peerAddress: String { "\(host):\(port)" }
+
+    /// The node state machine's settings these imply.
+    public var clusterConfiguration: ClusterNode.Configuration {
+        var configuration = ClusterNode.Configuration()
+        configuration.replicationFactor = replicationFactor
+        configuration.defaultTimeToLive = defaultTTLSeconds == 0 ? nil : .seconds(defaultTTLSeconds)
+        configuration.limits = storeLimits
+        configuration.compaction = compactionPolicy
+        configuration.membership.protocolPeriod = gossipInterval
+        configuration.membership.probeTimeout = heartbeatInterval
+        configuration.membership.suspicionTimeout = failureTimeout
+        return configuration
+    }
+
     /// A configuration error: which key, and what is wrong with it.
     public struct Error: Swift.Error, Equatable, CustomStringConvertible {
         /// The key at fault (or the config file's path).

@@ -63,10 +63,9 @@ struct CacheNodeCommand: AsyncParsableCommand {
             JSONLogHandler(label: label, sink: sink, level: configuration.logLevel)
         }
         let logger = Logger(label: "cache-node")
-        let node = CacheNode(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: CacheNodeService(node: node))],
+                services: [.init(service: CacheNodeService(configuration: configuration, logger: logger))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

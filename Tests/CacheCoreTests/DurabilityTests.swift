@@ -121,28 +121,23 @@ struct WALCodecTests {
     }
 
     @Test func snapshotRoundTripsAndMustBeWhole() throws {
-        var store = CacheStore(limits: StoreLimits(), policy: SampledLRU(), seed: 3)
+        var entries: [(key: [UInt8], entry: VersionedEntry)] = []
         for index in 0..<50 {
+            let version = Version(wall: Int64(index), logical: UInt32(index % 3), node: NodeID("n\(index % 4)"))
             let expiry: Instant? = index % 3 == 0 ? now.advanced(bySeconds: 60) : nil
-            _ = store.put(CacheKey("k\(index)"), value: Array("v\(index)".utf8), expiresAt: expiry, now: now)
+            let value: [UInt8]? = index % 5 == 0 ? nil : Array("v\(index)".utf8)
+            entries.append((Array("k\(index)".utf8), VersionedEntry(version: version, value: value, expiresAt: expiry)))
         }
-        let bytes = SnapshotFormat.encode(sequence: 99, entries: store.entries)
-        var loaded: [StoredEntry] = []
-        let result = bytes.withUnsafeBytes { bytes in
-            SnapshotFormat.read(bytes) { key, value, expiresAt in
-                loaded.append(
-                    StoredEntry(key: CacheKey(bytes: key), value: value, expiresAt: expiresAt, lastAccess: 0, cost: 0))
-            }
-        }
+        let bytes = SnapshotFormat.encode(sequence: 99, entries: entries)
+        var loaded: [WALOperation] = []
+        let result = bytes.withUnsafeBytes { bytes in SnapshotFormat.read(bytes) { loaded.append($0) } }
         let header = try result.get()
         #expect(header.sequence == 99 && header.entries == 50)
-        #expect(loaded.map(\.key) == store.entries.map(\.key))
-        #expect(loaded.map(\.value) == store.entries.map(\.value))
-        #expect(loaded.map(\.expiresAt) == store.entries.map(\.expiresAt))
+        #expect(loaded == entries.map { .versioned(key: $0.key, entry: $0.entry) })
         // Any strict prefix is refused: a snapshot without its end record is not a snapshot.
         for length in stride(from: 0, to: bytes.count, by: 7) {
             let prefix = Array(bytes[..<length])
-            let partial = prefix.withUnsafeBytes { SnapshotFormat.read($0) { _, _, _ in } }
+            let partial = prefix.withUnsafeBytes { SnapshotFormat.read($0) { _ in } }
             #expect(throws: ScanStop.self) { try partial.get() }
         }
     }
@@ -153,14 +148,14 @@ struct RecoveryTests {
     private func recover(
         snapshots: [Recovery.SnapshotFile] = [], segments: [Recovery.SegmentFile], at time: Instant = now
     ) -> Recovery.Outcome {
-        Recovery.recover(snapshots: snapshots, segments: segments, limits: StoreLimits(), seed: 1, now: time)
+        Recovery.recover(
+            snapshots: snapshots, segments: segments, limits: StoreLimits(), seed: 1, me: NodeID("me"), now: time)
     }
 
-    private func value(_ store: inout CacheStore, _ key: String, at time: Instant = now) -> String? {
-        if case .hit(let value, _) = store.get(CacheKey(key), now: time) {
-            return String(decoding: value, as: UTF8.self)
-        }
-        return nil
+    /// The value `key` holds live at `time`, if any.
+    private func value(_ store: ReplicaStore, _ key: String, at time: Instant = now) -> String? {
+        guard let entry = store.stored(KeyReference(Array(key.utf8))), entry.isLive(at: time) else { return nil }
+        return entry.value.map { String(decoding: $0, as: UTF8.self) }
     }
 
     private func put(_ sequence: UInt64, _ key: String, _ value: String, expiresAt: Instant? = nil) -> WALRecord {
@@ -172,15 +167,40 @@ struct RecoveryTests {
         WALRecord(sequence: sequence, operation: .delete(key: Array(key.utf8)))
     }
 
-    @Test func replaysInOrderAndDeletesStayDeleted() {
+    private func versioned(
+        _ sequence: UInt64, _ key: String, _ value: String?, wall: Int64, expiresAt: Instant? = nil
+    ) -> WALRecord {
+        let entry = VersionedEntry(
+            version: Version(wall: wall, logical: 0, node: NodeID("n")), value: value.map { Array($0.utf8) },
+            expiresAt: expiresAt)
+        return WALRecord(sequence: sequence, operation: .versioned(key: Array(key.utf8), entry: entry))
+    }
+
+    @Test func versionedRecordsKeepTheNewestVersionWhateverTheirOrder() {
+        let records = [
+            versioned(1, "a", "new", wall: 20), versioned(2, "a", "old", wall: 10), versioned(3, "b", "1", wall: 5),
+            versioned(4, "b", nil, wall: 6),
+        ]
+        let outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(value(outcome.store, "a") == "new")
+        #expect(value(outcome.store, "b") == nil)
+        // The delete stays as a tombstone until the node knows it is alone (then it drops them).
+        #expect(outcome.store.stored(KeyReference(Array("b".utf8)))?.hasValue == false)
+        #expect(outcome.report.newestVersion == Version(wall: 20, logical: 0, node: NodeID("n")))
+        #expect(outcome.report.legacyRecords == 0)
+    }
+
+    @Test func legacyRecordsReplayInOrderAndDeletesStayDeleted() {
         let records = [put(1, "a", "1"), put(2, "b", "2"), delete(3, "a"), put(4, "b", "3")]
-        var outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
-        #expect(value(&outcome.store, "a") == nil)
-        #expect(value(&outcome.store, "b") == "3")
+        let outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(value(outcome.store, "a") == nil)
+        #expect(value(outcome.store, "b") == "3")
         #expect(outcome.report.lastSequence == 4)
         #expect(outcome.report.replayedRecords == 4)
+        #expect(outcome.report.legacyRecords == 4)
         #expect(outcome.repairs.isEmpty)
-        #expect(outcome.store.statistics.puts == 0)
+        // Migrated entries are versioned by this node's clock, later records above earlier ones.
+        #expect(outcome.store.stored(KeyReference(Array("b".utf8)))?.version.node == NodeID("me"))
     }
 
     @Test func entriesThatExpiredWhileDownAreNotServed() {
@@ -189,19 +209,19 @@ struct RecoveryTests {
             put(2, "kept", "y", expiresAt: now.advanced(bySeconds: 60)),
             put(3, "replaced", "old"), put(4, "replaced", "new", expiresAt: now.advanced(bySeconds: -5)),
         ]
-        var outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
-        #expect(value(&outcome.store, "gone") == nil)
-        #expect(value(&outcome.store, "kept") == "y")
-        #expect(value(&outcome.store, "replaced") == nil)
+        let outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(value(outcome.store, "gone") == nil)
+        #expect(value(outcome.store, "kept") == "y")
+        #expect(value(outcome.store, "replaced") == nil)
         #expect(outcome.report.expiredDropped == 2)
     }
 
     @Test func tornTailIsTruncatedAndWholeRecordsKept() {
         let bytes = segment([put(1, "a", "1"), put(2, "b", "2")])
         let torn = Array(bytes.dropLast(3))
-        var outcome = recover(segments: [.init(firstSequence: 1, bytes: torn)])
-        #expect(value(&outcome.store, "a") == "1")
-        #expect(value(&outcome.store, "b") == nil)
+        let outcome = recover(segments: [.init(firstSequence: 1, bytes: torn)])
+        #expect(value(outcome.store, "a") == "1")
+        #expect(value(outcome.store, "b") == nil)
         #expect(outcome.report.lastSequence == 1)
         let firstEnd = WALSegment.headerSize + WALFormat.encode(put(1, "a", "1")).count
         #expect(outcome.repairs == [.truncateSegment(firstSequence: 1, toLength: firstEnd)])
@@ -211,10 +231,10 @@ struct RecoveryTests {
     @Test func segmentWithATornHeaderIsDeletedNotCut() {
         let whole = segment([put(1, "a", "1")])
         let torn = segment([], firstSequence: 2).prefix(WALSegment.headerSize - 3)
-        var outcome = recover(segments: [
+        let outcome = recover(segments: [
             .init(firstSequence: 1, bytes: whole), .init(firstSequence: 2, bytes: Array(torn)),
         ])
-        #expect(value(&outcome.store, "a") == "1")
+        #expect(value(outcome.store, "a") == "1")
         #expect(outcome.repairs == [.deleteSegment(firstSequence: 2)])
         #expect(outcome.report.lastSequence == 1)
     }
@@ -223,125 +243,162 @@ struct RecoveryTests {
         var first = segment([put(1, "a", "1"), put(2, "b", "2")])
         first[first.count - 2] ^= 0xFF
         let second = segment([put(3, "c", "3")], firstSequence: 3)
-        var outcome = recover(segments: [.init(firstSequence: 3, bytes: second), .init(firstSequence: 1, bytes: first)])
-        #expect(value(&outcome.store, "a") == "1")
-        #expect(value(&outcome.store, "c") == nil)
+        let outcome = recover(segments: [.init(firstSequence: 3, bytes: second), .init(firstSequence: 1, bytes: first)])
+        #expect(value(outcome.store, "a") == "1")
+        #expect(value(outcome.store, "c") == nil)
         #expect(outcome.repairs.contains(.quarantineSegment(firstSequence: 3)))
         #expect(outcome.report.problems.count == 2)
     }
 
-    @Test func restartAfterCompactionEqualsRestartBefore() {
+    @Test(arguments: [false, true])
+    func restartAfterCompactionEqualsRestartBefore(legacy: Bool) {
         var random = SplitMix64(seed: 5)
         var records: [WALRecord] = []
         for sequence in 1...400 {
             let key = "k\(random.below(50))"
-            records.append(
-                random.below(5) == 0
-                    ? delete(UInt64(sequence), key)
-                    : put(
-                        UInt64(sequence), key, "v\(sequence)",
-                        expiresAt: random.below(3) == 0 ? now.advanced(bySeconds: Int64(random.below(100)) - 50) : nil))
+            let expiresAt = random.below(3) == 0 ? now.advanced(bySeconds: Int64(random.below(100)) - 50) : nil
+            let isDelete = random.below(5) == 0
+            if legacy {
+                records.append(
+                    isDelete
+                        ? delete(UInt64(sequence), key)
+                        : put(UInt64(sequence), key, "v\(sequence)", expiresAt: expiresAt))
+            } else {
+                records.append(
+                    versioned(
+                        UInt64(sequence), key, isDelete ? nil : "v\(sequence)", wall: Int64(random.below(1000)),
+                        expiresAt: expiresAt))
+            }
         }
-        let before = recover(segments: [
+        let segments: [Recovery.SegmentFile] = [
             .init(firstSequence: 1, bytes: segment(Array(records[0..<250]))),
             .init(firstSequence: 251, bytes: segment(Array(records[250...]), firstSequence: 251)),
-        ])
+        ]
+        let before = recover(segments: segments)
         // Compaction at 250: a snapshot of the store as of 250, then the rest of the log.
         let atCompaction = recover(segments: [.init(firstSequence: 1, bytes: segment(Array(records[0..<250])))])
-        let snapshot = Recovery.SnapshotFile(
-            sequence: 250, bytes: SnapshotFormat.encode(sequence: 250, entries: atCompaction.store.entries))
-        let after = recover(
-            snapshots: [snapshot],
-            segments: [
-                .init(firstSequence: 1, bytes: segment(Array(records[0..<250]))),
-                .init(firstSequence: 251, bytes: segment(Array(records[250...]), firstSequence: 251)),
-            ])
+        var snapshotBytes: [UInt8] = []
+        LogSnapshot(upTo: 250, store: atCompaction.store, now: now).encode { snapshotBytes += $0 }
+        let after = recover(snapshots: [.init(sequence: 250, bytes: snapshotBytes)], segments: segments)
         #expect(after.repairs == [.deleteSegment(firstSequence: 1)])
-        func contents(_ store: CacheStore) -> [String: [UInt8]] {
-            Dictionary(uniqueKeysWithValues: store.entries.map { ($0.key.description, $0.value) })
+        func contents(_ store: ReplicaStore) -> [String: String] {
+            var result: [String: String] = [:]
+            for key in store.sortedKeys {
+                result[key.description] = value(store, key.description)
+            }
+            return result.filter { !$0.value.isEmpty }
         }
         #expect(contents(after.store) == contents(before.store))
         #expect(after.report.lastSequence == before.report.lastSequence)
     }
 
     @Test func damagedNewestSnapshotFallsBackToAnOlderOne() {
-        let old = SnapshotFormat.encode(
-            sequence: 1,
-            entries: [StoredEntry(key: CacheKey("a"), value: Array("1".utf8), expiresAt: nil, lastAccess: 0, cost: 0)])
+        let entry = VersionedEntry(
+            version: Version(wall: 1, logical: 0, node: NodeID("n")), value: Array("1".utf8), expiresAt: nil)
+        let old = SnapshotFormat.encode(sequence: 1, entries: [(Array("a".utf8), entry)])
         var newer = SnapshotFormat.encode(sequence: 2, entries: [])
         newer.removeLast()
-        var outcome = recover(
+        let outcome = recover(
             snapshots: [.init(sequence: 2, bytes: newer), .init(sequence: 1, bytes: old)],
-            segments: [.init(firstSequence: 2, bytes: segment([put(2, "b", "2")], firstSequence: 2))])
+            segments: [.init(firstSequence: 2, bytes: segment([versioned(2, "b", "2", wall: 2)], firstSequence: 2))])
         #expect(outcome.report.snapshotSequence == 1)
         #expect(outcome.repairs.contains(.quarantineSnapshot(sequence: 2)))
-        #expect(value(&outcome.store, "a") == "1")
-        #expect(value(&outcome.store, "b") == "2")
+        #expect(value(outcome.store, "a") == "1")
+        #expect(value(outcome.store, "b") == "2")
     }
 }
 
 @Suite("Write-ahead log state")
 struct WriteAheadLogTests {
-    @Test func alwaysAcknowledgesOnlyWhatIsSynced() {
+    private let record = WALOperation.versioned(
+        key: [1],
+        entry: VersionedEntry(version: Version(wall: 1, logical: 0, node: NodeID("n")), value: nil, expiresAt: nil))
+
+    @Test func alwaysAcknowledgesOnlyWhatIsSyncedWithOneSyncAtATime() {
         var log = WriteAheadLog(policy: .always, recoveredSequence: 10, logBytes: 0)
-        guard case .append(let sequence, _) = log.append(.delete(key: [1])) else {
+        guard case .append(let sequence, _) = log.append(record) else {
             Issue.record("refused")
             return
         }
         #expect(sequence == 11)
         #expect(!log.mayAcknowledge(11))
-        log.writeCompleted(upTo: 11)
+        #expect(log.nextSync(periodDue: false) == 11)
+        // Group commit: while a sync runs, later records wait for the next one.
+        _ = log.append(record)
+        #expect(log.nextSync(periodDue: false) == nil)
+        log.writeCompleted(upTo: 12)
         #expect(!log.mayAcknowledge(11))
-        #expect(log.needsSync)
         log.syncCompleted(upTo: 11)
         #expect(log.mayAcknowledge(11))
-        #expect(!log.needsSync)
+        #expect(!log.mayAcknowledge(12))
+        #expect(log.nextSync(periodDue: false) == 12)
     }
 
     @Test(arguments: [SyncPolicy.interval(milliseconds: 100), .none])
     func otherPoliciesAcknowledgeWhatIsWritten(policy: SyncPolicy) {
         var log = WriteAheadLog(policy: policy, recoveredSequence: 0, logBytes: 0)
-        _ = log.append(.delete(key: [1]))
+        _ = log.append(record)
         #expect(!log.mayAcknowledge(1))
         log.writeCompleted(upTo: 1)
         #expect(log.mayAcknowledge(1))
+        #expect(log.nextSync(periodDue: false) == nil)
+        #expect(log.nextSync(periodDue: true) == (policy == .none ? nil : 1))
     }
 
     @Test func aFailedDiskRefusesWritesAndLeavesTheStoreUnchanged() {
-        var storage = NodeStorage(
-            store: CacheStore(limits: StoreLimits(), policy: SampledLRU(), seed: 1),
-            log: WriteAheadLog(policy: .always, recoveredSequence: 0, logBytes: 0))
-        _ = storage.put(CacheKey("a"), value: [1], expiresAt: nil, now: now)
-        storage.log!.writeCompleted(upTo: 1)
-        storage.log!.diskFailed("No space left on device")
-        #expect(
-            storage.put(CacheKey("b"), value: [2], expiresAt: nil, now: now)
-                == .unavailable(reason: "No space left on device"))
-        #expect(storage.delete(CacheKey("a"), now: now).1 == .unavailable(reason: "No space left on device"))
-        #expect(storage.store.statistics.entries == 1)
-        storage.log!.diskRecovered(keptSequence: 1)
-        #expect(storage.log!.lastSequence == 1)
-        guard case .applied(let append) = storage.put(CacheKey("b"), value: [2], expiresAt: nil, now: now) else {
-            Issue.record("refused after recovery")
-            return
+        var node = StandaloneNode(now: now)
+        node.put("a", "1")
+        node.carryOut(node.node.handle(.logFailed(reason: "No space left on device"), now: node.now))
+        #expect(node.put("b", "2") == .refused(reason: "No space left on device"))
+        #expect(node.delete("a") == .refused(reason: "No space left on device"))
+        #expect(node.value("a") == "1")
+        #expect(node.node.statistics.entries == 1)
+        // The node asks for a repair every second until the driver says the log is usable again.
+        var repairs = 0
+        for _ in 0..<3 {
+            node.now = node.now.advanced(by: .seconds(1))
+            repairs += node.node.handle(.timer, now: node.now).filter { $0 == .repairLog }.count
         }
-        #expect(append?.sequence == 2)
+        #expect(repairs == 3)
+        node.carryOut(node.node.handle(.logRepaired(keptSequence: 1), now: node.now))
+        #expect(node.put("b", "2")?.isStored == true)
+        #expect(node.appended.last?.sequence == 2)
     }
 
     @Test func compactionStartsOnlyWhenTheLogIsLargeAndMostlyDead() {
         var log = WriteAheadLog(
             policy: .none, compaction: CompactionPolicy(minimumLogBytes: 1000, minimumRatio: 2), recoveredSequence: 0,
             logBytes: 0)
-        while log.logBytes < 1000 { _ = log.append(.delete(key: [UInt8](repeating: 1, count: 50))) }
+        while log.logBytes < 1000 { _ = log.append(record) }
         #expect(log.startCompactionIfDue(liveBytes: log.logBytes) == nil)  // not twice the live data
         let covered = log.startCompactionIfDue(liveBytes: 100)
         #expect(covered == log.lastSequence)
         #expect(log.startCompactionIfDue(liveBytes: 100) == nil)  // one at a time
-        _ = log.append(.delete(key: [2]))
+        _ = log.append(record)
         let written = log.logBytes
         log.compactionFinished()
         #expect(log.phase == .idle)
-        #expect(log.logBytes == WALFormat.encode(WALRecord(sequence: 0, operation: .delete(key: [2]))).count)
+        #expect(log.logBytes == WALFormat.encode(WALRecord(sequence: 0, operation: record)).count)
         #expect(written > log.logBytes)
+    }
+
+    @Test func aNodeSnapshotsItsStoreWhenTheLogIsDue() {
+        var node = StandaloneNode(now: now, compaction: CompactionPolicy(minimumLogBytes: 2000, minimumRatio: 2))
+        for index in 0..<100 { node.put("k", "value \(index)") }
+        node.advance(by: .milliseconds(100))
+        #expect(node.snapshots.count == 1)
+        let snapshot = node.snapshots[0]
+        #expect(snapshot.upTo == 100)
+        var bytes: [UInt8] = []
+        snapshot.encode { bytes += $0 }
+        let outcome = Recovery.recover(
+            snapshots: [.init(sequence: 100, bytes: bytes)], segments: [], limits: StoreLimits(), seed: 1,
+            me: NodeID("solo"), now: node.now)
+        #expect(outcome.store.stored(KeyReference(Array("k".utf8)))?.value == Array("value 99".utf8))
+        // One at a time: no second snapshot until the first is reported.
+        node.advance(by: .milliseconds(100))
+        #expect(node.snapshots.count == 1)
+        node.carryOut(node.node.handle(.snapshotWritten(upTo: 100), now: node.now))
+        #expect(node.node.log?.phase == .idle)
     }
 }

@@ -15,7 +15,8 @@ private struct TestCluster {
     var down: Set<NodeID> = []
     var trace: [String] = []
     let configuration = Membership.Configuration(
-        protocolPeriod: 100_000_000, probeTimeout: 40_000_000, suspicionTimeout: 500_000_000, syncEveryPeriods: 5)
+        protocolPeriod: .milliseconds(100), probeTimeout: .milliseconds(40), suspicionTimeout: .milliseconds(500),
+        syncEveryPeriods: 5)
 
     init(size: Int, seed: UInt64) {
         for index in 0..<size {

@@ -12,8 +12,17 @@ private func randomUpdate(_ random: inout SplitMix64) -> MemberUpdate {
         incarnation: random.next() % 1000, status: MemberStatus(rawValue: UInt8(random.below(4)))!)
 }
 
-private func randomBytes(_ random: inout SplitMix64, upTo count: Int) -> [UInt8] {
-    (0..<random.below(count)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+/// Text of up to `count` characters (keys and values are UTF-8 strings; peers must send them so).
+private func randomText(_ random: inout SplitMix64, upTo count: Int) -> [UInt8] {
+    let alphabet = Array("abcdefghij:/ é😀\"\\".unicodeScalars)
+    var text = ""
+    for _ in 0..<random.below(count) { text.unicodeScalars.append(alphabet[random.below(alphabet.count)]) }
+    return Array(text.utf8)
+}
+
+/// A key: text that is not empty.
+private func randomKey(_ random: inout SplitMix64, upTo count: Int) -> [UInt8] {
+    Array("k".utf8) + randomText(&random, upTo: count)
 }
 
 private func randomEntry(_ random: inout SplitMix64) -> VersionedEntry {
@@ -21,22 +30,22 @@ private func randomEntry(_ random: inout SplitMix64) -> VersionedEntry {
         version: Version(
             wall: Int64(bitPattern: random.next()), logical: UInt32(truncatingIfNeeded: random.next()),
             node: NodeID(randomString(&random, prefix: "n"))),
-        value: random.below(4) == 0 ? nil : randomBytes(&random, upTo: 40),
+        value: random.below(4) == 0 ? nil : randomText(&random, upTo: 40),
         expiresAt: random.below(2) == 0 ? nil : Instant(nanosecondsSinceEpoch: Int64(bitPattern: random.next())))
 }
 
 private func randomReplication(_ random: inout SplitMix64) -> PeerMessage {
     let body: ReplicationBody
     switch random.below(11) {
-    case 10: body = .forget(key: randomBytes(&random, upTo: 9), version: randomEntry(&random).version)
+    case 10: body = .forget(key: randomKey(&random, upTo: 9), version: randomEntry(&random).version)
     case 0:
         body = .write(
-            request: random.next(), key: randomBytes(&random, upTo: 20), entry: randomEntry(&random),
+            request: random.next(), key: randomKey(&random, upTo: 20), entry: randomEntry(&random),
             repair: random.below(2) == 0)
     case 1: body = .writeReply(request: random.next(), result: .stored(previousWasLive: random.below(2) == 0))
     case 2: body = .writeReply(request: random.next(), result: .stale(current: randomEntry(&random).version))
     case 3: body = .writeReply(request: random.next(), result: .refused(reason: "disk full"))
-    case 4: body = .read(request: random.next(), key: randomBytes(&random, upTo: 20))
+    case 4: body = .read(request: random.next(), key: randomKey(&random, upTo: 20))
     case 5: body = .readReply(request: random.next(), entry: random.below(3) == 0 ? nil : randomEntry(&random))
     case 6:
         body = .digest(
@@ -47,13 +56,13 @@ private func randomReplication(_ random: inout SplitMix64) -> PeerMessage {
         body = .summary(
             buckets: (0..<random.below(5)).map { _ in UInt16(random.below(1024)) },
             versions: (0..<random.below(5)).map { _ in
-                KeyVersion(key: randomBytes(&random, upTo: 9), version: randomEntry(&random).version)
+                KeyVersion(key: randomKey(&random, upTo: 9), version: randomEntry(&random).version)
             })
-    case 8: body = .pull(keys: (0..<random.below(5)).map { _ in randomBytes(&random, upTo: 9) })
+    case 8: body = .pull(keys: (0..<random.below(5)).map { _ in randomKey(&random, upTo: 9) })
     default:
         body = .push(
             items: (0..<random.below(5)).map { _ in
-                ReplicaItem(key: randomBytes(&random, upTo: 9), entry: randomEntry(&random))
+                ReplicaItem(key: randomKey(&random, upTo: 9), entry: randomEntry(&random))
             })
     }
     return .replication(
@@ -120,6 +129,35 @@ struct PeerProtocolTests {
         let frame = PeerProtocol.encode(randomMessage(&random))
         for length in 0..<frame.count {
             #expect(PeerProtocol.decode(Array(frame[..<length])) == .needMoreBytes, "prefix \(length)")
+        }
+    }
+
+    /// Bytes from peers are input: a key or value the node itself would refuse closes the connection.
+    @Test(arguments: [
+        ([UInt8](), [UInt8]("v".utf8)), ([UInt8](repeating: 0x61, count: 1025), [UInt8]("v".utf8)),
+        ([0xFF, 0xFE], [UInt8]("v".utf8)), ([UInt8]("k".utf8), [0xC3]),
+    ])
+    func keysAndValuesOverTheLimitsOrNotTextAreRefused(key: [UInt8], value: [UInt8]) {
+        // Encoded by hand: the encoder itself refuses to write them.
+        var frame: [UInt8] = [0, 0, 0, 0, 1, 2, 1, 0, 0x61, 1, 0, 0x62, 1]
+        frame += withUnsafeBytes(of: UInt64(7).littleEndian, Array.init)
+        frame += withUnsafeBytes(of: UInt32(key.count).littleEndian, Array.init) + key
+        frame += [UInt8](repeating: 0, count: 12) + [1, 0, 0x6E, 1]
+        frame += withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init) + value + [0]
+        let length = UInt32(frame.count - 4).littleEndian
+        withUnsafeBytes(of: length) { for index in 0..<4 { frame[index] = $0[index] } }
+        #expect(PeerProtocol.decode(frame) == .invalid(reason: "malformed replication message"))
+        // The same frame with an acceptable key and value decodes.
+        var good: [UInt8] = [0, 0, 0, 0, 1, 2, 1, 0, 0x61, 1, 0, 0x62, 1]
+        good += withUnsafeBytes(of: UInt64(7).littleEndian, Array.init)
+        good += withUnsafeBytes(of: UInt32(1).littleEndian, Array.init) + [0x6B]
+        good += [UInt8](repeating: 0, count: 12) + [1, 0, 0x6E, 1]
+        good += withUnsafeBytes(of: UInt32(1).littleEndian, Array.init) + [0x76] + [0]
+        let goodLength = UInt32(good.count - 4).littleEndian
+        withUnsafeBytes(of: goodLength) { for index in 0..<4 { good[index] = $0[index] } }
+        guard case .frame = PeerProtocol.decode(good) else {
+            Issue.record("a well-formed write frame did not decode: \(PeerProtocol.decode(good))")
+            return
         }
     }
 

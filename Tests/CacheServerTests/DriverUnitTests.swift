@@ -95,11 +95,13 @@ struct ConfigurationTests {
 struct JemallocTests {
     @Test func allocatedBytesGrowWhenTheStoreGrows() throws {
         let before = try #require(Jemalloc.allocatedBytes())
-        var store = CacheStore(limits: StoreLimits(), policy: SampledLRU(), seed: 1)
+        var store = ReplicaStore()
         let now = Instant(nanosecondsSinceEpoch: 0)
+        let version = Version(wall: 1, logical: 0, node: NodeID("n"))
         for index in 0..<64 {
-            _ = store.put(
-                CacheKey("k\(index)"), value: [UInt8](repeating: UInt8(index), count: 512 * 1024), expiresAt: nil,
+            let value = [UInt8](repeating: 97, count: 512 * 1024)
+            store.apply(
+                KeyReference(Array("k\(index)".utf8)), VersionedEntry(version: version, value: value, expiresAt: nil),
                 now: now)
         }
         let after = try #require(Jemalloc.allocatedBytes())

@@ -4,8 +4,11 @@ import Testing
 
 @Suite("Cluster simulation")
 struct ClusterSimulationTests {
-    private func run(_ seed: UInt64, bug: ClusterNode.Configuration.InjectedBug? = nil) -> SimulationResult {
+    private func run(
+        _ seed: UInt64, nodes: Int? = nil, bug: ClusterNode.Configuration.InjectedBug? = nil
+    ) -> SimulationResult {
         var options = ClusterSimulation.Options()
+        options.nodes = nodes
         options.injectedBug = bug
         var simulation = ClusterSimulation(seed: seed, options: options)
         return simulation.run()
@@ -18,19 +21,30 @@ struct ClusterSimulationTests {
         #expect(first.events == second.events)
         #expect(first.operations > 300)
         #expect(run(8).traceHash != first.traceHash)
+        // A node count given on the command line that matches the drawn one replays the same run.
+        #expect(run(7, nodes: first.swarm.nodes).traceHash == first.traceHash)
     }
 
     @Test func sweepPassesEveryChecker() {
         var failures: [String] = []
         var linearizable = 0
-        for seed in UInt64(1)...12 {
+        var nodeCounts = Set<Int>()
+        var evictions = 0
+        var snapshots = 0
+        for seed in UInt64(1)...16 {
             let result = run(seed)
             linearizable += result.linearizabilityChecked
+            nodeCounts.insert(result.swarm.nodes)
+            evictions += result.evictions
+            snapshots += result.snapshots
             if !result.passed { failures.append(result.description) }
         }
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
-        // The linearizability checker must have had whole histories to judge.
+        // The checkers must have had whole histories to judge, and the sweep must vary what it runs.
         #expect(linearizable >= 12)
+        #expect(nodeCounts.count >= 3, "node counts drawn: \(nodeCounts.sorted())")
+        #expect(evictions > 0, "no memory-tight run evicted anything")
+        #expect(snapshots > 0, "no run compacted its log")
     }
 
     /// Seeds that once failed, with the node count they failed at; each must pass from now on.
@@ -41,10 +55,7 @@ struct ClusterSimulationTests {
 
     @Test(arguments: regressions.indices)
     func seedThatOnceFailedPasses(_ index: Int) {
-        var options = ClusterSimulation.Options()
-        options.nodes = Self.regressions[index].nodes
-        var simulation = ClusterSimulation(seed: Self.regressions[index].seed, options: options)
-        let result = simulation.run()
+        let result = run(Self.regressions[index].seed, nodes: Self.regressions[index].nodes)
         #expect(result.passed, "\(result)")
     }
 

@@ -2,12 +2,14 @@ import CacheCore
 import Simulator
 import Testing
 
-@Suite("Deterministic simulator")
+@Suite("Membership simulation")
 struct SimulatorTests {
     private func run(_ seed: UInt64, bug: Membership.Configuration.InjectedBug? = nil) -> SimulationResult {
-        var options = MembershipSimulation.Options()
-        options.injectedBug = bug
-        var simulation = MembershipSimulation(seed: seed, options: options)
+        var options = ClusterSimulation.Options()
+        options.membershipOnly = true
+        options.nodes = 5
+        options.injectedMembershipBug = bug
+        var simulation = ClusterSimulation(seed: seed, options: options)
         return simulation.run()
     }
 

@@ -22,7 +22,7 @@ public struct RequestError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String { message }
 }
 
-extension Store.PutRejection {
+extension ReplicaStore.PutRejection {
     /// The refusal a client sees for this rejection.
     public var requestError: RequestError {
         switch self {

@@ -77,23 +77,36 @@ public struct HashRing: Sendable, Equatable {
 
     /// Where a key sits on the circle.
     public static func position(ofKey key: [UInt8]) -> UInt64 {
+        key.withUnsafeBytes { position(ofKey: $0) }
+    }
+
+    /// Where a key sits on the circle.
+    public static func position(ofKey key: UnsafeRawBufferPointer) -> UInt64 {
         StableHash.xxh64(key, seed: 0x6B65_7973)  // "keys": keys and points never share a hash input space
     }
 
     /// The first `count` distinct members going round from `key`'s position: its replicas, primary
     /// first. Fewer when the ring has fewer members.
     public func preferenceList(for key: [UInt8], count: Int) -> [NodeID] {
+        preferenceList(forPosition: Self.position(ofKey: key), count: count)
+    }
+
+    /// The first `count` distinct members going round from `position`.
+    public func preferenceList(forPosition position: UInt64, count: Int) -> [NodeID] {
         guard !positions.isEmpty, count > 0 else { return [] }
+        if members.count == 1 { return members }
         let wanted = min(count, members.count)
         var result: [NodeID] = []
         result.reserveCapacity(wanted)
-        var seen = [Bool](repeating: false, count: members.count)
-        var index = firstPoint(atOrAfter: Self.position(ofKey: key))
+        var owners: [Int32] = []
+        owners.reserveCapacity(wanted)
+        var index = firstPoint(atOrAfter: position)
         while result.count < wanted {
-            let owner = Int(owners[index])
-            if !seen[owner] {
-                seen[owner] = true
-                result.append(members[owner])
+            let owner = self.owners[index]
+            // At most `replicationFactor` (a handful) members are taken: a linear check beats a set.
+            if !owners.contains(owner) {
+                owners.append(owner)
+                result.append(members[Int(owner)])
             }
             index += 1
             if index == positions.count { index = 0 }

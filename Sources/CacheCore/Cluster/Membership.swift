@@ -117,11 +117,11 @@ public struct Membership: Sendable {
     /// Protocol timings and sizes.
     public struct Configuration: Sendable, Equatable {
         /// One protocol period (`GOSSIP_INTERVAL`).
-        public var protocolPeriod: Int64
+        public var protocolPeriod: Duration
         /// How long to wait for a direct `ack` before asking others (`HEARTBEAT_INTERVAL`).
-        public var probeTimeout: Int64
+        public var probeTimeout: Duration
         /// How long a member stays suspect before it is declared dead (`FAILURE_TIMEOUT`).
-        public var suspicionTimeout: Int64
+        public var suspicionTimeout: Duration
         /// Members asked to probe indirectly.
         public var indirectProbes: Int
         /// Most updates piggybacked on one message.
@@ -140,10 +140,10 @@ public struct Membership: Sendable {
             case ignoreIncarnations = "ignore-incarnations"
         }
 
-        /// Timings in nanoseconds; the defaults match the node's defaults (1 s, 500 ms, 5 s).
+        /// The defaults match the node's defaults (1 s, 500 ms, 5 s).
         public init(
-            protocolPeriod: Int64 = 1_000_000_000, probeTimeout: Int64 = 500_000_000,
-            suspicionTimeout: Int64 = 5_000_000_000, indirectProbes: Int = 3, maxPiggybackedUpdates: Int = 8,
+            protocolPeriod: Duration = .seconds(1), probeTimeout: Duration = .milliseconds(500),
+            suspicionTimeout: Duration = .seconds(5), indirectProbes: Int = 3, maxPiggybackedUpdates: Int = 8,
             retransmitMultiplier: Int = 3, syncEveryPeriods: Int = 10
         ) {
             self.protocolPeriod = protocolPeriod
@@ -238,7 +238,7 @@ public struct Membership: Sendable {
             deadline = min(deadline, askedOthers ? periodEnd : indirectAt)
         }
         for suspectedAt in suspects.values {
-            deadline = min(deadline, suspectedAt.advanced(byNanoseconds: configuration.suspicionTimeout))
+            deadline = min(deadline, suspectedAt.advanced(by: configuration.suspicionTimeout))
         }
         return deadline
     }
@@ -271,7 +271,7 @@ public struct Membership: Sendable {
         var effects: [MembershipEffect] = []
         // Suspects whose time is up are declared dead, in name order.
         for id in suspects.keys.sorted() {
-            guard suspects[id]!.advanced(byNanoseconds: configuration.suspicionTimeout) <= now else { continue }
+            guard suspects[id]!.advanced(by: configuration.suspicionTimeout) <= now else { continue }
             var update = members[id]!.update
             update.status = .dead
             apply(update, now: now, effects: &effects)
@@ -302,13 +302,13 @@ public struct Membership: Sendable {
             }
         }
         if now >= nextPeriod {
-            nextPeriod = now.advanced(byNanoseconds: configuration.protocolPeriod * Int64(localHealth + 1))
+            nextPeriod = now.advanced(by: configuration.protocolPeriod * (localHealth + 1))
             periods += 1
             if case .idle = probe, let target = nextProbeTarget() {
                 let probeSequence = nextSequence()
                 probe = .waiting(
                     target: target, sequence: probeSequence,
-                    indirectAt: now.advanced(byNanoseconds: configuration.probeTimeout * Int64(localHealth + 1)),
+                    indirectAt: now.advanced(by: configuration.probeTimeout * (localHealth + 1)),
                     periodEnd: nextPeriod, askedOthers: false)
                 effects.append(.send(to: members[target]!.update.address, message(.ping(sequence: probeSequence))))
             }
@@ -361,7 +361,7 @@ public struct Membership: Sendable {
             let relaySequence = nextSequence()
             relays[relaySequence] = Relay(
                 requesterAddress: message.senderAddress, requesterSequence: requesterSequence, target: target,
-                expires: now.advanced(byNanoseconds: configuration.protocolPeriod))
+                expires: now.advanced(by: configuration.protocolPeriod))
             effects.append(.send(to: targetAddress, self.message(.ping(sequence: relaySequence))))
         case .ack(let ackSequence, let target):
             if let relay = relays.removeValue(forKey: ackSequence), relay.target == target {

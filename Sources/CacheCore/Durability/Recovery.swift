@@ -55,48 +55,50 @@ public struct Recovery {
         public var lastSequence: UInt64 = 0
         /// Bytes of log kept beyond the snapshot.
         public var logBytes = 0
+        /// Records written by the single-node release (put and delete records, put snapshot
+        /// entries) that were read and turned into versioned entries: the directory must be
+        /// rewritten as a versioned snapshot before the node serves (a migration).
+        public var legacyRecords = 0
+        /// The greatest version recovered: the node's clock starts above it.
+        public var newestVersion: Version?
     }
 
     /// The outcome: a store holding the recovered entries, the report, and the repairs to make.
-    public struct Outcome {
-        public var store: CacheStore
+    public struct Outcome: Sendable {
+        public var store: ReplicaStore
         public var report: Report
         public var repairs: [Repair]
     }
 
-    /// Recovers from `snapshots` and `segments` (any order) at time `now`.
+    /// Recovers from `snapshots` and `segments` (any order) at time `now`, for the node `me` (whose
+    /// name versions the entries of a legacy directory), into a store with `limits`.
     public static func recover(
         snapshots: [SnapshotFile],
         segments: [SegmentFile],
         limits: StoreLimits,
         seed: UInt64,
+        me: NodeID,
         now: Instant
     ) -> Outcome {
         var report = Report()
         var repairs: [Repair] = []
-        var store = CacheStore(limits: limits, policy: SampledLRU(), seed: seed)
+        var replay = Replay(store: ReplicaStore(limits: limits, seed: seed), me: me, now: now)
 
         // The newest snapshot that is whole wins; damaged ones are set aside.
         var snapshotSequence: UInt64 = 0
         for snapshot in snapshots.sorted(by: { $0.sequence > $1.sequence }) {
-            var candidate = CacheStore(limits: limits, policy: SampledLRU(), seed: seed)
-            var expired = 0
+            var candidate = Replay(store: ReplicaStore(limits: limits, seed: seed), me: me, now: now)
             let result = snapshot.bytes.withUnsafeBytes { bytes in
-                SnapshotFormat.read(bytes) { key, value, expiresAt in
-                    if let expiresAt, expiresAt <= now {
-                        expired += 1
-                    } else {
-                        _ = candidate.put(CacheKey(bytes: key), value: value, expiresAt: expiresAt, now: now)
-                    }
-                }
+                SnapshotFormat.read(bytes) { operation in candidate.apply(operation) }
             }
             switch result {
             case .success(let (sequence, entries)) where sequence == snapshot.sequence:
-                store = candidate
+                replay = candidate
                 snapshotSequence = sequence
                 report.snapshotSequence = sequence
-                report.snapshotEntries = entries - expired
-                report.expiredDropped += expired
+                report.snapshotEntries = entries - candidate.expired
+                report.expiredDropped += candidate.expired
+                replay.expired = 0
             case .success(let (sequence, _)):
                 report.problems.append("snapshot \(snapshot.sequence): header says \(sequence)")
                 repairs.append(.quarantineSnapshot(sequence: snapshot.sequence))
@@ -127,13 +129,12 @@ public struct Recovery {
             }
             var lastSequence = report.lastSequence
             var replayed = 0
-            var expired = 0
             let scan = segment.bytes.withUnsafeBytes { bytes in
                 WALSegment.scan(bytes) { record in
                     guard record.sequence > lastSequence else { return }
                     lastSequence = record.sequence
                     replayed += 1
-                    if store.replay(record.operation, now: now) == .expired { expired += 1 }
+                    replay.apply(record.operation)
                 }
             }
             if scan.firstSequence.map({ $0 != segment.firstSequence }) == true {
@@ -144,7 +145,6 @@ public struct Recovery {
                 continue
             }
             report.replayedRecords += replayed
-            report.expiredDropped += expired
             report.lastSequence = lastSequence
             report.logBytes += scan.validLength
             if let stop = scan.stop {
@@ -159,40 +159,52 @@ public struct Recovery {
                         : .truncateSegment(firstSequence: segment.firstSequence, toLength: scan.validLength))
             }
         }
-        store.resetCounters()
-        return Outcome(store: store, report: report, repairs: repairs)
-    }
-}
-
-extension Store {
-    /// What replaying one operation did.
-    public enum ReplayOutcome: Equatable, Sendable {
-        case applied
-        /// A put whose expiry has passed: the key is left absent.
-        case expired
+        report.expiredDropped += replay.expired
+        report.legacyRecords = replay.legacy
+        report.newestVersion = replay.newest
+        return Outcome(store: replay.store, report: report, repairs: repairs)
     }
 
-    /// Applies an operation read back from the log. A put that has already expired removes the key,
-    /// since it replaced whatever was there before.
-    @discardableResult
-    public mutating func replay(_ operation: WALOperation, now: Instant) -> ReplayOutcome {
-        switch operation {
-        case .put(let key, let value, let expiresAt):
-            if let expiresAt, expiresAt <= now {
-                _ = delete(CacheKey(bytes: key), now: now)
-                return .expired
+    /// Applies records to a store in log order.
+    ///
+    /// Versioned records carry their own order (the greatest version wins, whatever the order they
+    /// are met in). Records of the single-node release carry none: each is given the next reading of
+    /// a clock that starts at `now` under this node's name, so that later records win as they did.
+    struct Replay {
+        var store: ReplicaStore
+        var clock: HybridClock
+        let now: Instant
+        var expired = 0
+        var legacy = 0
+        var newest: Version?
+
+        init(store: ReplicaStore, me: NodeID, now: Instant) {
+            self.store = store
+            self.clock = HybridClock(node: me)
+            self.now = now
+        }
+
+        mutating func apply(_ operation: WALOperation) {
+            let key: [UInt8]
+            let entry: VersionedEntry
+            switch operation {
+            case .versioned(let versionedKey, let versioned):
+                key = versionedKey
+                entry = versioned
+                // Legacy records met after versioned ones (never in a real directory) come after them.
+                clock.observe(versioned.version)
+            case .put(let putKey, let value, let expiresAt):
+                legacy += 1
+                key = putKey
+                entry = VersionedEntry(version: clock.next(physical: now), value: value, expiresAt: expiresAt)
+            case .delete(let deleteKey):
+                legacy += 1
+                key = deleteKey
+                entry = VersionedEntry(version: clock.next(physical: now), value: nil, expiresAt: nil)
             }
-            _ = put(CacheKey(bytes: key), value: value, expiresAt: expiresAt, now: now)
-            return .applied
-        case .delete(let key):
-            _ = delete(CacheKey(bytes: key), now: now)
-            return .applied
-        case .versioned(let key, let entry):
-            // A plain store keeps no versions: the record is replayed as the put or delete it was.
-            if let value = entry.value {
-                return replay(.put(key: key, value: value, expiresAt: entry.expiresAt), now: now)
-            }
-            return replay(.delete(key: key), now: now)
+            if entry.value != nil, !entry.isLive(at: now) { expired += 1 }
+            if newest.map({ $0 < entry.version }) ?? true { newest = entry.version }
+            store.apply(KeyReference(key), entry, now: now)
         }
     }
 }

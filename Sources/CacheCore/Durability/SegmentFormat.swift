@@ -112,14 +112,16 @@ public enum WALSegment {
     }
 }
 
-/// A snapshot file: the live entries of a store as of one sequence number.
+/// A snapshot file: the entries of a store as of one sequence number.
 ///
 /// ```
-/// snapshot := magic "SCSN" | version u32 | sequence u64 | crc32c u32 | put record* | snapshot-end record
+/// snapshot := magic "SCSN" | version u32 | sequence u64 | crc32c u32 | entry record* | snapshot-end record
 /// ```
-/// Every entry is a put record carrying the snapshot's sequence; the closing record carries the
-/// entry count. A snapshot is valid only if it is whole: header, every record, and the end record
-/// as the last bytes with the right count.
+/// Every entry is a versioned record (values and the tombstones still awaiting collection) carrying
+/// the snapshot's sequence; the closing record carries the entry count. Snapshots written by the
+/// single-node release hold put records instead; they are read for migration only. A snapshot is
+/// valid only if it is whole: header, every record, and the end record as the last bytes with the
+/// right count.
 public enum SnapshotFormat {
     static let magic: [UInt8] = Array("SCSN".utf8)
 
@@ -129,12 +131,8 @@ public enum SnapshotFormat {
     }
 
     /// Appends one entry.
-    public static func appendEntry(_ entry: StoredEntry, sequence: UInt64, to buffer: inout [UInt8]) {
-        WALFormat.encode(
-            WALRecord(
-                sequence: sequence,
-                operation: .put(key: entry.key.bytes, value: entry.value, expiresAt: entry.expiresAt)),
-            into: &buffer)
+    public static func appendEntry(key: [UInt8], _ entry: VersionedEntry, sequence: UInt64, to buffer: inout [UInt8]) {
+        WALFormat.encode(WALRecord(sequence: sequence, operation: .versioned(key: key, entry: entry)), into: &buffer)
     }
 
     /// Appends the closing record.
@@ -143,19 +141,19 @@ public enum SnapshotFormat {
     }
 
     /// The whole encoding of a snapshot of `entries` (tests and small stores; the server streams).
-    public static func encode(sequence: UInt64, entries: [StoredEntry]) -> [UInt8] {
+    public static func encode(sequence: UInt64, entries: [(key: [UInt8], entry: VersionedEntry)]) -> [UInt8] {
         var buffer = header(sequence: sequence)
-        for entry in entries { appendEntry(entry, sequence: sequence, to: &buffer) }
+        for item in entries { appendEntry(key: item.key, item.entry, sequence: sequence, to: &buffer) }
         appendEnd(sequence: sequence, entryCount: entries.count, to: &buffer)
         return buffer
     }
 
-    /// Reads a snapshot, handing each entry to `body` (key, value, expiry). Returns the sequence it
-    /// covers, or why it is not a whole, valid snapshot; entries handed out before a failure must be
-    /// discarded by the caller.
+    /// Reads a snapshot, handing each entry to `body` as the operation it records (`.versioned`, or
+    /// `.put` in a snapshot of the single-node release). Returns the sequence it covers, or why it is
+    /// not a whole, valid snapshot; entries handed out before a failure must be discarded.
     public static func read(
         _ bytes: UnsafeRawBufferPointer,
-        _ body: ([UInt8], [UInt8], Instant?) -> Void
+        _ body: (WALOperation) -> Void
     ) -> Result<(sequence: UInt64, entries: Int), ScanStop> {
         let sequence: UInt64
         switch WALSegment.readFileHeader(bytes, magic: magic) {
@@ -186,13 +184,15 @@ public enum SnapshotFormat {
                     }
                     return .success((sequence, entries))
                 }
-                guard
-                    case .success(.put(let key, let value, let expiresAt)) = WALFormat.decodeOperation(
-                        kind: kind, body: recordBody)
-                else {
-                    return .failure(.corrupt(offset: offset, reason: "snapshot entry is not a put"))
+                switch WALFormat.decodeOperation(kind: kind, body: recordBody) {
+                case .success(let operation):
+                    if case .delete = operation {
+                        return .failure(.corrupt(offset: offset, reason: "snapshot entry is a delete"))
+                    }
+                    body(operation)
+                case .failure(let error):
+                    return .failure(.corrupt(offset: offset, reason: error.message))
                 }
-                body(key, value, expiresAt)
                 entries += 1
                 offset = next
             }

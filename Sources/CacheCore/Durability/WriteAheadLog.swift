@@ -69,6 +69,8 @@ public struct WriteAheadLog: Sendable {
     public private(set) var phase = Phase.idle
     /// Why writes are refused, while the disk is failing.
     public private(set) var failure: String?
+    /// A sync asked of the driver and not yet reported done: it covers every record up to here.
+    public private(set) var syncInFlight: UInt64?
 
     /// A log that continues after `recoveredSequence`, with `logBytes` of log already on disk
     /// beyond the newest snapshot. Everything recovered is, by definition, written and synced.
@@ -84,8 +86,9 @@ public struct WriteAheadLog: Sendable {
     }
 
     /// Assigns the next sequence to `operation` and encodes its record, or refuses it while the disk
-    /// is failing.
+    /// is failing. The log holds one kind of data record: a versioned entry.
     public mutating func append(_ operation: WALOperation) -> Append {
+        guard case .versioned = operation else { preconditionFailure("the log takes only versioned records") }
         if let failure { return .refused(reason: failure) }
         lastSequence += 1
         let bytes = WALFormat.encode(WALRecord(sequence: lastSequence, operation: operation))
@@ -103,6 +106,28 @@ public struct WriteAheadLog: Sendable {
     public mutating func syncCompleted(upTo sequence: UInt64) {
         precondition(sequence <= writtenSequence, "syncCompleted past what was written")
         syncedSequence = max(syncedSequence, sequence)
+        if let inFlight = syncInFlight, sequence >= inFlight { syncInFlight = nil }
+    }
+
+    /// The sync to ask of the driver now, if any (group commit: at most one at a time, each covering
+    /// everything appended before it). Under `always`, whenever records wait for one; under
+    /// `interval`, when the interval has elapsed (`periodDue`) and something written is unsynced;
+    /// never under `none`.
+    public mutating func nextSync(periodDue: Bool) -> UInt64? {
+        guard failure == nil, syncInFlight == nil else { return nil }
+        let upTo: UInt64
+        switch policy {
+        case .always:
+            upTo = lastSequence
+        case .interval:
+            guard periodDue else { return nil }
+            upTo = writtenSequence
+        case .none:
+            return nil
+        }
+        guard upTo > syncedSequence else { return nil }
+        syncInFlight = upTo
+        return upTo
     }
 
     /// Whether the write with `sequence` may be answered: the node never acknowledges a write that
@@ -114,26 +139,20 @@ public struct WriteAheadLog: Sendable {
         }
     }
 
-    /// Whether the driver should fsync now: always after a write under `.always`; on the timer under
-    /// `.interval`; never under `.none`.
-    public var needsSync: Bool {
-        switch policy {
-        case .always, .interval: syncedSequence < writtenSequence
-        case .none: false
-        }
-    }
-
     /// A write or fsync failed: refuse writes from now on, until the disk is usable again.
     /// Writes appended but not yet acknowledged must be answered with an error.
     public mutating func diskFailed(_ reason: String) {
         failure = reason
+        syncInFlight = nil
     }
 
     /// The disk accepted writes again: the driver cut the segment back so that it ends with the
     /// record `keptSequence`. Records appended after it are forgotten; their writes were answered
     /// with an error, never acknowledged.
     public mutating func diskRecovered(keptSequence: UInt64) {
+        precondition(keptSequence <= lastSequence, "diskRecovered keeps records never appended")
         failure = nil
+        syncInFlight = nil
         lastSequence = keptSequence
         writtenSequence = min(writtenSequence, keptSequence)
         syncedSequence = min(syncedSequence, keptSequence)
@@ -142,10 +161,11 @@ public struct WriteAheadLog: Sendable {
     /// Starts a compaction when the log is large enough and no compaction runs. Returns the
     /// sequence the snapshot covers: the driver takes the store's entries and rotates to a new
     /// segment at this point, before any later write.
-    public mutating func startCompactionIfDue(liveBytes: Int) -> UInt64? {
-        guard phase == .idle, failure == nil,
-            logBytes >= compaction.minimumLogBytes,
-            logBytes >= compaction.minimumRatio * max(liveBytes, 1)
+    public mutating func startCompactionIfDue(liveBytes: Int, force: Bool = false) -> UInt64? {
+        guard phase == .idle, failure == nil else { return nil }
+        guard
+            force
+                || (logBytes >= compaction.minimumLogBytes && logBytes >= compaction.minimumRatio * max(liveBytes, 1))
         else { return nil }
         phase = .compacting(upTo: lastSequence)
         logBytesAtCompaction = logBytes

@@ -1,9 +1,17 @@
 /// A request this node coordinates over a key's replicas.
 struct Coordination: Sendable {
-    enum Kind: Sendable {
-        /// A put (value) or a delete (tombstone).
-        case write(VersionedEntry)
-        case read
+    /// Where the request stands; each phase carries exactly what it needs.
+    enum Phase: Sendable {
+        /// A write at `quorum` or `all` first asks replicas for the versions they hold (ABD's first
+        /// phase), so that its own version is above every write that completed before it began.
+        case querying(entry: VersionedEntry, answered: [NodeID], required: Int)
+        /// A write sends `entry` until `required` replicas hold it (or a newer one).
+        case writing(entry: VersionedEntry, holders: [NodeID], existed: Bool)
+        /// A read gathers answers until `required` replicas answered.
+        case reading(replies: [(node: NodeID, entry: VersionedEntry?)])
+        /// A read's newest answer is on too few replicas for a later read to be sure to see it: it is
+        /// written back until a majority holds it, then answered.
+        case repairing(chosen: VersionedEntry, holders: [NodeID])
     }
 
     /// A node asked, and where its attempts stand.
@@ -13,35 +21,52 @@ struct Coordination: Sendable {
         var standsInFor: NodeID?
         var attempts = 1
         var nextAttempt: Instant
-        /// Answered (or refused): no more attempts.
+        /// Answered (or refused) in the current phase: no more attempts.
         var done = false
     }
 
     var client: UInt64
-    var key: [UInt8]
+    var key: KeyReference
     var level: ConsistencyLevel
-    var kind: Kind
+    var phase: Phase
     var replicas: [NodeID]
     var targets: [Target]
+    /// Replicas whose answers the level needs.
     var required: Int
     var deadline: Instant
-    /// Writes above level `one` first ask `queryQuorum` replicas for their versions, so that the
-    /// write's version is above every write that completed before it began (ABD's first phase).
-    var querying = false
-    var queryQuorum = 0
-    /// Writes: the nodes that hold the write durably. Reads being repaired: the nodes that hold the
-    /// chosen version (or newer).
-    var holders: [NodeID] = []
-    var existed = false
-    /// Reads: every answer so far.
-    var replies: [(node: NodeID, entry: VersionedEntry?)] = []
-    /// Reads: the version being written back before the read may answer.
-    var repairing: VersionedEntry??
 
     var nextDeadline: Instant {
         var next = deadline
         for target in targets where !target.done { next = min(next, target.nextAttempt) }
         return next
+    }
+
+    var isWrite: Bool {
+        switch phase {
+        case .querying, .writing: true
+        case .reading, .repairing: false
+        }
+    }
+
+    /// How many answered towards the current phase (what a failure reports).
+    var answered: Int {
+        switch phase {
+        case .querying(_, let answered, _): answered.count
+        case .writing(_, let holders, _): holders.count
+        case .reading(let replies): replies.count
+        case .repairing(_, let holders): holders.count
+        }
+    }
+
+    var openTargets: Int { targets.filter { !$0.done }.count }
+
+    /// Every target asked afresh for a new phase; those in `done` count as already answered.
+    mutating func restartTargets(done: [NodeID] = [], firstAttempt: Instant) {
+        for index in targets.indices {
+            targets[index].done = done.contains(targets[index].node)
+            targets[index].attempts = 1
+            targets[index].nextAttempt = firstAttempt
+        }
     }
 }
 
@@ -49,61 +74,145 @@ extension ClusterNode {
     // MARK: Starting
 
     mutating func startCoordination(client: UInt64, _ operation: ClientOperation, now: Instant) {
-        let key: [UInt8]
-        let kind: Coordination.Kind
+        let key: KeyReference
         let level: ConsistencyLevel
+        var entry: VersionedEntry?
         switch operation {
         case .get(let getKey, let consistency):
-            key = getKey
-            kind = .read
+            counters.gets &+= 1
+            key = KeyReference(getKey)
             level = consistency ?? configuration.readConsistency
         case .put(let putKey, let value, let ttl, let consistency):
-            key = putKey
-            let expiresAt = ttl.map { now.advanced(byNanoseconds: $0) }
-            kind = .write(VersionedEntry(version: clock.next(physical: now), value: value, expiresAt: expiresAt))
+            if let rejection = store.validate(keyCount: putKey.count, valueCount: value.count) {
+                reply(client, .invalid(rejection.requestError), replicas: [])
+                return
+            }
+            counters.puts &+= 1
+            key = KeyReference(putKey)
+            let expiresAt: Instant?
+            switch ttl {
+            case .never: expiresAt = nil
+            case .after(let duration): expiresAt = now.advanced(by: duration)
+            case .nodeDefault: expiresAt = configuration.defaultTimeToLive.map { now.advanced(by: $0) }
+            }
+            entry = VersionedEntry(version: clock.next(physical: now), value: value, expiresAt: expiresAt)
             level = consistency ?? configuration.writeConsistency
         case .delete(let deleteKey, let consistency):
-            key = deleteKey
-            kind = .write(VersionedEntry(version: clock.next(physical: now), value: nil, expiresAt: nil))
+            if let rejection = store.validate(keyCount: deleteKey.count, valueCount: 0), case .emptyKey = rejection {
+                reply(client, .invalid(rejection.requestError), replicas: [])
+                return
+            }
+            counters.deletes &+= 1
+            key = KeyReference(deleteKey)
+            entry = VersionedEntry(version: clock.next(physical: now), value: nil, expiresAt: nil)
             level = consistency ?? configuration.writeConsistency
         }
         let replicas = replicas(of: key)
+        // The key's only replica is this node: no one to ask, nothing to coordinate. Its clock is
+        // above every version its store holds, so a write needs no first phase.
+        if replicas.count == 1, replicas[0] == me {
+            if let entry {
+                writeLocally(client: client, key: key, entry, now: now)
+            } else {
+                readLocally(client: client, key: key, now: now)
+            }
+            return
+        }
+        guard coordinations.count < configuration.maximumCoordinations else {
+            reply(
+                client, .overloaded(reason: "\(coordinations.count) requests in flight on this node"),
+                replicas: replicas)
+            return
+        }
+        let phase: Coordination.Phase
+        if let entry {
+            if level == .one {
+                phase = .writing(entry: entry, holders: [], existed: false)
+            } else {
+                // Every write at `quorum` or `all` that completed before this one is on a majority of
+                // the replicas, so any `N - majority + 1` of them include one that holds it.
+                let asked = replicas.count - ConsistencyLevel.quorum.required(of: replicas.count) + 1
+                phase = .querying(entry: entry, answered: [], required: asked)
+            }
+        } else {
+            phase = .reading(replies: [])
+        }
         let id = newRequestID()
         var coordination = Coordination(
-            client: client, key: key, level: level, kind: kind, replicas: replicas, targets: [],
-            required: level.required(of: replicas.count),
-            deadline: now.advanced(byNanoseconds: configuration.requestTimeout))
-        if case .write = kind, level != .one {
-            // Every write at `quorum` or `all` that completed before this one is on a majority of
-            // the replicas, so any `N - majority + 1` of them include one that holds it.
-            coordination.querying = true
-            coordination.queryQuorum = replicas.count - ConsistencyLevel.quorum.required(of: replicas.count) + 1
-        }
+            client: client, key: key, level: level, phase: phase, replicas: replicas, targets: [],
+            required: level.required(of: replicas.count), deadline: now.advanced(by: configuration.requestTimeout))
         for replica in replicas {
             coordination.targets.append(
-                Coordination.Target(node: replica, nextAttempt: now.advanced(byNanoseconds: backoff(attempt: 0))))
+                Coordination.Target(node: replica, nextAttempt: now.advanced(by: backoff(attempt: 0))))
         }
         coordinations[id] = coordination
         for replica in replicas { ask(replica, for: id) }
     }
 
-    /// Sends the request's message to `node` (again).
+    /// Sends the request's message for its current phase to `node` (again).
     mutating func ask(_ node: NodeID, for id: UInt64) {
         guard let coordination = coordinations[id] else { return }
-        switch coordination.kind {
-        case .write(let entry):
-            if coordination.querying {
-                send(.read(request: id, key: coordination.key), to: node)
-            } else {
-                send(.write(request: id, key: coordination.key, entry: entry, repair: false), to: node)
-            }
-        case .read:
-            if let repairing = coordination.repairing, let entry = repairing {
-                send(.write(request: id, key: coordination.key, entry: entry, repair: true), to: node)
-            } else {
-                send(.read(request: id, key: coordination.key), to: node)
-            }
+        switch coordination.phase {
+        case .querying, .reading:
+            send(.read(request: id, key: coordination.key.bytes), to: node)
+        case .writing(let entry, _, _):
+            send(.write(request: id, key: coordination.key.bytes, entry: entry, repair: false), to: node)
+        case .repairing(let chosen, _):
+            send(.write(request: id, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
         }
+    }
+
+    // MARK: The key's only replica is this node
+
+    mutating func writeLocally(client: UInt64, key: KeyReference, _ entry: VersionedEntry, now: Instant) {
+        guard awaitingDurability.count < configuration.maximumAwaitingDurability else {
+            reply(
+                client, .overloaded(reason: "\(awaitingDurability.count) writes wait for the log"), replicas: selfOnly)
+            return
+        }
+        let previousWasLive: Bool
+        switch store.check(key, entry, now: now) {
+        case .applied(let wasLive):
+            previousWasLive = wasLive
+        case .notAdmitted:
+            reply(
+                client, .refused(reason: "the store cannot take a write from \(entry.version.node)"), replicas: selfOnly
+            )
+            return
+        case .duplicate, .stale:
+            preconditionFailure("a new version from this node's clock is not the newest of \(key)")
+        }
+        var sequence: UInt64?
+        switch log?.append(.versioned(key: key.bytes, entry: entry)) {
+        case .refused(let reason):
+            reply(client, .refused(reason: reason), replicas: selfOnly)
+            return
+        case .append(let appended, let bytes):
+            sequence = appended
+            effects.append(.append(sequence: appended, bytes: bytes))
+            noteUnsynced(key, sequence: appended)
+        case nil:
+            break
+        }
+        store.apply(key, entry, now: now)
+        let outcome: ClientOutcome =
+            entry.value == nil
+            ? .deleted(existed: previousWasLive, version: entry.version)
+            : .stored(version: entry.version, expiresAt: entry.expiresAt)
+        replyWhenDurable(sequence, ClientReply(request: client, outcome: outcome, replicas: selfOnly, hinted: false))
+    }
+
+    mutating func readLocally(client: UInt64, key: KeyReference, now: Instant) {
+        let outcome: ClientOutcome
+        if let entry = store.read(key, now: now), entry.isLive(at: now) {
+            counters.hits &+= 1
+            outcome = .found(entry)
+        } else {
+            counters.misses &+= 1
+            outcome = .notFound
+        }
+        replyWhenDurable(
+            pendingSequence(of: key), ClientReply(request: client, outcome: outcome, replicas: selfOnly, hinted: false))
     }
 
     // MARK: Timers
@@ -121,7 +230,7 @@ extension ClusterNode {
                 guard now >= coordination.targets[index].nextAttempt else { continue }
                 coordination.targets[index].attempts += 1
                 coordination.targets[index].nextAttempt = now.advanced(
-                    byNanoseconds: backoff(attempt: coordination.targets[index].attempts))
+                    by: backoff(attempt: coordination.targets[index].attempts))
                 retry.append(coordination.targets[index].node)
                 // A replica the failure detector suspects, or that missed three attempts, gets a
                 // stand-in; a lost message or two only gets a retry.
@@ -132,13 +241,12 @@ extension ClusterNode {
                     standIns.append(target.node)
                 }
             }
-            if configuration.sloppyQuorum, case .write = coordination.kind, !coordination.querying {
+            if configuration.sloppyQuorum, case .writing = coordination.phase {
                 for silent in standIns {
                     guard let standIn = nextStandIn(for: coordination) else { break }
                     coordination.targets.append(
                         Coordination.Target(
-                            node: standIn, standsInFor: silent,
-                            nextAttempt: now.advanced(byNanoseconds: backoff(attempt: 1))))
+                            node: standIn, standsInFor: silent, nextAttempt: now.advanced(by: backoff(attempt: 1))))
                     retry.append(standIn)
                 }
             }
@@ -154,7 +262,7 @@ extension ClusterNode {
     /// The first alive key owner past the key's replicas that is not asked yet.
     func nextStandIn(for coordination: Coordination) -> NodeID? {
         let asked = Set(coordination.targets.map(\.node))
-        let extended = ring.preferenceList(for: coordination.key, count: ring.members.count)
+        let extended = ring.preferenceList(forPosition: coordination.key.position, count: ring.members.count)
         return extended.first { !asked.contains($0) && membership.status(of: $0) == .alive }
     }
 
@@ -164,114 +272,115 @@ extension ClusterNode {
         guard var coordination = coordinations[id],
             let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
         else { return }
-        coordination.targets[index].done = true
-        if case .read = coordination.kind {
-            // A write-back of a read.
-            guard let repairing = coordination.repairing, let chosen = repairing else { return }
+        switch coordination.phase {
+        case .querying, .reading:
+            // A late answer to a write's earlier phase, or a reply that does not belong here.
+            return
+        case .repairing(let chosen, var holders):
+            coordination.targets[index].done = true
             switch result {
             case .stored, .stale:
-                if !coordination.holders.contains(node) { coordination.holders.append(node) }
+                if !holders.contains(node) { holders.append(node) }
             case .refused:
                 break
             }
+            coordination.phase = .repairing(chosen: chosen, holders: holders)
             coordinations[id] = coordination
-            if coordination.holders.count >= repairQuorum(coordination) {
-                answer(id, .found(chosen, now: now))
-            } else if openTargets(coordination) + coordination.holders.count < repairQuorum(coordination) {
+            if holders.count >= repairQuorum(coordination) {
+                answer(id, .found(chosen, key: coordination.key.bytes, now: now))
+            } else if coordination.openTargets + holders.count < repairQuorum(coordination) {
                 fail(id)
             }
-            return
-        }
-        guard case .write(let entry) = coordination.kind, !coordination.querying else { return }
-        switch result {
-        case .stored, .stale:
-            // A replica that holds a newer version holds the outcome of this write followed by a
-            // later one: it counts, as in ABD, where replicas keep the greatest tag and answer.
-            if case .stored(let previousWasLive) = result {
-                coordination.existed = coordination.existed || previousWasLive
-            }
-            coordination.holders.append(node)
-            coordinations[id] = coordination
-            if coordination.holders.count >= coordination.required {
-                let outcome: ClientOutcome =
-                    entry.value == nil
-                    ? .deleted(existed: coordination.existed, version: entry.version)
-                    : .stored(version: entry.version, expiresAt: entry.expiresAt)
-                answer(id, outcome)
-            }
-        case .refused:
-            coordinations[id] = coordination
-            if openTargets(coordination) + coordination.holders.count < coordination.required {
-                fail(id)
+        case .writing(let entry, var holders, var existed):
+            coordination.targets[index].done = true
+            switch result {
+            case .stored, .stale:
+                // A replica that holds a newer version holds the outcome of this write followed by a
+                // later one: it counts, as in ABD, where replicas keep the greatest tag and answer.
+                if case .stored(let previousWasLive) = result { existed = existed || previousWasLive }
+                holders.append(node)
+                coordination.phase = .writing(entry: entry, holders: holders, existed: existed)
+                coordinations[id] = coordination
+                if holders.count >= coordination.required {
+                    let outcome: ClientOutcome =
+                        entry.value == nil
+                        ? .deleted(existed: existed, version: entry.version)
+                        : .stored(version: entry.version, expiresAt: entry.expiresAt)
+                    answer(id, outcome)
+                }
+            case .refused:
+                coordinations[id] = coordination
+                if coordination.openTargets + holders.count < coordination.required { fail(id) }
             }
         }
     }
 
     mutating func readReplied(_ id: UInt64, from node: NodeID, _ entry: VersionedEntry?, now: Instant) {
-        guard var coordination = coordinations[id], coordination.repairing == nil,
+        guard var coordination = coordinations[id],
             let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
         else { return }
-        // A late answer to a write's first phase, once it is writing, is not for this phase.
-        if case .write = coordination.kind, !coordination.querying { return }
-        coordination.targets[index].done = true
-        coordination.replies.append((node, entry))
-        coordinations[id] = coordination
-        if coordination.querying {
-            versionsReplied(id, coordination, now: now)
+        switch coordination.phase {
+        case .writing, .repairing:
+            // A late answer to a first phase, once the request has moved on.
             return
+        case .querying(let entry, var answered, let required):
+            coordination.targets[index].done = true
+            answered.append(node)
+            coordination.phase = .querying(entry: entry, answered: answered, required: required)
+            coordinations[id] = coordination
+            guard answered.count >= required else { return }
+            versionsReplied(id, now: now)
+        case .reading(var replies):
+            coordination.targets[index].done = true
+            replies.append((node, entry))
+            coordination.phase = .reading(replies: replies)
+            coordinations[id] = coordination
+            guard replies.count >= coordination.required else { return }
+            readAnswered(id, coordination, replies: replies, now: now)
         }
-        guard coordination.replies.count >= coordination.required else { return }
+    }
+
+    /// A read has the answers its level needs: answer with the newest, after writing it back to a
+    /// majority when fewer hold it.
+    mutating func readAnswered(
+        _ id: UInt64, _ read: Coordination, replies: [(node: NodeID, entry: VersionedEntry?)], now: Instant
+    ) {
+        var coordination = read
         let chosen: VersionedEntry?
         if configuration.injectedBug == .readFirstReply {
-            chosen = coordination.replies[0].entry
+            chosen = replies[0].entry
         } else {
-            chosen = coordination.replies.compactMap(\.entry).max { $0.version < $1.version }
+            chosen = replies.compactMap(\.entry).max { $0.version < $1.version }
         }
         // Stale answers are repaired in any case; the read waits for the repair when it must.
-        let stale = coordination.replies.filter { reply in
-            guard let chosen else { return false }
-            return reply.entry.map { $0.version < chosen.version } ?? true
-        }.map(\.node)
         guard let chosen else {
             answer(id, .notFound)
             return
         }
-        let holders = coordination.replies.filter { $0.entry?.version == chosen.version }.map(\.node)
+        let stale = replies.filter { reply in reply.entry.map { $0.version < chosen.version } ?? true }.map(\.node)
+        let holders = replies.filter { $0.entry?.version == chosen.version }.map(\.node)
         if coordination.level == .one || holders.count >= repairQuorum(coordination) {
-            for node in stale { send(.write(request: 0, key: coordination.key, entry: chosen, repair: true), to: node) }
-            answer(id, .found(chosen, now: now))
+            for node in stale {
+                send(.write(request: 0, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
+            }
+            answer(id, .found(chosen, key: coordination.key.bytes, now: now))
             return
         }
-        // The newest version is on too few replicas for a later read to be sure to see it: write it
-        // back to a majority before answering, so that no later read returns an older one.
-        coordination.repairing = .some(chosen)
-        coordination.holders = holders
-        for index in coordination.targets.indices {
-            let target = coordination.targets[index].node
-            coordination.targets[index].done = holders.contains(target)
-            coordination.targets[index].attempts = 1
-            coordination.targets[index].nextAttempt = now.advanced(byNanoseconds: backoff(attempt: 1))
-        }
+        coordination.phase = .repairing(chosen: chosen, holders: holders)
+        coordination.restartTargets(done: holders, firstAttempt: now.advanced(by: backoff(attempt: 1)))
         coordinations[id] = coordination
         for target in coordination.targets where !target.done { ask(target.node, for: id) }
     }
 
     /// A write's first phase has its answers: take a version above all of them and write it.
-    mutating func versionsReplied(_ id: UInt64, _ queried: Coordination, now: Instant) {
-        guard queried.replies.count >= queried.queryQuorum, case .write(var entry) = queried.kind else { return }
-        var coordination = queried
-        for reply in coordination.replies {
-            if let version = reply.entry?.version { clock.observe(version) }
+    mutating func versionsReplied(_ id: UInt64, now: Instant) {
+        guard var coordination = coordinations[id], case .querying(var entry, _, _) = coordination.phase else {
+            preconditionFailure("versionsReplied outside a write's first phase")
         }
+        // Every answer's version was observed by the clock as it arrived (`received`).
         entry.version = clock.next(physical: now)
-        coordination.kind = .write(entry)
-        coordination.querying = false
-        coordination.replies = []
-        for index in coordination.targets.indices {
-            coordination.targets[index].done = false
-            coordination.targets[index].attempts = 1
-            coordination.targets[index].nextAttempt = now.advanced(byNanoseconds: backoff(attempt: 1))
-        }
+        coordination.phase = .writing(entry: entry, holders: [], existed: false)
+        coordination.restartTargets(firstAttempt: now.advanced(by: backoff(attempt: 1)))
         coordinations[id] = coordination
         for target in coordination.targets { ask(target.node, for: id) }
     }
@@ -281,14 +390,19 @@ extension ClusterNode {
         ConsistencyLevel.quorum.required(of: coordination.replicas.count)
     }
 
-    func openTargets(_ coordination: Coordination) -> Int {
-        coordination.targets.filter { !$0.done }.count
-    }
-
     mutating func answer(_ id: UInt64, _ outcome: ClientOutcome) {
         guard let coordination = coordinations.removeValue(forKey: id) else { return }
-        let hinted = coordination.targets.contains { target in
-            target.standsInFor != nil && coordination.holders.contains(target.node)
+        let holders: [NodeID]
+        switch coordination.phase {
+        case .writing(_, let writers, _): holders = writers
+        case .repairing(_, let repaired): holders = repaired
+        case .querying, .reading: holders = []
+        }
+        let hinted = coordination.targets.contains { $0.standsInFor != nil && holders.contains($0.node) }
+        switch outcome {
+        case .found: counters.hits &+= 1
+        case .notFound: counters.misses &+= 1
+        default: break
         }
         effects.append(
             .reply(
@@ -299,19 +413,21 @@ extension ClusterNode {
     /// Answers that the request's level was not met, and how many replicas did answer.
     mutating func fail(_ id: UInt64) {
         guard let coordination = coordinations[id] else { return }
-        let answered: Int
-        switch coordination.kind {
-        case .write: answered = coordination.querying ? coordination.replies.count : coordination.holders.count
-        case .read: answered = coordination.repairing == nil ? coordination.replies.count : coordination.holders.count
-        }
-        answer(id, .unavailable(level: coordination.level, answered: answered, required: coordination.required))
+        answer(
+            id,
+            .unavailable(level: coordination.level, answered: coordination.answered, required: coordination.required))
+    }
+
+    /// Answers a client at once, without a coordination.
+    mutating func reply(_ client: UInt64, _ outcome: ClientOutcome, replicas: [NodeID]) {
+        effects.append(.reply(ClientReply(request: client, outcome: outcome, replicas: replicas, hinted: false)))
     }
 }
 
 extension ClusterNode.ClientOutcome {
     /// What a read of `entry` answers at `now`: the value, unless it is a tombstone or has expired.
-    static func found(_ entry: VersionedEntry, now: Instant) -> Self {
-        guard entry.isLive(at: now), let value = entry.value else { return .notFound }
-        return .found(value: value, version: entry.version, expiresAt: entry.expiresAt)
+    static func found(_ entry: VersionedEntry, key: [UInt8], now: Instant) -> Self {
+        guard entry.isLive(at: now) else { return .notFound }
+        return .found(StoredEntry(key: key, entry))
     }
 }

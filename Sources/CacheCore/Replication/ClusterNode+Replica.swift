@@ -1,16 +1,15 @@
-/// A tombstone this node is collecting: the replicas that have not yet confirmed they hold it.
-struct TombstoneCollection: Sendable {
-    var version: Version
-    var waiting: [NodeID]
-    var request: UInt64
-}
+/// An answer held back until the log record it depends on is durable.
+enum AwaitingDurability: Sendable {
+    /// A replica's answer to a peer.
+    case message(sequence: UInt64, to: String, body: ReplicationBody)
+    /// An answer to a client whose key has no replica but this node.
+    case client(sequence: UInt64, reply: ClusterNode.ClientReply)
 
-/// A key this node holds but does not own, on its way to its owners.
-struct Handoff: Sendable {
-    var version: Version
-    /// Owners that have not yet confirmed they hold the version (or a newer one).
-    var waiting: [NodeID]
-    var request: UInt64
+    var sequence: UInt64 {
+        switch self {
+        case .message(let sequence, _, _), .client(let sequence, _): sequence
+        }
+    }
 }
 
 extension ClusterNode {
@@ -21,7 +20,9 @@ extension ClusterNode {
         switch message.body {
         case .write(let request, let key, let entry, let repair):
             clock.observe(entry.version)
-            replicaWrite(request: request, key: key, entry, repair: repair, replyTo: message.senderAddress, now: now)
+            replicaWrite(
+                request: request, key: KeyReference(key), entry, repair: repair, replyTo: message.senderAddress,
+                admission: .evictIfNeeded, now: now)
         case .writeReply(let request, let result):
             if case .stale(let current) = result { clock.observe(current) }
             if handoffRequests[request] != nil {
@@ -32,10 +33,11 @@ extension ClusterNode {
                 writeReplied(request, from: sender, result, now: now)
             }
         case .read(let request, let key):
-            let cacheKey = CacheKey(bytes: key)
-            let entry = store.entry(for: cacheKey)
+            let reference = KeyReference(key)
+            // A replica's read is an access: it keeps the key recent in this replica's LRU.
+            let entry = store.read(reference, now: now)?.versionedEntry
             answerWhenDurable(
-                store.sequence(of: cacheKey), to: message.senderAddress, .readReply(request: request, entry: entry))
+                pendingSequence(of: reference), to: message.senderAddress, .readReply(request: request, entry: entry))
         case .readReply(let request, let entry):
             if let entry { clock.observe(entry.version) }
             readReplied(request, from: sender, entry, now: now)
@@ -46,20 +48,22 @@ extension ClusterNode {
         case .pull(let keys):
             var items: [ReplicaItem] = []
             for key in keys {
-                if let entry = store.entry(for: CacheKey(bytes: key)) {
-                    items.append(ReplicaItem(key: key, entry: entry))
+                if let entry = store.stored(KeyReference(key)) {
+                    items.append(ReplicaItem(key: key, entry: entry.versionedEntry))
                 }
             }
             push(items, to: sender)
         case .push(let items):
             for item in items {
                 clock.observe(item.entry.version)
-                replicaWrite(request: 0, key: item.key, item.entry, repair: true, replyTo: nil, now: now)
+                replicaWrite(
+                    request: 0, key: KeyReference(item.key), item.entry, repair: true, replyTo: nil,
+                    admission: .onlyIfRoom, now: now)
             }
         case .forget(let key, let version):
-            let cacheKey = CacheKey(bytes: key)
-            if let entry = store.entry(for: cacheKey), entry.version == version, !entry.isLive(at: now) {
-                store.remove(cacheKey, ifVersion: version)
+            let reference = KeyReference(key)
+            if let entry = store.stored(reference), entry.version == version, !entry.isLive(at: now) {
+                store.remove(reference, ifVersion: version)
             }
         }
     }
@@ -67,92 +71,169 @@ extension ClusterNode {
     /// Takes a write as a replica: logs and applies it when newer, and answers once the log record
     /// holding the key's current entry is durable.
     mutating func replicaWrite(
-        request: UInt64, key: [UInt8], _ entry: VersionedEntry, repair: Bool, replyTo: String?, now: Instant
+        request: UInt64, key: KeyReference, _ entry: VersionedEntry, repair: Bool, replyTo: String?,
+        admission: ReplicaStore.Admission, now: Instant
     ) {
-        let cacheKey = CacheKey(bytes: key)
+        let answers = replyTo != nil && request != 0
         // A tombstone past its grace period is being collected: a replica that holds nothing for the
         // key has nothing for it to delete, and storing it would undo a collection that raced with
         // this repair (an anti-entropy push sent just before the `forget`). Holding nothing older is
         // what the collector needs to hear, so the answer is still "stored".
-        if repair, store.entry(for: cacheKey) == nil, !entry.isLive(at: now),
-            entry.deadSince.advanced(byNanoseconds: configuration.tombstoneGrace) <= now
+        if repair, store.stored(key) == nil, !entry.isLive(at: now),
+            entry.deadSince.advanced(by: configuration.tombstoneGrace) <= now
         {
-            if let replyTo, request != 0 {
+            if answers, let replyTo {
                 send(.writeReply(request: request, result: .stored(previousWasLive: false)), toAddress: replyTo)
             }
             return
         }
+        guard awaitingDurability.count < configuration.maximumAwaitingDurability else {
+            if answers, let replyTo {
+                let reason = "overloaded: \(awaitingDurability.count) answers wait for the log"
+                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
+            }
+            return
+        }
         let unconditionally = repair && configuration.injectedBug == .repairWithoutVersionCheck
-        var result = store.check(cacheKey, entry)
-        if unconditionally, store.entry(for: cacheKey) != entry { result = .applied(previousWasLive: false) }
+        var result = store.check(key, entry, now: now, admission: admission)
+        if unconditionally, store.stored(key)?.versionedEntry != entry { result = .applied(previousWasLive: false) }
         switch result {
         case .applied(let previousWasLive):
-            var sequence: UInt64 = 0
-            switch log?.append(.versioned(key: key, entry: entry)) {
+            var sequence: UInt64?
+            switch log?.append(.versioned(key: key.bytes, entry: entry)) {
             case .refused(let reason):
-                if let replyTo, request != 0 {
+                if answers, let replyTo {
                     send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
                 }
                 return
             case .append(let appended, let bytes):
                 sequence = appended
                 effects.append(.append(sequence: appended, bytes: bytes))
+                noteUnsynced(key, sequence: appended)
             case nil:
                 break
             }
-            store.apply(cacheKey, entry, sequence: sequence, unconditionally: unconditionally)
-            if let replyTo, request != 0 {
+            store.apply(key, entry, now: now, admission: admission, unconditionally: unconditionally)
+            if answers, let replyTo {
                 answerWhenDurable(
                     sequence, to: replyTo,
                     .writeReply(request: request, result: .stored(previousWasLive: previousWasLive)))
             }
         case .duplicate:
-            if let replyTo, request != 0 {
+            if answers, let replyTo {
                 answerWhenDurable(
-                    store.sequence(of: cacheKey), to: replyTo,
+                    pendingSequence(of: key), to: replyTo,
                     .writeReply(request: request, result: .stored(previousWasLive: false)))
             }
         case .stale(let current):
-            if let replyTo, request != 0 {
+            if answers, let replyTo {
                 send(.writeReply(request: request, result: .stale(current: current)), toAddress: replyTo)
             }
+        case .notAdmitted:
+            if answers, let replyTo {
+                let reason = "the replica cannot take this write"
+                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
+            }
         }
+    }
+
+    // MARK: Durability
+
+    /// The key's newest entry was appended as record `sequence`, not yet durable.
+    mutating func noteUnsynced(_ key: KeyReference, sequence: UInt64) {
+        unsyncedWrites[key.position] = sequence
+        unsyncedOrder.append((key.position, sequence))
+    }
+
+    /// The log record the key's entry waits for, if it is not durable yet.
+    func pendingSequence(of key: KeyReference) -> UInt64? {
+        guard let sequence = unsyncedWrites[key.position], let log, !log.mayAcknowledge(sequence) else { return nil }
+        return sequence
+    }
+
+    func isDurable(_ sequence: UInt64?) -> Bool {
+        guard let sequence, let log else { return true }
+        return log.mayAcknowledge(sequence)
     }
 
     /// Sends `body` once the log record `sequence` is durable under the sync policy: a replica never
     /// reports an entry it could still lose.
-    mutating func answerWhenDurable(_ sequence: UInt64, to address: String, _ body: ReplicationBody) {
-        if sequence == 0 || log == nil || log!.mayAcknowledge(sequence)
-            || configuration.injectedBug == .acknowledgeBeforeSync
-        {
+    mutating func answerWhenDurable(_ sequence: UInt64?, to address: String, _ body: ReplicationBody) {
+        if isDurable(sequence) || configuration.injectedBug == .acknowledgeBeforeSync {
             send(body, toAddress: address)
         } else {
-            awaitingDurability.append((sequence, address, body))
+            awaitingDurability.append(.message(sequence: sequence!, to: address, body: body))
         }
     }
 
-    mutating func releaseDurable() {
-        guard let log, !awaitingDurability.isEmpty else { return }
-        var waiting: [(sequence: UInt64, to: String, body: ReplicationBody)] = []
-        for item in awaitingDurability {
-            if log.mayAcknowledge(item.sequence) {
-                send(item.body, toAddress: item.to)
-            } else {
+    /// Answers a client once the log record `sequence` is durable.
+    mutating func replyWhenDurable(_ sequence: UInt64?, _ reply: ClientReply) {
+        if isDurable(sequence) {
+            effects.append(.reply(reply))
+        } else {
+            awaitingDurability.append(.client(sequence: sequence!, reply: reply))
+        }
+    }
+
+    mutating func releaseDurable(now: Instant) {
+        guard let log else { return }
+        while let oldest = unsyncedOrder.first, log.mayAcknowledge(oldest.sequence) {
+            _ = unsyncedOrder.popFirst()
+            if unsyncedWrites[oldest.position] == oldest.sequence { unsyncedWrites[oldest.position] = nil }
+        }
+        guard !awaitingDurability.isEmpty else { return }
+        var waiting = RingQueue<AwaitingDurability>()
+        while let item = awaitingDurability.popFirst() {
+            guard log.mayAcknowledge(item.sequence) else {
                 waiting.append(item)
+                continue
+            }
+            switch item {
+            case .message(_, let to, let body): send(body, toAddress: to)
+            case .client(_, let reply): effects.append(.reply(reply))
             }
         }
         awaitingDurability = waiting
     }
 
-    /// The disk failed: writes waiting for it are refused (their records may never be durable).
-    mutating func failAwaitingDurability(reason: String) {
-        let waiting = awaitingDurability
-        awaitingDurability = []
-        for item in waiting {
-            if case .writeReply(let request, _) = item.body {
-                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: item.to)
+    /// The log's disk failed: writes waiting for it are refused (their records may never be durable);
+    /// reads waiting for it are answered with what the store holds.
+    mutating func logFailed(reason: String, now: Instant) {
+        guard log != nil else { return }
+        if log?.failure == nil { nextLogRepair = now.advanced(by: configuration.logRepairInterval) }
+        log?.diskFailed(reason)
+        while let item = awaitingDurability.popFirst() {
+            switch item {
+            case .message(_, let to, .writeReply(let request, _)):
+                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: to)
+            case .message(_, let to, let body):
+                send(body, toAddress: to)
+            case .client(_, var reply):
+                switch reply.outcome {
+                case .stored, .deleted: reply.outcome = .refused(reason: reason)
+                default: break
+                }
+                effects.append(.reply(reply))
             }
         }
+    }
+
+    /// The log takes writes again, ending with record `kept`; records after it are gone (their writes
+    /// were answered with an error, never acknowledged).
+    mutating func logRepaired(keptSequence kept: UInt64, now: Instant) {
+        guard log?.failure != nil else { return }
+        log?.diskRecovered(keptSequence: kept)
+        nextLogRepair = nil
+        var order = RingQueue<(position: UInt64, sequence: UInt64)>()
+        while let item = unsyncedOrder.popFirst() {
+            if item.sequence <= kept {
+                order.append(item)
+            } else if unsyncedWrites[item.position] == item.sequence {
+                unsyncedWrites[item.position] = nil
+            }
+        }
+        unsyncedOrder = order
+        releaseDurable(now: now)
     }
 
     // MARK: Handoff
@@ -160,30 +241,45 @@ extension ClusterNode {
     /// Sends the keys this node holds but does not own to their owners, a batch per pass; a key is
     /// dropped once every owner has confirmed it holds the version durably.
     mutating func handOff(now: Instant) {
-        var sent = 0
-        for key in store.sortedKeys {
-            guard sent < configuration.maximumItemsPerMessage, let entry = store.entry(for: key) else { break }
-            let owners = replicas(of: key.bytes)
-            if owners.contains(me) {
-                if let stale = handoffs.removeValue(forKey: key) { handoffRequests[stale.request] = nil }
+        let limit = configuration.maximumItemsPerMessage
+        // Handoffs in flight first (in key order, never the dictionary's).
+        for key in handoffs.keys.sorted(by: Self.keyOrder) {
+            guard let entry = store.stored(key), var handoff = handoffs[key], entry.version == handoff.version else {
+                dropHandoff(key)
                 continue
             }
-            var handoff: Handoff
-            if let existing = handoffs[key], existing.version == entry.version {
-                handoff = existing
-                handoff.waiting = handoff.waiting.filter { owners.contains($0) }
-                if handoff.waiting.isEmpty { handoff.waiting = owners }
-            } else {
-                if let stale = handoffs[key] { handoffRequests[stale.request] = nil }
-                handoff = Handoff(version: entry.version, waiting: owners, request: newRequestID())
-                handoffRequests[handoff.request] = key
+            let owners = replicas(of: key)
+            if owners.contains(me) {
+                dropHandoff(key)
+                continue
             }
+            handoff.waiting = handoff.waiting.filter { owners.contains($0) }
+            if handoff.waiting.isEmpty { handoff.waiting = owners }
             handoffs[key] = handoff
             for owner in handoff.waiting {
-                send(.write(request: handoff.request, key: key.bytes, entry: entry, repair: true), to: owner)
+                send(
+                    .write(request: handoff.request, key: key.bytes, entry: entry.versionedEntry, repair: true),
+                    to: owner)
             }
-            sent += 1
         }
+        while handoffs.count < limit, let key = store.nextHandoffCandidate() {
+            guard handoffs[key] == nil, let entry = store.stored(key) else { continue }
+            let owners = replicas(of: key)
+            guard !owners.contains(me) else { continue }
+            let handoff = Handoff(version: entry.version, waiting: owners, request: newRequestID())
+            handoffs[key] = handoff
+            handoffRequests[handoff.request] = key
+            for owner in owners {
+                send(
+                    .write(request: handoff.request, key: key.bytes, entry: entry.versionedEntry, repair: true),
+                    to: owner)
+            }
+        }
+    }
+
+    mutating func dropHandoff(_ key: KeyReference) {
+        guard let handoff = handoffs.removeValue(forKey: key) else { return }
+        handoffRequests[handoff.request] = nil
     }
 
     mutating func handoffReplied(_ request: UInt64, from node: NodeID, _ result: ReplicaWriteResult) {
@@ -191,49 +287,78 @@ extension ClusterNode {
         if case .refused = result { return }
         handoff.waiting.removeAll { $0 == node }
         if handoff.waiting.isEmpty {
-            handoffs[key] = nil
-            handoffRequests[request] = nil
-            if !replicas(of: key.bytes).contains(me) { store.remove(key, ifVersion: handoff.version) }
+            dropHandoff(key)
+            if !replicas(of: key).contains(me) { store.remove(key, ifVersion: handoff.version) }
         } else {
             handoffs[key] = handoff
         }
     }
 
+    /// Handoffs in flight, and keys found held but not owned that wait for one.
+    public var handoffBacklog: Int { handoffs.count + store.handoffBacklog }
+
+    static func keyOrder(_ lhs: KeyReference, _ rhs: KeyReference) -> Bool {
+        lhs.position != rhs.position ? lhs.position < rhs.position : lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+
     // MARK: Tombstone collection
 
     /// The key's first replica collects its tombstones (and expired entries) older than the grace
-    /// period: it makes sure every replica holds the tombstone, then tells them all to forget it.
-    /// Any other replica that still holds one a quarter of the grace period later collects it too: a
-    /// replica can be left holding a tombstone the others already forgot (a repair that crossed the
-    /// `forget` on the way), and nobody else would ever collect it.
+    /// period: it makes sure every replica holds the tombstone (or nothing older), then tells them all
+    /// to forget it. Any other replica that still holds one a quarter of the grace period later
+    /// collects it too: a replica can be left holding a tombstone the others already forgot (a repair
+    /// that crossed the `forget` on the way), and nobody else would ever collect it.
     mutating func collectTombstones(now: Instant) {
-        var started = 0
-        for key in store.sortedKeys {
-            guard started < configuration.maximumItemsPerMessage, let entry = store.entry(for: key) else { break }
-            guard !entry.isLive(at: now) else { continue }
-            let deadSince = entry.deadSince
-            let grace = configuration.injectedBug == .collectTombstonesEarly ? 0 : configuration.tombstoneGrace
-            guard deadSince.advanced(byNanoseconds: grace) <= now else { continue }
-            let owners = replicas(of: key.bytes)
+        let grace = configuration.injectedBug == .collectTombstonesEarly ? Duration.zero : configuration.tombstoneGrace
+        // Collections in flight: ask again the replicas that have not confirmed.
+        for key in collections.keys.sorted(by: Self.keyOrder) {
+            guard var collection = collections[key], let entry = store.stored(key), entry.version == collection.version
+            else {
+                dropCollection(key)
+                continue
+            }
+            let owners = replicas(of: key)
+            collection.waiting = collection.waiting.filter { owners.contains($0) }
+            collections[key] = collection
+            if collection.waiting.isEmpty {
+                finishCollection(of: key)
+                continue
+            }
+            for owner in collection.waiting {
+                send(
+                    .write(request: collection.request, key: key.bytes, entry: entry.versionedEntry, repair: true),
+                    to: owner)
+            }
+        }
+        while collections.count < configuration.maximumItemsPerMessage,
+            let key = store.nextDueTombstone(now: now, dueAfter: grace)
+        {
+            guard collections[key] == nil, let stored = store.stored(key), !stored.isLive(at: now) else { continue }
+            let entry = stored.versionedEntry
+            let dueAt = entry.deadSince.advanced(by: grace)
+            if dueAt > now {
+                // Replaced by a later tombstone since it was queued: look again when that one is due.
+                store.requeueTombstone(key, at: dueAt, grace: grace)
+                continue
+            }
+            let owners = replicas(of: key)
+            // A tombstone this node holds for others goes to them through the handoff pass.
             guard owners.contains(me) else { continue }
             if owners.first != me {
-                guard deadSince.advanced(byNanoseconds: grace + grace / 4) <= now else { continue }
+                let backupAt = entry.deadSince.advanced(by: grace + grace / 4)
+                if backupAt > now {
+                    store.requeueTombstone(key, at: backupAt, grace: grace)
+                    continue
+                }
             }
             if configuration.injectedBug == .collectTombstonesEarly {
                 forget(key, entry.version, owners: owners)
                 continue
             }
-            var collection: TombstoneCollection
-            if let existing = collections[key], existing.version == entry.version {
-                collection = existing
-                collection.waiting = collection.waiting.filter { owners.contains($0) }
-            } else {
-                if let stale = collections[key] { collectionRequests[stale.request] = nil }
-                collection = TombstoneCollection(
-                    version: entry.version, waiting: owners.filter { $0 != me }, request: newRequestID())
-                collectionRequests[collection.request] = key
-            }
+            let collection = TombstoneCollection(
+                version: entry.version, waiting: owners.filter { $0 != me }, request: newRequestID())
             collections[key] = collection
+            collectionRequests[collection.request] = key
             if collection.waiting.isEmpty {
                 finishCollection(of: key)
                 continue
@@ -241,8 +366,12 @@ extension ClusterNode {
             for owner in collection.waiting {
                 send(.write(request: collection.request, key: key.bytes, entry: entry, repair: true), to: owner)
             }
-            started += 1
         }
+    }
+
+    mutating func dropCollection(_ key: KeyReference) {
+        guard let collection = collections.removeValue(forKey: key) else { return }
+        collectionRequests[collection.request] = nil
     }
 
     mutating func collectionReplied(_ request: UInt64, from node: NodeID, _ result: ReplicaWriteResult) {
@@ -253,89 +382,70 @@ extension ClusterNode {
             collections[key] = collection
             if collection.waiting.isEmpty { finishCollection(of: key) }
         case .stale, .refused:
-            // A newer write exists (it will reach this node), or the replica cannot take writes:
-            // try again on a later pass.
+            // A newer write exists (it will reach this node), or the replica cannot take writes: the
+            // next pass asks again.
             break
         }
     }
 
-    mutating func finishCollection(of key: CacheKey) {
-        guard let collection = collections.removeValue(forKey: key) else { return }
-        collectionRequests[collection.request] = nil
-        forget(key, collection.version, owners: replicas(of: key.bytes))
+    mutating func finishCollection(of key: KeyReference) {
+        guard let collection = collections[key] else { return }
+        dropCollection(key)
+        forget(key, collection.version, owners: replicas(of: key))
     }
 
-    mutating func forget(_ key: CacheKey, _ version: Version, owners: [NodeID]) {
+    mutating func forget(_ key: KeyReference, _ version: Version, owners: [NodeID]) {
         for owner in owners where owner != me { send(.forget(key: key.bytes, version: version), to: owner) }
         store.remove(key, ifVersion: version)
+        effects.append(.collected(key: key.bytes, version: version))
     }
 
     // MARK: Anti-entropy
 
-    /// Sends a digest of the keys this node and one other replicate together to that node.
+    /// Sends the digests of the keys this node and one other replicate together to that node.
     mutating func startAntiEntropy() {
         let peers = ring.members.filter { $0 != me }
         guard !peers.isEmpty else { return }
         let peer = peers[random.below(peers.count)]
-        let digests = bucketDigests(sharedWith: peer)
-        let buckets = digests.keys.sorted().map { DigestBucket(index: $0, digest: digests[$0]!) }
-        send(.digest(buckets: buckets), to: peer)
-    }
-
-    static func bucket(of key: [UInt8]) -> UInt16 {
-        UInt16(truncatingIfNeeded: HashRing.position(ofKey: key) >> 54)
+        guard let digests = store.digests(sharedWith: peer) else { return }
+        send(.digest(buckets: digests), to: peer)
     }
 
     /// Whether `key` is replicated by both this node and `peer`.
-    func shared(_ key: [UInt8], with peer: NodeID) -> Bool {
+    func shared(_ key: KeyReference, with peer: NodeID) -> Bool {
         let owners = replicas(of: key)
         return owners.contains(me) && owners.contains(peer)
     }
 
-    /// XOR of a hash of each shared key and its version, per bucket (independent of order).
-    func bucketDigests(sharedWith peer: NodeID) -> [UInt16: UInt64] {
-        var digests: [UInt16: UInt64] = [:]
-        for key in store.sortedKeys where shared(key.bytes, with: peer) {
-            guard let entry = store.entry(for: key) else { continue }
-            var bytes = key.bytes
-            withUnsafeBytes(of: entry.version.wall.littleEndian) { bytes.append(contentsOf: $0) }
-            withUnsafeBytes(of: entry.version.logical.littleEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: entry.version.node.rawValue.utf8)
-            digests[Self.bucket(of: key.bytes), default: 0] ^= StableHash.xxh64(bytes)
-        }
-        return digests
-    }
-
     mutating func digestReceived(_ buckets: [DigestBucket], from peer: NodeID) {
-        let mine = bucketDigests(sharedWith: peer)
+        guard let mine = store.digests(sharedWith: peer) else { return }
         var differing = Set<UInt16>()
-        for bucket in buckets where mine[bucket.index] != bucket.digest { differing.insert(bucket.index) }
-        let theirs = Set(buckets.map(\.index))
-        for (index, _) in mine where !theirs.contains(index) { differing.insert(index) }
-        guard !differing.isEmpty else { return }
-        let chosen = differing.sorted().prefix(configuration.maximumItemsPerMessage)
-        let wanted = Set(chosen)
-        var versions: [KeyVersion] = []
-        for key in store.sortedKeys where wanted.contains(Self.bucket(of: key.bytes)) && shared(key.bytes, with: peer) {
-            if let entry = store.entry(for: key) { versions.append(KeyVersion(key: key.bytes, version: entry.version)) }
+        let theirs = Dictionary(buckets.map { ($0.index, $0.digest) }, uniquingKeysWith: { first, _ in first })
+        for bucket in buckets where store.digest(sharedWith: peer, bucket: bucket.index) != bucket.digest {
+            differing.insert(bucket.index)
         }
-        send(.summary(buckets: Array(chosen), versions: versions), to: peer)
+        for bucket in mine where theirs[bucket.index] == nil { differing.insert(bucket.index) }
+        guard !differing.isEmpty else { return }
+        let chosen = Array(differing.sorted().prefix(configuration.maximumItemsPerMessage))
+        let versions = store.entries(inDigestBuckets: chosen, sharedWith: peer).map {
+            KeyVersion(key: $0.0.bytes, version: $0.1.version)
+        }
+        send(.summary(buckets: chosen, versions: versions), to: peer)
     }
 
     mutating func summaryReceived(buckets: [UInt16], versions: [KeyVersion], from peer: NodeID) {
-        let wanted = Set(buckets)
-        var theirs: [CacheKey: Version] = [:]
-        for item in versions { theirs[CacheKey(bytes: item.key)] = item.version }
+        var theirs: [KeyReference: Version] = [:]
+        for item in versions { theirs[KeyReference(item.key)] = item.version }
         var pushes: [ReplicaItem] = []
-        for key in store.sortedKeys where wanted.contains(Self.bucket(of: key.bytes)) && shared(key.bytes, with: peer) {
-            guard let entry = store.entry(for: key) else { continue }
+        for (key, entry) in store.entries(inDigestBuckets: buckets, sharedWith: peer) {
             if let version = theirs[key], version >= entry.version { continue }
-            pushes.append(ReplicaItem(key: key.bytes, entry: entry))
+            pushes.append(ReplicaItem(key: key.bytes, entry: entry.versionedEntry))
         }
         var pulls: [[UInt8]] = []
-        for item in versions where shared(item.key, with: peer) {
-            let key = CacheKey(bytes: item.key)
-            if let mine = store.entry(for: key), mine.version >= item.version { continue }
+        for item in versions {
+            let key = KeyReference(item.key)
+            guard shared(key, with: peer) else { continue }
+            if let mine = store.stored(key), mine.version >= item.version { continue }
             pulls.append(item.key)
         }
         push(pushes, to: peer)
@@ -351,4 +461,19 @@ extension ClusterNode {
             send(.push(items: Array(items[start..<end])), to: peer)
         }
     }
+}
+
+/// A tombstone this node is collecting: the replicas that have not yet confirmed they hold it.
+struct TombstoneCollection: Sendable {
+    var version: Version
+    var waiting: [NodeID]
+    var request: UInt64
+}
+
+/// A key this node holds but does not own, on its way to its owners.
+struct Handoff: Sendable {
+    var version: Version
+    /// Owners that have not yet confirmed they hold the version (or a newer one).
+    var waiting: [NodeID]
+    var request: UInt64
 }

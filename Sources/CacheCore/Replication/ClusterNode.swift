@@ -1,11 +1,12 @@
 /// One cache node as a state machine: membership, the ring, the replica store, the write-ahead log
-/// and request coordination, composed behind one interface.
+/// and request coordination, composed behind one interface. A node alone is a cluster of one.
 ///
 /// Inputs are values (a client request, a peer message, a log write or sync that completed, the
-/// timer firing), each with the current time; every effect leaves as a value (send a message,
-/// append a log record, reply to a client, set the timer). The simulator and the server are two
-/// drivers of this same type. Nothing here reads a clock, touches a file or a socket, or draws
-/// randomness other than from the seeded generator it was given.
+/// allocator's figure, the timer firing), each with the current time; every effect leaves as a
+/// value (send a message, append a log record, sync the log, write a snapshot, reply to a client,
+/// set the timer). The simulator and the server are two drivers of this same type. Nothing here
+/// reads a clock, touches a file or a socket, or draws randomness other than from the seeded
+/// generator it was given.
 public struct ClusterNode: Sendable {
     /// Settings of a node; the defaults suit a real cluster.
     public struct Configuration: Sendable {
@@ -15,26 +16,44 @@ public struct ClusterNode: Sendable {
         public var writeConsistency = ConsistencyLevel.quorum
         /// Level of reads that do not name one.
         public var readConsistency = ConsistencyLevel.quorum
+        /// Time to live of a put that gives none (`nil`: it never expires).
+        public var defaultTimeToLive: Duration?
         /// How long a request may take before it answers that its level was not met.
-        public var requestTimeout: Int64 = 1_000_000_000
+        public var requestTimeout = Duration.seconds(1)
         /// First wait before asking a silent replica again; doubles per attempt, with jitter.
-        public var retryInitial: Int64 = 50_000_000
+        public var retryInitial = Duration.milliseconds(50)
         /// Longest wait between two attempts to one replica.
-        public var retryMaximum: Int64 = 400_000_000
+        public var retryMaximum = Duration.milliseconds(400)
         /// Ask a node beyond the key's replicas when a replica stays silent (hinted handoff).
         public var sloppyQuorum = true
         /// Time between anti-entropy exchanges with one peer.
-        public var antiEntropyInterval: Int64 = 1_000_000_000
+        public var antiEntropyInterval = Duration.seconds(1)
         /// Time between handoff passes over the keys this node holds but does not own.
-        public var handoffInterval: Int64 = 500_000_000
+        public var handoffInterval = Duration.milliseconds(500)
         /// How long a tombstone (or an expired entry) is kept at least; then it is collected once
         /// every replica confirmed it holds it. A node that was down for longer than this must
         /// rejoin with an empty data directory, or a value it still holds could come back.
-        public var tombstoneGrace: Int64 = 600_000_000_000
+        public var tombstoneGrace = Duration.seconds(600)
+        /// Time between two rounds of the active expiry sweep (Redis's is ten times a second too).
+        public var expirySweepInterval = Duration.milliseconds(100)
+        /// Time between two attempts to make a failed log writable again.
+        public var logRepairInterval = Duration.seconds(1)
         /// Most keys or entries in one anti-entropy or handoff message (throttling).
         public var maximumItemsPerMessage = 128
+        /// Keys of the store walked per timer step while the digests are rebuilt after a ring change.
+        public var indexingBudget = 16_384
+        /// Most client requests coordinated at once; past it a request is answered `overloaded`.
+        public var maximumCoordinations = 10_000
+        /// Most answers held back until the log is durable; past it new writes are refused.
+        public var maximumAwaitingDurability = 100_000
+        /// Entry and memory limits of the store.
+        public var limits = StoreLimits()
+        /// When the log is rewritten as a snapshot.
+        public var compaction = CompactionPolicy()
         /// Membership and failure detection.
         public var membership = Membership.Configuration()
+        /// Report every evicted key as an effect (the simulator's checkers need them; a server does not).
+        public var reportsEvictedKeys = false
         /// A deliberately wrong behaviour, to prove the simulator's checkers can fail.
         public var injectedBug: InjectedBug?
 
@@ -53,22 +72,38 @@ public struct ClusterNode: Sendable {
         public init() {}
     }
 
+    /// How long a put's value lives.
+    public enum TimeToLive: Equatable, Sendable {
+        /// The node's `defaultTimeToLive`.
+        case nodeDefault
+        /// It never expires.
+        case never
+        /// It expires this long after the coordinator takes the write.
+        case after(Duration)
+    }
+
     /// A client's request, as the driver decoded it.
     public enum ClientOperation: Equatable, Sendable {
         case get(key: [UInt8], consistency: ConsistencyLevel?)
-        /// `ttl` in nanoseconds from now (`nil`: never expires).
-        case put(key: [UInt8], value: [UInt8], ttl: Int64?, consistency: ConsistencyLevel?)
+        case put(key: [UInt8], value: [UInt8], ttl: TimeToLive, consistency: ConsistencyLevel?)
         case delete(key: [UInt8], consistency: ConsistencyLevel?)
     }
 
     /// How a client's request ended.
     public enum ClientOutcome: Equatable, Sendable {
-        case found(value: [UInt8], version: Version, expiresAt: Instant?)
+        /// A live value; its bytes are shared, not copied.
+        case found(StoredEntry)
         case notFound
         case stored(version: Version, expiresAt: Instant?)
         case deleted(existed: Bool, version: Version)
         /// The level could not be met in time: `answered` of the `required` replicas answered.
         case unavailable(level: ConsistencyLevel, answered: Int, required: Int)
+        /// The request breaks a limit (a key or value too large, an entry larger than the memory limit).
+        case invalid(RequestError)
+        /// The write could not be persisted: this node's log refuses writes (its disk failed).
+        case refused(reason: String)
+        /// Too much is in flight on this node: the request was not started.
+        case overloaded(reason: String)
     }
 
     /// The answer to a client, with how it was reached.
@@ -80,6 +115,13 @@ public struct ClusterNode: Sendable {
         public var replicas: [NodeID]
         /// Whether a node outside `replicas` counted towards the level (a sloppy quorum).
         public var hinted: Bool
+
+        public init(request: UInt64, outcome: ClientOutcome, replicas: [NodeID], hinted: Bool) {
+            self.request = request
+            self.outcome = outcome
+            self.replicas = replicas
+            self.hinted = hinted
+        }
     }
 
     /// What happens to the node.
@@ -90,10 +132,19 @@ public struct ClusterNode: Sendable {
         case peer(PeerMessage)
         /// Every log record up to `upTo` was handed to the operating system.
         case logWritten(upTo: UInt64)
-        /// Every log record up to `upTo` is on stable storage.
+        /// Every log record up to `upTo` is on stable storage (the answer to `.sync`).
         case logSynced(upTo: UInt64)
-        /// The log's disk failed: writes are refused until it recovers.
+        /// A write or sync of the log failed: writes are refused until it is repaired.
         case logFailed(reason: String)
+        /// The log was cut back to end with record `keptSequence` and takes writes again (the answer
+        /// to `.repairLog`).
+        case logRepaired(keptSequence: UInt64)
+        /// The snapshot asked for by `.writeSnapshot` is durable and the log it covers is gone.
+        case snapshotWritten(upTo: UInt64)
+        /// The snapshot could not be written; the log stays as it was.
+        case snapshotFailed(reason: String)
+        /// The allocator's count of bytes allocated by the whole process.
+        case memoryReported(allocatedBytes: Int)
         /// The timer set by the last `.setTimer` fired (or any time: it is harmless).
         case timer
     }
@@ -102,14 +153,26 @@ public struct ClusterNode: Sendable {
     public enum Effect: Equatable, Sendable {
         /// Send `message` to the peer at `address`.
         case send(to: String, PeerMessage)
-        /// Append a record to the log; the node says `logWritten`/`logSynced` when it is done.
+        /// Append a record to the log; say `logWritten` once it is handed to the operating system.
         case append(sequence: UInt64, bytes: [UInt8])
+        /// Make every record up to `upTo` durable (after writing it), then say `logSynced`.
+        case sync(upTo: UInt64)
+        /// Start a new log segment after the records appended so far, then write `snapshot` in the
+        /// background and delete the log it covers; say `snapshotWritten` or `snapshotFailed`.
+        case writeSnapshot(LogSnapshot)
+        /// Cut the log back to its last whole record and make it writable; say `logRepaired`.
+        case repairLog
         /// Answer a client.
         case reply(ClientReply)
         /// Deliver `.timer` at this instant (replaces any earlier setting).
         case setTimer(Instant)
         /// A member's status changed (for logs and metrics).
         case memberStatusChanged(NodeID, MemberStatus)
+        /// A value was evicted (only with `reportsEvictedKeys`).
+        case evicted(key: [UInt8])
+        /// A tombstone was collected: every replica held it, and all were told to forget it (for
+        /// logs, metrics and the simulator's checkers).
+        case collected(key: [UInt8], version: Version)
     }
 
     public let configuration: Configuration
@@ -125,58 +188,89 @@ public struct ClusterNode: Sendable {
 
     var clock: HybridClock
     var random: SplitMix64
+    /// Peer addresses this node joins through; a node with none is alone until someone joins it.
+    var seeds: [String] = []
     var addresses: [NodeID: String] = [:]
     var coordinations: [UInt64: Coordination] = [:]
-    var handoffs: [CacheKey: Handoff] = [:]
-    var handoffRequests: [UInt64: CacheKey] = [:]
-    var collections: [CacheKey: TombstoneCollection] = [:]
-    var collectionRequests: [UInt64: CacheKey] = [:]
+    var handoffs: [KeyReference: Handoff] = [:]
+    var handoffRequests: [UInt64: KeyReference] = [:]
+    var collections: [KeyReference: TombstoneCollection] = [:]
+    var collectionRequests: [UInt64: KeyReference] = [:]
     /// Answers held back until the log record they depend on is durable, in arrival order.
-    var awaitingDurability: [(sequence: UInt64, to: String, body: ReplicationBody)] = []
+    var awaitingDurability = RingQueue<AwaitingDurability>()
+    /// Keys whose newest entry's log record is not durable yet: by ring position, the record's sequence.
+    var unsyncedWrites: [UInt64: UInt64] = [:]
+    var unsyncedOrder = RingQueue<(position: UInt64, sequence: UInt64)>()
     var nextAntiEntropy: Instant
     var nextHandoff: Instant
+    var nextSweep: Instant
+    var nextLogSync: Instant
+    var nextLogRepair: Instant?
+    /// A migration (a directory of the single-node release) waits for its snapshot.
+    var migrationPending = false
     var announcedTimer: Instant?
+    var counters = StoreStatistics()
     /// Effects of the step in progress.
     var effects: [Effect] = []
     /// Messages this node sent to itself, handled before the step ends.
-    var selfInbox: [ReplicationMessage] = []
+    var selfInbox = RingQueue<ReplicationMessage>()
+    /// `[me]`, made once: the replicas of every key of a node alone.
+    let selfOnly: [NodeID]
 
-    /// A node at `now` holding what `recovered` (its log read back, oldest first) says, with a log
-    /// under `logPolicy` (`nil`: nothing is persisted).
+    /// The most messages a step may send to itself (a bound on the self-inbox).
+    static let maximumSelfMessages = 100_000
+
+    /// A node at `now` holding what `recovered` holds (a store rebuilt from its log by `Recovery`,
+    /// or an empty one), with a log under `logPolicy` (`nil`: nothing is persisted) that continues
+    /// after `report.lastSequence`.
     public init(
         me: NodeID, address: String, configuration: Configuration = Configuration(), seed: UInt64,
-        recovered: [WALRecord] = [], logPolicy: SyncPolicy?, now: Instant
+        recovered: Recovery.Outcome? = nil, logPolicy: SyncPolicy?, now: Instant
     ) {
         self.me = me
         self.address = address
         self.configuration = configuration
+        self.selfOnly = [me]
         var root = SplitMix64(seed: seed)
         self.random = root.derived(stream: 1)
         self.membership = Membership(
             me: me, address: address, configuration: configuration.membership, seed: root.next(), now: now)
         self.clock = HybridClock(node: me)
-        var store = ReplicaStore()
-        var lastSequence: UInt64 = 0
-        var logBytes = 0
-        for record in recovered {
-            lastSequence = max(lastSequence, record.sequence)
-            if case .versioned(let key, let entry) = record.operation {
-                store.apply(CacheKey(bytes: key), entry, sequence: 0)
-                clock.observe(entry.version)
-                logBytes += 64 + key.count + (entry.value?.count ?? 0)
-            }
-        }
+        var storeSeed = root.derived(stream: 2)
+        var store =
+            recovered?.store
+            ?? ReplicaStore(
+                limits: configuration.limits, seed: storeSeed.next(),
+                recordsEvictedKeys: configuration.reportsEvictedKeys)
+        store.setRecordsEvictedKeys(configuration.reportsEvictedKeys)
+        if let newest = recovered?.report.newestVersion { clock.observe(newest) }
+        let ring = HashRing(members: [me])
+        store.placementChanged(
+            ReplicaStore.Placement(me: me, ring: ring, replicationFactor: configuration.replicationFactor))
         self.store = store
-        self.log = logPolicy.map { WriteAheadLog(policy: $0, recoveredSequence: lastSequence, logBytes: logBytes) }
-        self.ring = HashRing(members: [me])
+        self.ring = ring
+        self.log = logPolicy.map {
+            WriteAheadLog(
+                policy: $0, compaction: configuration.compaction,
+                recoveredSequence: recovered?.report.lastSequence ?? 0, logBytes: recovered?.report.logBytes ?? 0)
+        }
+        self.migrationPending = (recovered?.report.legacyRecords ?? 0) > 0 && logPolicy != nil
         self.addresses = [me: address]
-        self.nextAntiEntropy = now.advanced(byNanoseconds: configuration.antiEntropyInterval)
-        self.nextHandoff = now.advanced(byNanoseconds: configuration.handoffInterval)
+        self.nextAntiEntropy = now.advanced(by: configuration.antiEntropyInterval)
+        self.nextHandoff = now.advanced(by: configuration.handoffInterval)
+        self.nextSweep = now.advanced(by: configuration.expirySweepInterval)
+        self.nextLogSync = now.advanced(by: Self.syncPeriod(logPolicy))
     }
 
-    /// Joins the cluster through `seeds` (peer addresses).
+    /// Starts the node: joins the cluster through `seeds` (peer addresses; none for a node alone),
+    /// and rewrites a migrated log directory as a snapshot.
     public mutating func start(seeds: [String], now: Instant) -> [Effect] {
+        self.seeds = seeds.filter { $0 != address }
         for effect in membership.join(seeds: seeds, now: now) { carryOut(effect) }
+        updateTombstoneKeeping()
+        if migrationPending, let upTo = log?.startCompactionIfDue(liveBytes: 0, force: true) {
+            effects.append(.writeSnapshot(snapshot(upTo: upTo, now: now)))
+        }
         return finishStep(now: now)
     }
 
@@ -191,43 +285,109 @@ public struct ClusterNode: Sendable {
             received(message, now: now)
         case .logWritten(let sequence):
             log?.writeCompleted(upTo: sequence)
-            releaseDurable()
+            releaseDurable(now: now)
         case .logSynced(let sequence):
             log?.syncCompleted(upTo: sequence)
-            releaseDurable()
+            releaseDurable(now: now)
         case .logFailed(let reason):
-            log?.diskFailed(reason)
-            failAwaitingDurability(reason: reason)
+            logFailed(reason: reason, now: now)
+        case .logRepaired(let kept):
+            logRepaired(keptSequence: kept, now: now)
+        case .snapshotWritten:
+            if case .compacting = log?.phase { log?.compactionFinished() }
+            migrationPending = false
+        case .snapshotFailed:
+            if case .compacting = log?.phase { log?.compactionFailed() }
+        case .memoryReported(let allocated):
+            store.allocatorReported(allocatedBytes: allocated)
         case .timer:
-            // The timer is spent: whatever the next deadline, it is set again at the end of the step.
-            announcedTimer = nil
-            if now >= membership.nextDeadline {
-                for effect in membership.tick(now: now) { carryOut(effect) }
-            }
-            coordinationTimers(now: now)
-            if now >= nextHandoff {
-                nextHandoff = now.advanced(byNanoseconds: configuration.handoffInterval)
-                handOff(now: now)
-                collectTombstones(now: now)
-            }
-            if now >= nextAntiEntropy {
-                nextAntiEntropy = now.advanced(byNanoseconds: configuration.antiEntropyInterval)
-                startAntiEntropy()
-            }
+            timerFired(now: now)
         }
         return finishStep(now: now)
     }
 
     /// The key's replicas: the first `replicationFactor` key owners going round the ring.
     public func replicas(of key: [UInt8]) -> [NodeID] {
-        ring.preferenceList(for: key, count: configuration.replicationFactor)
+        replicas(of: KeyReference(key))
     }
+
+    func replicas(of key: KeyReference) -> [NodeID] {
+        if ring.members.count == 1 { return ring.members }
+        return ring.preferenceList(forPosition: key.position, count: configuration.replicationFactor)
+    }
+
+    /// The node's counters: the store's and the client requests it coordinated.
+    public var statistics: StoreStatistics {
+        var statistics = counters
+        statistics.entries = store.statistics.liveEntries
+        statistics.tombstones = store.statistics.tombstones
+        statistics.estimatedBytes = store.statistics.estimatedBytes
+        statistics.evictions = store.statistics.evictions
+        statistics.expirations = store.statistics.expirations
+        return statistics
+    }
+
+    /// Whether the node is alone: started without seeds and never joined by anyone. It keeps no
+    /// tombstones then, since no replica could bring back what it deleted.
+    public var isAlone: Bool { seeds.isEmpty && membership.view.count == 1 }
+
+    /// Whether a directory written by an earlier release is being rewritten as a snapshot: until it is
+    /// durable the node must not serve (a crash would replay the old records with new versions).
+    public var isMigrating: Bool { migrationPending }
+
+    /// Coordinations in flight (for `/stats` and tests).
+    public var requestsInFlight: Int { coordinations.count }
 
     /// The next instant at which the node has timed work to do.
     public var nextDeadline: Instant {
-        var deadline = min(membership.nextDeadline, nextAntiEntropy, nextHandoff)
+        var deadline = min(membership.nextDeadline, nextAntiEntropy, nextHandoff, nextSweep)
+        if log?.policy.isInterval == true { deadline = min(deadline, nextLogSync) }
+        if let nextLogRepair { deadline = min(deadline, nextLogRepair) }
         for coordination in coordinations.values { deadline = min(deadline, coordination.nextDeadline) }
         return deadline
+    }
+
+    // MARK: Timer
+
+    mutating func timerFired(now: Instant) {
+        // The timer is spent: whatever the next deadline, it is set again at the end of the step.
+        announcedTimer = nil
+        if now >= membership.nextDeadline {
+            for effect in membership.tick(now: now) { carryOut(effect) }
+        }
+        coordinationTimers(now: now)
+        if !store.isIndexed { store.continueIndexing(budget: configuration.indexingBudget) }
+        if now >= nextSweep {
+            nextSweep = now.advanced(by: configuration.expirySweepInterval)
+            store.sweepExpired(now: now)
+            let liveBytes = store.statistics.estimatedBytes
+            // A migration whose snapshot failed is tried again: the node does not serve without it.
+            if let covered = log?.startCompactionIfDue(liveBytes: liveBytes, force: migrationPending) {
+                effects.append(.writeSnapshot(snapshot(upTo: covered, now: now)))
+            }
+        }
+        if now >= nextHandoff {
+            nextHandoff = now.advanced(by: configuration.handoffInterval)
+            handOff(now: now)
+            collectTombstones(now: now)
+        }
+        if now >= nextAntiEntropy {
+            nextAntiEntropy = now.advanced(by: configuration.antiEntropyInterval)
+            startAntiEntropy()
+        }
+        if log?.policy.isInterval == true, now >= nextLogSync {
+            nextLogSync = now.advanced(by: Self.syncPeriod(log?.policy))
+            if let upTo = log?.nextSync(periodDue: true) { effects.append(.sync(upTo: upTo)) }
+        }
+        if let repairAt = nextLogRepair, now >= repairAt {
+            nextLogRepair = now.advanced(by: configuration.logRepairInterval)
+            effects.append(.repairLog)
+        }
+    }
+
+    static func syncPeriod(_ policy: SyncPolicy?) -> Duration {
+        if case .interval(let milliseconds) = policy { return .milliseconds(milliseconds) }
+        return .seconds(3600)
     }
 
     // MARK: Plumbing
@@ -247,7 +407,16 @@ public struct ClusterNode: Sendable {
         for update in membership.view { addresses[update.id] = update.address }
         self.addresses = addresses
         let owners = membership.keyOwners
-        if owners != ring.members { ring = HashRing(members: owners) }
+        if owners != ring.members {
+            ring = HashRing(members: owners)
+            store.placementChanged(
+                ReplicaStore.Placement(me: me, ring: ring, replicationFactor: configuration.replicationFactor))
+        }
+        updateTombstoneKeeping()
+    }
+
+    mutating func updateTombstoneKeeping() {
+        store.setKeepsTombstones(!isAlone)
     }
 
     /// Sends `body` to `node`; a message to itself is handled within the same step.
@@ -259,6 +428,7 @@ public struct ClusterNode: Sendable {
     mutating func send(_ body: ReplicationBody, toAddress address: String) {
         let message = ReplicationMessage(sender: me, senderAddress: self.address, body: body)
         if address == self.address {
+            precondition(selfInbox.count < Self.maximumSelfMessages, "ClusterNode: the self-inbox overflowed")
             selfInbox.append(message)
         } else {
             effects.append(.send(to: address, .replication(message)))
@@ -266,11 +436,12 @@ public struct ClusterNode: Sendable {
     }
 
     mutating func finishStep(now: Instant) -> [Effect] {
-        while !selfInbox.isEmpty {
-            let message = selfInbox.removeFirst()
+        while let message = selfInbox.popFirst() {
             received(message, now: now)
         }
-        let deadline = nextDeadline
+        if let upTo = log?.nextSync(periodDue: false) { effects.append(.sync(upTo: upTo)) }
+        for key in store.drainEvictedKeys() { effects.append(.evicted(key: key)) }
+        let deadline = store.isIndexed ? nextDeadline : min(nextDeadline, now.advanced(by: .milliseconds(1)))
         if announcedTimer != deadline {
             announcedTimer = deadline
             effects.append(.setTimer(deadline))
@@ -280,10 +451,11 @@ public struct ClusterNode: Sendable {
     }
 
     /// A wait of about `base · 2^attempt`, capped, with up to half of it drawn at random (jitter).
-    mutating func backoff(attempt: Int) -> Int64 {
+    mutating func backoff(attempt: Int) -> Duration {
         let exponent = min(attempt, 16)
-        let wait = min(configuration.retryMaximum, configuration.retryInitial << Int64(exponent))
-        return wait / 2 + Int64(random.below(Int(max(wait / 2, 1))))
+        let initial = configuration.retryInitial.nanoseconds
+        let wait = min(configuration.retryMaximum.nanoseconds, initial << Int64(exponent))
+        return .nanoseconds(wait / 2 + Int64(random.below(Int(max(wait / 2, 1)))))
     }
 
     mutating func newRequestID() -> UInt64 {
@@ -292,5 +464,17 @@ public struct ClusterNode: Sendable {
             id = random.next()
         }
         return id
+    }
+
+    /// The snapshot of the store as of log record `upTo`.
+    func snapshot(upTo: UInt64, now: Instant) -> LogSnapshot {
+        LogSnapshot(upTo: upTo, store: store, now: now)
+    }
+}
+
+extension SyncPolicy {
+    var isInterval: Bool {
+        if case .interval = self { return true }
+        return false
     }
 }

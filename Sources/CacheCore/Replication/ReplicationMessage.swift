@@ -93,13 +93,23 @@ extension PeerProtocol {
         case stored = 1, stale, refused
     }
 
-    /// The longest key or value accepted in a replication frame.
-    static let maximumBlobLength = 1 << 21
+    /// The longest key accepted in a replication frame: the node's own limit.
+    static let maximumKeyLength = StoreLimits.defaultMaxKeyBytes
+    /// The longest value accepted in a replication frame: the node's own limit.
+    static let maximumValueLength = StoreLimits.defaultMaxValueBytes
 }
 
 extension PeerProtocol.Writer {
-    mutating func blob(_ value: [UInt8]) {
-        precondition(value.count <= PeerProtocol.maximumBlobLength, "peer protocol blob too long")
+    /// A key: `length u32 | bytes`.
+    mutating func key(_ key: [UInt8]) {
+        precondition(key.count <= PeerProtocol.maximumKeyLength, "peer protocol key too long")
+        integer(UInt32(key.count))
+        bytes.append(contentsOf: key)
+    }
+
+    /// A value: `length u32 | bytes`.
+    mutating func value(_ value: [UInt8]) {
+        precondition(value.count <= PeerProtocol.maximumValueLength, "peer protocol value too long")
         integer(UInt32(value.count))
         bytes.append(contentsOf: value)
     }
@@ -114,7 +124,7 @@ extension PeerProtocol.Writer {
         version(entry.version)
         bytes.append((entry.value == nil ? 0 : 1) | (entry.expiresAt == nil ? 0 : 2))
         if let expiresAt = entry.expiresAt { integer(expiresAt.nanosecondsSinceEpoch) }
-        if let value = entry.value { blob(value) }
+        if let value = entry.value { self.value(value) }
     }
 
     mutating func replication(_ message: ReplicationMessage) {
@@ -125,7 +135,7 @@ extension PeerProtocol.Writer {
         case .write(let request, let key, let entry, let repair):
             bytes.append(Tag.write.rawValue)
             integer(request)
-            blob(key)
+            self.key(key)
             versionedEntry(entry)
             bytes.append(repair ? 1 : 0)
         case .writeReply(let request, let result):
@@ -145,7 +155,7 @@ extension PeerProtocol.Writer {
         case .read(let request, let key):
             bytes.append(Tag.read.rawValue)
             integer(request)
-            blob(key)
+            self.key(key)
         case .readReply(let request, let found):
             bytes.append(Tag.readReply.rawValue)
             integer(request)
@@ -168,35 +178,42 @@ extension PeerProtocol.Writer {
             for bucket in buckets { integer(bucket) }
             integer(UInt32(versions.count))
             for item in versions {
-                blob(item.key)
+                self.key(item.key)
                 version(item.version)
             }
         case .pull(let keys):
             bytes.append(Tag.pull.rawValue)
             integer(UInt32(keys.count))
-            for key in keys { blob(key) }
+            for key in keys { self.key(key) }
         case .push(let items):
             bytes.append(Tag.push.rawValue)
             integer(UInt32(items.count))
             for item in items {
-                blob(item.key)
+                self.key(item.key)
                 versionedEntry(item.entry)
             }
         case .forget(let key, let forgotten):
             bytes.append(Tag.forget.rawValue)
-            blob(key)
+            self.key(key)
             version(forgotten)
         }
     }
 }
 
 extension PeerProtocol.Reader {
-    mutating func blob() -> [UInt8]? {
-        guard let length = integer(UInt32.self).map(Int.init), length <= PeerProtocol.maximumBlobLength,
-            bytes.count - offset >= length
+    /// `length u32 | bytes`, at most `maximum` bytes of valid UTF-8 (keys and values are strings).
+    mutating func text(maximum: Int) -> [UInt8]? {
+        guard let length = integer(UInt32.self).map(Int.init), length <= maximum, bytes.count - offset >= length
         else { return nil }
-        defer { offset += length }
-        return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+        let text = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+        offset += length
+        return UTF8Validation.isValid(text) ? text : nil
+    }
+
+    /// A key: not empty, at most the node's key limit, valid UTF-8.
+    mutating func key() -> [UInt8]? {
+        guard let key = text(maximum: PeerProtocol.maximumKeyLength), !key.isEmpty else { return nil }
+        return key
     }
 
     mutating func version() -> Version? {
@@ -214,7 +231,7 @@ extension PeerProtocol.Reader {
         }
         var value: [UInt8]?
         if flags & 1 != 0 {
-            guard let bytes = blob() else { return nil }
+            guard let bytes = text(maximum: PeerProtocol.maximumValueLength) else { return nil }
             value = bytes
         }
         return VersionedEntry(version: version, value: value, expiresAt: expiresAt)
@@ -235,7 +252,7 @@ extension PeerProtocol.Reader {
         let body: ReplicationBody
         switch tag {
         case .write:
-            guard let request = integer(UInt64.self), let key = blob(), let entry = entry(), let repair = byte(),
+            guard let request = integer(UInt64.self), let key = key(), let entry = entry(), let repair = byte(),
                 repair <= 1
             else { return nil }
             body = .write(request: request, key: key, entry: entry, repair: repair == 1)
@@ -255,7 +272,7 @@ extension PeerProtocol.Reader {
                 body = .writeReply(request: request, result: .refused(reason: reason))
             }
         case .read:
-            guard let request = integer(UInt64.self), let key = blob() else { return nil }
+            guard let request = integer(UInt64.self), let key = key() else { return nil }
             body = .read(request: request, key: key)
         case .readReply:
             guard let request = integer(UInt64.self), let flag = byte(), flag <= 1 else { return nil }
@@ -286,7 +303,7 @@ extension PeerProtocol.Reader {
             var versions: [KeyVersion] = []
             versions.reserveCapacity(versionCount)
             for _ in 0..<versionCount {
-                guard let key = blob(), let version = version() else { return nil }
+                guard let key = key(), let version = version() else { return nil }
                 versions.append(KeyVersion(key: key, version: version))
             }
             body = .summary(buckets: buckets, versions: versions)
@@ -295,7 +312,7 @@ extension PeerProtocol.Reader {
             var keys: [[UInt8]] = []
             keys.reserveCapacity(count)
             for _ in 0..<count {
-                guard let key = blob() else { return nil }
+                guard let key = key() else { return nil }
                 keys.append(key)
             }
             body = .pull(keys: keys)
@@ -304,12 +321,12 @@ extension PeerProtocol.Reader {
             var items: [ReplicaItem] = []
             items.reserveCapacity(count)
             for _ in 0..<count {
-                guard let key = blob(), let entry = entry() else { return nil }
+                guard let key = key(), let entry = entry() else { return nil }
                 items.append(ReplicaItem(key: key, entry: entry))
             }
             body = .push(items: items)
         case .forget:
-            guard let key = blob(), let forgotten = version() else { return nil }
+            guard let key = key(), let forgotten = version() else { return nil }
             body = .forget(key: key, version: forgotten)
         }
         return ReplicationMessage(sender: NodeID(sender), senderAddress: senderAddress, body: body)

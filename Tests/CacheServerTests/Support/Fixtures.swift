@@ -21,9 +21,10 @@ func withInProcessNode<T>(
     var flags = ["HOST": "127.0.0.1", "PORT": "0", "NODE_ID": "test-node", "EVENT_LOOPS": "1"]
     flags.merge(settings) { _, new in new }
     let configuration = try await NodeConfiguration.load(flags: flags, configFile: nil, environment: [:])
-    let node = CacheNode(
-        configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let node = CacheNode(
+        configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+        loop: group.next())
     do {
         let result = try await serve(node: node, group: group, body)
         try await group.shutdownGracefully()
@@ -39,14 +40,17 @@ private func serve<T>(
     node: CacheNode, group: MultiThreadedEventLoopGroup, _ body: (InProcessNode) async throws -> T
 ) async throws -> T {
     let server = try await HTTPServer.start(node: node, host: "127.0.0.1", port: 0, group: group)
-    node.transition(to: .serving)
     do {
+        try await node.start()
+        node.transition(to: .serving)
         let result = try await body(InProcessNode(node: node, port: server.port))
         node.transition(to: .draining)
         try await server.shutdown()
+        await node.stop()
         return result
     } catch {
         try? await server.shutdown()
+        await node.stop()
         throw error
     }
 }

@@ -1,0 +1,97 @@
+import CacheCore
+
+/// The simulator's time constants, in nanoseconds of simulated time, named once.
+enum SimulatedTime {
+    static let millisecond: Int64 = 1_000_000
+    static let second: Int64 = 1_000_000_000
+    /// How often faults are drawn.
+    static let faultStep: Int64 = 100 * millisecond
+    /// The membership protocol period of simulated nodes (and the unit of the convergence bound).
+    static let protocolPeriod: Int64 = 200 * millisecond
+    static let probeTimeout: Int64 = 80 * millisecond
+    static let suspicionTimeout: Int64 = 1 * second
+    /// Longer than any node stays down in a run (at most 5.5 s), so that tombstones are collected
+    /// within runs, yet never while a replica that missed a delete is away.
+    static let tombstoneGrace: Int64 = 8 * second
+    /// When the wall clocks of the simulated nodes start.
+    static let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
+}
+
+/// Whether the cluster has converged: every node sees every other alive, all compute the same ring,
+/// every key is held by each of its replicas at the same version and by no other node.
+///
+/// In memory-tight runs a replica may hold nothing for a key it evicted (anti-entropy does not push
+/// a key back into a full store), but every replica that holds the key holds the same version.
+enum ConvergenceChecker {
+    static func divergence(_ nodes: [SimulatedNode], allowsMissingReplicas: Bool) -> String? {
+        guard nodes.allSatisfy(\.isRunning) else { return "a node is down" }
+        let reference = nodes[0].state!
+        for index in nodes.indices {
+            let node = nodes[index].state!
+            for other in nodes where node.membership.status(of: other.id) != .alive {
+                return
+                    "n\(index) sees \(other.id) as \(node.membership.status(of: other.id).map { "\($0)" } ?? "unknown")"
+            }
+            if node.ring.members != reference.ring.members { return "rings differ" }
+        }
+        var keys = Set<CacheKey>()
+        for node in nodes { keys.formUnion(node.state!.store.sortedKeys) }
+        for key in keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            let owners = reference.replicas(of: key.bytes)
+            var versions: [Version?] = []
+            for index in nodes.indices {
+                let entry = nodes[index].state!.store.entry(for: key)
+                if owners.contains(nodes[index].id) {
+                    versions.append(entry?.version)
+                } else if entry != nil {
+                    return "n\(index) still holds \(key), which it does not own"
+                }
+            }
+            let described = versions.map { $0?.description ?? "none" }
+            let held = allowsMissingReplicas ? described.filter { $0 != "none" } : described
+            if Set(held).count > 1 {
+                return "replicas of \(key) disagree: \(versions.map { $0?.description ?? "none" })"
+            }
+        }
+        return nil
+    }
+}
+
+/// Membership alone: every live node sees every other live node alive and the crashed victim dead
+/// (or never heard of it: a node that restarted from nothing after the victim went cannot know it),
+/// and all compute the same ring.
+enum MembershipChecker {
+    static func disagreement(_ nodes: [SimulatedNode], victim: Int?) -> String? {
+        let live = nodes.indices.filter { nodes[$0].isRunning }
+        var rings: [[NodeID]] = []
+        for observer in live {
+            let membership = nodes[observer].state!.membership
+            for member in live where membership.status(of: nodes[member].id) != .alive {
+                return
+                    "n\(observer) sees n\(member) as \(membership.status(of: nodes[member].id).map { "\($0)" } ?? "unknown")"
+            }
+            if let victim, let status = membership.status(of: nodes[victim].id), status != .dead {
+                return "n\(observer) sees crashed n\(victim) as \(status)"
+            }
+            rings.append(membership.keyOwners)
+        }
+        if Set(rings.map { $0.map(\.rawValue).joined(separator: ",") }).count > 1 { return "rings differ" }
+        return nil
+    }
+}
+
+/// A replica says "stored" only once the write (or a newer one) is on its log as its policy counts
+/// durable: synced under `always`, written under `interval` and `none`.
+enum AcknowledgmentChecker {
+    static func violation(_ message: PeerMessage, from node: SimulatedNode, index: Int) -> String? {
+        guard case .replication(let replication) = message,
+            case .writeReply(let request, .stored) = replication.body,
+            let write = node.writesReceived[request]
+        else { return nil }
+        if write.collected, node.state?.store.entry(for: write.key) == nil { return nil }
+        if node.durable[write.key].map({ $0 < write.version }) ?? true {
+            return "durability: n\(index) acknowledged \(write.key)@\(write.version) before it was on its durable log"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,136 @@
+import CacheCore
+
+/// Nodes of the real state machine wired together for unit tests, on the simulator's parts: the same
+/// node host and disks as seeded runs, but messages are delivered in the order they were sent, disks
+/// sync when the test lets them, and time moves only when the test moves it.
+public struct TestCluster {
+    private var nodes: [SimulatedNode] = []
+    private let configuration: ClusterNode.Configuration
+    private let policy: SyncPolicy?
+    /// The time every node reads.
+    public private(set) var now: Instant
+    private var inFlight: [(to: Int, message: PeerMessage)] = []
+    private var delivered = 0
+    private var syncsPending: Set<Int> = []
+    private var snapshotsPending: [(node: Int, snapshot: LogSnapshot)] = []
+    /// Nodes whose incoming messages (and timers) are dropped.
+    public var unreachable: Set<Int> = []
+    /// Nodes whose log syncs are held back.
+    public var slowDisks: Set<Int> = []
+    /// Every reply to a client, by request number.
+    public private(set) var replies: [UInt64: ClusterNode.ClientReply] = [:]
+    private var seed: SplitMix64
+
+    /// `size` nodes named `n0`… that join through each other, settled until every node sees every
+    /// other. `configure` adjusts their configuration.
+    public init(
+        size: Int, policy: SyncPolicy? = .always, seed: UInt64 = 1,
+        now: Instant = Instant(nanosecondsSinceEpoch: 1_800_000_000_000_000_000),
+        configure: (inout ClusterNode.Configuration) -> Void = { _ in }
+    ) {
+        var configuration = ClusterNode.Configuration()
+        configure(&configuration)
+        self.configuration = configuration
+        self.policy = policy
+        self.now = now
+        self.seed = SplitMix64(seed: seed)
+        for index in 0..<size {
+            nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index)", drift: 0, offset: 0))
+        }
+        for index in 0..<size { start(index) }
+        settle()
+        // Let membership spread until every node sees every other.
+        for _ in 0..<40 { advance(by: .milliseconds(100)) }
+    }
+
+    /// Node `index`'s state machine.
+    public func node(_ index: Int) -> ClusterNode { nodes[index].state! }
+
+    /// Node `index`'s store.
+    public func store(_ index: Int) -> ReplicaStore { nodes[index].state!.store }
+
+    /// Sends a client request to node `index`, settles, and returns the reply if there is one yet.
+    @discardableResult
+    public mutating func request(
+        _ id: UInt64, at index: Int, _ operation: ClusterNode.ClientOperation
+    ) -> ClusterNode.ClientReply? {
+        step(index, .client(request: id, operation))
+        settle()
+        return replies[id]
+    }
+
+    /// Hands node `index` a message as if a peer had sent it, and settles.
+    public mutating func deliver(_ message: PeerMessage, to index: Int) {
+        step(index, .peer(message))
+        settle()
+    }
+
+    /// Delivers messages in order and lets disks sync, until nothing is left to do.
+    public mutating func settle() {
+        for _ in 0..<100_000 {
+            if delivered < inFlight.count {
+                let (to, message) = inFlight[delivered]
+                delivered += 1
+                if delivered == inFlight.count {
+                    inFlight = []
+                    delivered = 0
+                }
+                if unreachable.contains(to) || !nodes[to].isRunning { continue }
+                step(to, .peer(message))
+                continue
+            }
+            if let index = syncsPending.sorted().first(where: { !slowDisks.contains($0) }) {
+                syncsPending.remove(index)
+                route(nodes[index].synced(now: now, simulationTime: 0), from: index)
+                continue
+            }
+            if let position = snapshotsPending.firstIndex(where: { !slowDisks.contains($0.node) }) {
+                let (index, snapshot) = snapshotsPending.remove(at: position)
+                route(nodes[index].snapshotWritten(snapshot, now: now, simulationTime: 0), from: index)
+                continue
+            }
+            return
+        }
+        preconditionFailure("TestCluster.settle: the cluster never settled")
+    }
+
+    /// Moves time forward, fires every reachable node's timer, and settles.
+    public mutating func advance(by duration: Duration) {
+        now = now.advanced(by: duration)
+        for index in nodes.indices where !unreachable.contains(index) && nodes[index].isRunning {
+            step(index, .timer)
+        }
+        settle()
+    }
+
+    /// Kills node `index`'s process (what it wrote stays on its disk) and starts it again from its
+    /// disk through the real recovery.
+    public mutating func restart(_ index: Int) {
+        nodes[index].crash(powerLoss: false) { _ in 0 }
+        syncsPending.remove(index)
+        snapshotsPending.removeAll { $0.node == index }
+        start(index)
+        settle()
+    }
+
+    private mutating func start(_ index: Int) {
+        let seeds = nodes.map(\.address)
+        let output = nodes[index].start(
+            configuration: configuration, policy: policy, seed: seed.next(), seeds: seeds, now: now, simulationTime: 0)
+        route(output, from: index)
+    }
+
+    private mutating func step(_ index: Int, _ input: ClusterNode.Input) {
+        route(nodes[index].step(input, now: now, simulationTime: 0), from: index)
+    }
+
+    private mutating func route(_ output: SimulatedNode.Output, from index: Int) {
+        for (address, message) in output.sends {
+            guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
+            inFlight.append((to, message))
+        }
+        for reply in output.replies { replies[reply.request] = reply }
+        if output.syncs > 0 { syncsPending.insert(index) }
+        for snapshot in output.snapshots { snapshotsPending.append((index, snapshot)) }
+    }
+}

@@ -1,0 +1,263 @@
+import CacheCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Carries peer messages to other nodes (the TCP transport); a node alone has none.
+protocol PeerTransport: AnyObject {
+    /// Sends `message` to the peer listening at `address`; never blocks, may drop.
+    func send(_ message: PeerMessage, to address: String)
+}
+
+/// The one owner of a node's state machine (`ClusterNode`): every input enters on `loop` (client
+/// requests, peer messages, timers, the log's completions, the allocator's figure) and every effect
+/// is carried out from there. No lock guards the node: it is confined to its loop, as a Redis node is
+/// to its thread. Requests from connections on other loops hop to it and back.
+final class NodeDriver: Sendable {
+    /// The loop the node lives on.
+    let loop: any EventLoop
+    private let configuration: NodeConfiguration
+    private let clock: NodeClock
+    private let state: NIOLoopBoundBox<DriverState>
+
+    init(
+        configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
+        seed: UInt64
+    ) {
+        self.loop = loop
+        self.configuration = configuration
+        self.clock = clock
+        // Made here, used only on `loop` from now on.
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(
+            DriverState(
+                configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed),
+            as: DriverState.self, eventLoop: loop)
+    }
+
+    /// Recovers the store from `WAL_DIR` (if set), builds and starts the node, and returns once it may
+    /// serve: after a migration of a directory written by an earlier release, once that is durable.
+    func start() async throws -> Recovery.Outcome? {
+        let configuration = self.configuration
+        var recovered: (Recovery.Outcome, LogDirectory)?
+        if let path = configuration.walDirectory {
+            let now = clock.now()
+            recovered = try await NIOThreadPool.singleton.runIfActive {
+                try Self.recover(path: path, configuration: configuration, now: now)
+            }
+        }
+        let started = try await loop.submit { [recovered] in
+            try self.state.value.start(recovered: recovered)
+        }.get()
+        try await started.get()
+        return recovered?.0
+    }
+
+    /// Reads the log directory and repairs what recovery asks; blocking file work, off the loop.
+    private static func recover(
+        path: String, configuration: NodeConfiguration, now: Instant
+    ) throws -> (Recovery.Outcome, LogDirectory) {
+        let directory = try LogDirectory(path: path)
+        let listing = try directory.listing()
+        let snapshots = try listing.snapshots.map {
+            Recovery.SnapshotFile(sequence: $0, bytes: try directory.read(directory.snapshotName($0)))
+        }
+        let segments = try listing.segments.map {
+            Recovery.SegmentFile(firstSequence: $0, bytes: try directory.read(directory.segmentName($0)))
+        }
+        let outcome = Recovery.recover(
+            snapshots: snapshots, segments: segments, limits: configuration.storeLimits,
+            seed: .random(in: .min ... .max),
+            me: NodeID(configuration.nodeID), now: now)
+        for repair in outcome.repairs {
+            switch repair {
+            case .truncateSegment(let first, let length):
+                try directory.truncate(directory.segmentName(first), to: length)
+            case .quarantineSegment(let first):
+                try directory.rename(directory.segmentName(first), to: directory.segmentName(first) + ".corrupt")
+            case .quarantineSnapshot(let sequence):
+                try directory.rename(
+                    directory.snapshotName(sequence), to: directory.snapshotName(sequence) + ".corrupt")
+            case .deleteSegment(let first):
+                try directory.remove(directory.segmentName(first))
+            }
+        }
+        try directory.sync()
+        return (outcome, directory)
+    }
+
+    /// Hands a client's request to the node; `completion` runs on `eventLoop` (the caller's) with the
+    /// answer, inline when the caller is on the node's loop and the answer is ready at once.
+    func submit(
+        _ operation: ClusterNode.ClientOperation, from eventLoop: any EventLoop,
+        completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>
+    ) {
+        if eventLoop === loop, loop.inEventLoop {
+            state.value.submit(operation, completion: completion.value)
+            return
+        }
+        loop.execute {
+            self.state.value.submit(operation) { reply in
+                eventLoop.execute { completion.value(reply) }
+            }
+        }
+    }
+
+    /// Runs `body` on the node's loop with its state, and hands the result back on `eventLoop`.
+    func inspect<T: Sendable>(
+        from eventLoop: any EventLoop, _ body: @escaping @Sendable (DriverState) -> T
+    ) -> EventLoopFuture<T> {
+        if eventLoop === loop, loop.inEventLoop { return eventLoop.makeSucceededFuture(body(state.value)) }
+        return loop.submit { body(self.state.value) }.hop(to: eventLoop)
+    }
+
+    /// Stops timers, syncs and closes the log.
+    func shutdown() async {
+        let threads = (try? await loop.submit { self.state.value.stop() }.get()) ?? []
+        for thread in threads { try? await thread.shutdownGracefully() }
+    }
+}
+
+/// What the driver holds on the node's loop.
+final class DriverState {
+    let configuration: NodeConfiguration
+    let clock: NodeClock
+    let metrics: NodeMetrics
+    let logger: Logger
+    let loop: any EventLoop
+    let seed: UInt64
+    /// The node, once started.
+    private(set) var node: ClusterNode?
+    private(set) var files: LogFiles?
+    private(set) var recovery: Recovery.Report?
+    var transport: PeerTransport?
+    private var pending: [UInt64: (ClusterNode.ClientReply) -> Void] = [:]
+    private var nextRequest: UInt64 = 1
+    private var timer: Scheduled<Void>?
+    private var memoryReports: Scheduled<Void>?
+    /// Completed once a migration's snapshot is durable (or at once when there is none).
+    private var ready: EventLoopPromise<Void>?
+
+    /// How often the allocator's figure is handed to the node (the memory limit follows it).
+    static let memoryReportInterval = TimeAmount.milliseconds(100)
+
+    init(
+        configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
+        seed: UInt64
+    ) {
+        self.configuration = configuration
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+        self.loop = loop
+        self.seed = seed
+    }
+
+    /// Builds the node from what recovery found and starts it. The future completes when it may serve.
+    func start(recovered: (Recovery.Outcome, LogDirectory)?) throws -> EventLoopFuture<Void> {
+        let now = clock.now()
+        if let (outcome, directory) = recovered {
+            files = try LogFiles(
+                directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger
+            ) { [unowned self] input in self.input(input) }
+            recovery = outcome.report
+        }
+        var node = ClusterNode(
+            me: NodeID(configuration.nodeID), address: configuration.peerAddress,
+            configuration: configuration.clusterConfiguration, seed: seed, recovered: recovered?.0,
+            logPolicy: recovered == nil ? nil : configuration.syncPolicy, now: now)
+        let ready = loop.makePromise(of: Void.self)
+        if node.isMigrating {
+            self.ready = ready
+            logger.notice(
+                "migrating a data directory written by an earlier release",
+                metadata: ["records": "\(recovered?.0.report.legacyRecords ?? 0)"])
+        } else {
+            ready.succeed(())
+        }
+        let effects = node.start(seeds: configuration.seeds.map(\.description), now: now)
+        self.node = node
+        carryOut(effects)
+        scheduleMemoryReport()
+        return ready.futureResult
+    }
+
+    /// Stops timers and closes the log; returns the log's threads, to be stopped off the loop.
+    func stop() -> [NIOThreadPool] {
+        timer?.cancel()
+        memoryReports?.cancel()
+        timer = nil
+        memoryReports = nil
+        node = nil
+        guard let files else { return [] }
+        files.close()
+        return files.threads
+    }
+
+    // MARK: Inputs
+
+    func submit(_ operation: ClusterNode.ClientOperation, completion: @escaping (ClusterNode.ClientReply) -> Void) {
+        guard node != nil else {
+            completion(
+                ClusterNode.ClientReply(
+                    request: 0, outcome: .overloaded(reason: "node is starting"), replicas: [], hinted: false))
+            return
+        }
+        let request = nextRequest
+        nextRequest += 1
+        pending[request] = completion
+        input(.client(request: request, operation))
+    }
+
+    func input(_ input: ClusterNode.Input) {
+        guard node != nil else { return }
+        let effects = node!.handle(input, now: clock.now())
+        if case .snapshotWritten = input, let ready, node?.isMigrating == false {
+            self.ready = nil
+            logger.notice("migration done: the data directory now holds versioned entries")
+            ready.succeed(())
+        }
+        carryOut(effects)
+    }
+
+    private func carryOut(_ effects: [ClusterNode.Effect]) {
+        for effect in effects {
+            switch effect {
+            case .send(let address, let message):
+                transport?.send(message, to: address)
+            case .append(let sequence, let bytes):
+                files?.append(sequence: sequence, bytes: bytes)
+            case .sync(let upTo):
+                files?.sync(upTo: upTo)
+            case .writeSnapshot(let snapshot):
+                files?.writeSnapshot(snapshot)
+            case .repairLog:
+                files?.repair()
+            case .reply(let reply):
+                pending.removeValue(forKey: reply.request)?(reply)
+            case .setTimer(let deadline):
+                setTimer(deadline)
+            case .memberStatusChanged(let member, let status):
+                logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
+            case .evicted, .collected:
+                break
+            }
+        }
+    }
+
+    private func setTimer(_ deadline: Instant) {
+        timer?.cancel()
+        let wait = clock.now().nanoseconds(to: deadline)
+        timer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, wait))) { [unowned self] in
+            self.timer = nil
+            self.input(.timer)
+        }
+    }
+
+    /// Hands the allocator's figure to the node every `memoryReportInterval`.
+    private func scheduleMemoryReport() {
+        memoryReports = loop.assumeIsolated().scheduleTask(in: Self.memoryReportInterval) { [unowned self] in
+            if let allocated = Jemalloc.allocatedBytes() { self.input(.memoryReported(allocatedBytes: allocated)) }
+            self.scheduleMemoryReport()
+        }
+    }
+}
