@@ -99,6 +99,25 @@ struct NodeProcessTests {
         #expect(try await node.waitForExit() == 0)
     }
 
+    /// As root on a host any socket option is allowed; a container without NET_ADMIN or a plain user
+    /// is refused some, and a connection whose options fail is closed at once.
+    @Test(.enabled(if: getuid() == 0, "switching to an unprivileged user needs root"))
+    func servesWhenRunByAnUnprivilegedUser() async throws {
+        let node = try NodeProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/setpriv"),
+            arguments: [
+                "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", NodeProcess.binary.path,
+            ],
+            environment: ["PORT": "0"])
+        let port = try await node.waitUntilListening()
+        try await waitUntilServing(port: port)
+        let client = try HTTPTestClient(port: port)
+        #expect(try client.request("PUT", "/put", json: #"{"key":"k","value":"v"}"#).status == 200)
+        #expect(try client.request("GET", "/get/k").json["value"] as? String == "v")
+        node.send(SIGTERM)
+        #expect(try await node.waitForExit() == 0)
+    }
+
     @Test func writesRotatedLogFile() async throws {
         try await withTemporaryDirectory { directory in
             let logFile = directory.appendingPathComponent("node.log").path

@@ -72,10 +72,11 @@ final class NodeProcess: Sendable {
         return testBinary.deletingLastPathComponent().appendingPathComponent("cache-node")
     }
 
-    /// Starts the node with `arguments` and exactly `environment` (plus PATH).
-    init(arguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// Starts the node (or `executable`, which starts it) with `arguments` and exactly `environment`
+    /// (plus PATH).
+    init(executable: URL = NodeProcess.binary, arguments: [String] = [], environment: [String: String] = [:]) throws {
         process = Process()
-        process.executableURL = Self.binary
+        process.executableURL = executable
         process.arguments = arguments
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
