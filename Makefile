@@ -7,9 +7,9 @@ FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
 FUZZ_TARGETS := request-body wal-decoder peer-frame
 
-SIM_SEEDS ?= 300
+SIM_SEEDS ?= 200
 SIM_LONG_SEEDS ?= 5000
-CLUSTER_SEEDS ?= 100
+CLUSTER_SEEDS ?= 150
 CLUSTER_LONG_SEEDS ?= 2000
 
 .PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean

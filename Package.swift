@@ -6,6 +6,12 @@ let strictSettings: [SwiftSetting] = [
     .unsafeFlags(["-warnings-as-errors"])
 ]
 
+/// The engine and the server also skip the run-time exclusivity checks in release builds: they cost
+/// a few percent of the request path (docs/benchmarks.md), and debug builds, which every test runs,
+/// keep them.
+let hotPathSettings: [SwiftSetting] =
+    strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "swift-cache",
     platforms: [.macOS(.v15)],
@@ -31,7 +37,7 @@ let package = Package(
         // the fuzzers and the server all compile exactly the same code.
         .target(
             name: "CacheCore",
-            swiftSettings: strictSettings
+            swiftSettings: hotPathSettings
         ),
         // Debian's libjemalloc-dev; linking it makes jemalloc the process's allocator.
         .systemLibrary(
@@ -56,7 +62,7 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: hotPathSettings
         ),
         .executableTarget(
             name: "cache-node",

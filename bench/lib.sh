@@ -93,6 +93,20 @@ def row(name, node, redis_figures):
     note = f"  ({errors} non-2xx)" if errors else ""
     print(f"{name:34} {rps:10.0f} {p50:8.3f} {p99:8.3f} | {rrps:11.0f} {rp50:8.3f} {rp99:8.3f} | {rps / rrps:5.2f}x{note}")
 
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+def compare(name, node_rounds, redis_rounds):
+    """Medians of each figure over alternating rounds; the ratio of the median throughputs."""
+    node = tuple(median([r[i] for r in node_rounds]) for i in range(3)) + (sum(r[3] for r in node_rounds),)
+    redis_figures = tuple(median([r[i] for r in redis_rounds]) for i in range(3))
+    row(name, node, redis_figures)
+    spread = lambda values: (max(values) - min(values)) / median(values) * 100
+    print(f"{'':34} rounds: node {' '.join(f'{r[0]:.0f}' for r in node_rounds)} (±{spread([r[0] for r in node_rounds]) / 2:.0f}%)"
+          f" | redis {' '.join(f'{r[0]:.0f}' for r in redis_rounds)} (±{spread([r[0] for r in redis_rounds]) / 2:.0f}%)")
+
 def header(title):
     print(f"{title:34} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'redis ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} | ratio")
 PY

@@ -24,8 +24,8 @@ struct HTTPConnectionStateMachine {
     enum State {
         /// Between requests.
         case idle
-        /// A request's head arrived; its body is being read.
-        case receiving(Request)
+        /// A request's head arrived (`request`); its body is being read.
+        case receiving
         /// A request is being answered; what arrives meanwhile is held.
         case answering
         /// An answer went out before its request was read whole (or after a parse error): the
@@ -38,6 +38,9 @@ struct HTTPConnectionStateMachine {
     static let maxBodyBytes = 6 * (StoreLimits.defaultMaxValueBytes + StoreLimits.defaultMaxKeyBytes) + 4096
 
     private(set) var state = State.idle
+    /// The request being received (kept beside the state, so that appending a body chunk changes it
+    /// in place instead of copying it out of an enum and back).
+    private var request: Request?
     /// The server is shutting down: close once the request in progress is answered.
     private(set) var quiescing = false
     /// A read was asked for while answering; it is passed on afterwards.
@@ -63,14 +66,14 @@ struct HTTPConnectionStateMachine {
 
     mutating func headReceived(_ head: HTTPRequestHead, route: APIRoute, now: ContinuousClock.Instant) -> HeadAction {
         guard case .idle = state else { return .ignore }
-        let request = Request(head: head, route: route, body: nil, started: now)
         if case .put = route, let length = head.headers.first(name: "content-length").flatMap(Int.init),
             length > Self.maxBodyBytes
         {
             state = .closing
             return .refuseBody
         }
-        state = .receiving(request)
+        state = .receiving
+        request = Request(head: head, route: route, body: nil, started: now)
         let expectsContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
         if case .put = route, expectsContinue { return .receive(sendContinue: true) }
         return .receive(sendContinue: false)
@@ -84,26 +87,26 @@ struct HTTPConnectionStateMachine {
 
     /// A body chunk arrived; it is appended to the request's body here (bodies are only kept for `PUT`).
     mutating func bodyReceived(_ chunk: inout ByteBuffer) -> BodyAction {
-        guard case .receiving(var request) = state, case .put = request.route else { return .ignore }
-        state = .answering  // drop the state's reference to the body, so appending does not copy it
-        let received = (request.body?.readableBytes ?? 0) + chunk.readableBytes
+        guard case .receiving = state, case .put = request?.route else { return .ignore }
+        let received = (request!.body?.readableBytes ?? 0) + chunk.readableBytes
         if received > Self.maxBodyBytes {
             state = .closing
+            request = nil
             return .refuseBody
         }
-        if request.body == nil {
-            request.body = chunk
+        if request!.body == nil {
+            request!.body = chunk
         } else {
-            request.body!.writeBuffer(&chunk)
+            request!.body!.writeBuffer(&chunk)
         }
-        state = .receiving(request)
         return .ignore
     }
 
     /// The request is whole: it is to be answered (or `nil` when there is none).
     mutating func endReceived() -> Request? {
-        guard case .receiving(let request) = state else { return nil }
+        guard case .receiving = state, let request else { return nil }
         state = .answering
+        self.request = nil
         return request
     }
 
@@ -119,12 +122,18 @@ struct HTTPConnectionStateMachine {
         case hold
     }
 
-    mutating func readRequested() -> ReadAction {
+    /// The channel wants to read more. While an answer is pending the read still goes on, unless
+    /// parts of a later request are already held (`holding`): a client that waits for each answer
+    /// costs no change of read interest, and one that pipelines is held to one read batch ahead.
+    mutating func readRequested(holding: Bool) -> ReadAction {
         switch state {
-        case .answering, .closing:
+        case .closing:
             readPending = true
             return .hold
-        case .idle, .receiving:
+        case .answering where holding:
+            readPending = true
+            return .hold
+        case .answering, .idle, .receiving:
             return .read
         }
     }

@@ -8,7 +8,7 @@ import NIOHTTP1
 /// written by `ResponseBody`. This handler carries out what they decide: it hands data requests to
 /// the node's driver and writes each answer whole, in one buffer (see `docs/http-server.md` for why
 /// NIO's response side is bypassed), flushing once per read batch.
-final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, ClientReplyReceiver {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -22,6 +22,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Between a `channelRead` and its `channelReadComplete`: answers made now are flushed together.
     private var reading = false
     private var context: ChannelHandlerContext?
+    /// The data request whose answer the node will hand over (`received`).
+    private var awaiting: HTTPConnectionStateMachine.Request?
 
     init(node: CacheNode) {
         self.node = node
@@ -46,7 +48,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.readRequested() == .read { context.read() }
+        if machine.readRequested(holding: !held.isEmpty) == .read { context.read() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -167,14 +169,34 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func submit(
         _ operation: ClusterNode.ClientOperation, for request: HTTPConnectionStateMachine.Request, loop: any EventLoop
     ) {
+        let driver = node.driver
+        if loop === driver.loop {
+            // The node lives on this connection's loop: no hop, and usually no wait.
+            switch driver.submitOnLoop(operation) {
+            case .answered(let reply):
+                answer(request, reply)
+            case .pending(let number):
+                awaiting = request
+                driver.whenAnswered(number, self)
+            }
+            return
+        }
         let completion = NIOLoopBound<(ClusterNode.ClientReply) -> Void>(
-            { [self] reply in
-                guard let context else { return }
-                let (status, body) = ResponseBody.outcome(
-                    reply.outcome, key: request.route.key, allocator: context.channel.allocator, now: node.clock.now())
-                answer(request, status: status, body: body)
-            }, eventLoop: loop)
-        node.driver.submit(operation, from: loop, completion: completion)
+            { [self] reply in answer(request, reply) }, eventLoop: loop)
+        driver.submit(operation, from: loop, completion: completion)
+    }
+
+    func received(_ reply: ClusterNode.ClientReply) {
+        guard let request = awaiting else { return }
+        awaiting = nil
+        answer(request, reply)
+    }
+
+    private func answer(_ request: HTTPConnectionStateMachine.Request, _ reply: ClusterNode.ClientReply) {
+        guard let context else { return }
+        let (status, body) = ResponseBody.outcome(
+            reply.outcome, key: request.route.key, allocator: context.channel.allocator, now: node.clock.now())
+        answer(request, status: status, body: body)
     }
 
     private func answer<T>(

@@ -3,6 +3,18 @@ import Logging
 import NIOCore
 import NIOPosix
 
+/// What waits on the node's loop for the answer to a client's request: a connection, usually.
+protocol ClientReplyReceiver: AnyObject {
+    func received(_ reply: ClusterNode.ClientReply)
+}
+
+/// A receiver made of a closure (requests handed in from another loop).
+private final class ClosureReceiver: ClientReplyReceiver {
+    let completion: (ClusterNode.ClientReply) -> Void
+    init(_ completion: @escaping (ClusterNode.ClientReply) -> Void) { self.completion = completion }
+    func received(_ reply: ClusterNode.ClientReply) { completion(reply) }
+}
+
 /// Carries peer messages to other nodes (the TCP transport); a node alone has none.
 protocol PeerTransport: AnyObject {
     /// Sends `message` to the peer listening at `address`; never blocks, may drop.
@@ -102,6 +114,25 @@ final class NodeDriver: Sendable {
         }
     }
 
+    /// What a request handed in on the node's own loop became.
+    enum Submitted {
+        /// The answer was ready at once (a key whose only replica is this node, say).
+        case answered(ClusterNode.ClientReply)
+        /// The answer comes later: wait for this request number with `whenAnswered`.
+        case pending(UInt64)
+    }
+
+    /// Hands a client's request to the node from the node's own loop, without a closure or a hop:
+    /// most answers of a node alone are ready within the same step.
+    func submitOnLoop(_ operation: ClusterNode.ClientOperation) -> Submitted {
+        state.value.submitInline(operation)
+    }
+
+    /// Hands `receiver` the answer to a request `submitOnLoop` left pending. On the node's loop.
+    func whenAnswered(_ request: UInt64, _ receiver: ClientReplyReceiver) {
+        state.value.whenAnswered(request, receiver)
+    }
+
     /// Runs `body` on the node's loop with its state, and hands the result back on `eventLoop`.
     func inspect<T: Sendable>(
         from eventLoop: any EventLoop, _ body: @escaping @Sendable (DriverState) -> T
@@ -130,8 +161,11 @@ final class DriverState {
     private(set) var files: LogFiles?
     private(set) var recovery: Recovery.Report?
     var transport: PeerTransport?
-    private var pending: [UInt64: (ClusterNode.ClientReply) -> Void] = [:]
+    private var pending: [UInt64: ClientReplyReceiver] = [:]
     private var nextRequest: UInt64 = 1
+    /// The request being handed in by `submitInline`, and its answer if the step made one.
+    private var inlineRequest: UInt64?
+    private var inlineReply: ClusterNode.ClientReply?
     private var timer: Scheduled<Void>?
     private var memoryReports: Scheduled<Void>?
     /// Completed once a migration's snapshot is durable (or at once when there is none).
@@ -204,8 +238,31 @@ final class DriverState {
         }
         let request = nextRequest
         nextRequest += 1
-        pending[request] = completion
+        pending[request] = ClosureReceiver(completion)
         input(.client(request: request, operation))
+    }
+
+    func submitInline(_ operation: ClusterNode.ClientOperation) -> NodeDriver.Submitted {
+        guard node != nil else {
+            return .answered(
+                ClusterNode.ClientReply(
+                    request: 0, outcome: .overloaded(reason: "node is starting"), replicas: [], hinted: false))
+        }
+        let request = nextRequest
+        nextRequest += 1
+        inlineRequest = request
+        input(.client(request: request, operation))
+        inlineRequest = nil
+        if let reply = inlineReply {
+            inlineReply = nil
+            return .answered(reply)
+        }
+        return .pending(request)
+    }
+
+    func whenAnswered(_ request: UInt64, _ receiver: ClientReplyReceiver) {
+        precondition(pending[request] == nil, "two waits for request \(request)")
+        pending[request] = receiver
     }
 
     func input(_ input: ClusterNode.Input) {
@@ -233,7 +290,11 @@ final class DriverState {
             case .repairLog:
                 files?.repair()
             case .reply(let reply):
-                pending.removeValue(forKey: reply.request)?(reply)
+                if reply.request == inlineRequest {
+                    inlineReply = reply
+                } else {
+                    pending.removeValue(forKey: reply.request)?.received(reply)
+                }
             case .setTimer(let deadline):
                 setTimer(deadline)
             case .memberStatusChanged(let member, let status):

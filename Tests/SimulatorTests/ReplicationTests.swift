@@ -244,3 +244,29 @@ struct ReplicationTests {
         #expect(restarted.clock.next(physical: start) > version)
     }
 }
+
+@Suite("Bounds")
+struct BoundTests {
+    @Test func requestsPastTheCoordinationLimitAreAnsweredOverloaded() throws {
+        var cluster = TestCluster(size: 3, now: start) { configuration in configuration.maximumCoordinations = 2 }
+        cluster.unreachable = [1, 2]
+        // Two requests wait for replicas that do not answer; the third is refused at once.
+        for id in UInt64(1)...2 {
+            #expect(
+                cluster.request(
+                    id, at: 0, .put(key: Array("k\(id)".utf8), value: [1], ttl: .never, consistency: .quorum)) == nil)
+        }
+        let answered = cluster.request(3, at: 0, .get(key: Array("x".utf8), consistency: .quorum))
+        let third = try #require(answered)
+        guard case .overloaded = third.outcome else {
+            Issue.record("the third request answered \(third.outcome)")
+            return
+        }
+        // Once the others time out, requests are taken again.
+        for _ in 0..<15 { cluster.advance(by: .milliseconds(100)) }
+        cluster.unreachable = []
+        let later = cluster.request(4, at: 0, .get(key: Array("x".utf8), consistency: .quorum))
+        let fourth = try #require(later)
+        #expect(fourth.outcome == .notFound)
+    }
+}

@@ -36,32 +36,42 @@ public struct PutRequest: Equatable, Sendable {
         var key: [UInt8]?
         var value: [UInt8]?
         var ttl: Int64?
-        var seen: [String] = []
+        var ttlSeen = false
         for member in members {
-            let name = String(decoding: member.name, as: UTF8.self)
-            if seen.contains(name) {
-                return .failure(RequestError(.badRequest, "field \"\(name)\" appears more than once"))
-            }
-            seen.append(name)
+            let name = member.name
+            let repeated: Bool
             switch name {
-            case "key":
+            case Self.keyName: repeated = key != nil
+            case Self.valueName: repeated = value != nil
+            case Self.ttlName: repeated = ttlSeen
+            default: repeated = false
+            }
+            if repeated {
+                return .failure(
+                    RequestError(
+                        .badRequest, "field \"\(String(decoding: name, as: UTF8.self))\" appears more than once"))
+            }
+            switch name {
+            case Self.keyName:
                 guard case .string(let bytes) = member.value else {
                     return .failure(RequestError(.badRequest, "field \"key\" must be a string"))
                 }
                 key = bytes
-            case "value":
+            case Self.valueName:
                 guard case .string(let bytes) = member.value else {
                     return .failure(RequestError(.badRequest, "field \"value\" must be a string"))
                 }
                 value = bytes
-            case "ttl":
+            case Self.ttlName:
+                ttlSeen = true
                 switch parseTTL(member.value) {
                 case .success(let seconds): ttl = seconds
                 case .failure(let error): return .failure(error)
                 }
             default:
+                let field = String(decoding: name, as: UTF8.self)
                 return .failure(
-                    RequestError(.badRequest, "unknown field \"\(name)\"; expected \"key\", \"value\" and \"ttl\"")
+                    RequestError(.badRequest, "unknown field \"\(field)\"; expected \"key\", \"value\" and \"ttl\"")
                 )
             }
         }
@@ -69,6 +79,10 @@ public struct PutRequest: Equatable, Sendable {
         guard let value else { return .failure(RequestError(.badRequest, "missing field \"value\"")) }
         return .success(PutRequest(key: key, value: value, ttlSeconds: ttl))
     }
+
+    private static let keyName = Array("key".utf8)
+    private static let valueName = Array("value".utf8)
+    private static let ttlName = Array("ttl".utf8)
 
     private static func parseTTL(_ value: JSONValue) -> Result<Int64?, RequestError> {
         let invalid = RequestError(.badRequest, "field \"ttl\" must be a non-negative whole number of seconds")

@@ -11,12 +11,23 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// Names are equal when their bytes are: `String` equality would make two differently encoded
     /// names (precomposed and decomposed accents) one member.
     public static func == (lhs: NodeID, rhs: NodeID) -> Bool {
-        lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
+        // Names are short and contiguous: compare their UTF-8 storage directly when both have one.
+        let fast = lhs.rawValue.utf8.withContiguousStorageIfAvailable { left in
+            rhs.rawValue.utf8.withContiguousStorageIfAvailable { right in
+                left.elementsEqual(right)
+            }
+        }
+        if let fast, let equal = fast { return equal }
+        return lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
     }
 
     public func hash(into hasher: inout Hasher) {
-        for byte in rawValue.utf8 { hasher.combine(byte) }
-        hasher.combine(0xFF as UInt8)  // a terminator that UTF-8 never contains
+        if let hashed: Void = rawValue.utf8.withContiguousStorageIfAvailable({
+            hasher.combine(bytes: UnsafeRawBufferPointer($0))
+        }) {
+            return hashed
+        }
+        Array(rawValue.utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 
     public static func < (lhs: NodeID, rhs: NodeID) -> Bool {

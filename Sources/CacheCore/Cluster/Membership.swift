@@ -193,6 +193,8 @@ public struct Membership: Sendable {
     /// acks or has to refute suspicions may be the slow one (overloaded, paused); it then probes
     /// less often and waits longer for acks, instead of accusing healthy members.
     public private(set) var localHealth = 0
+    /// The most members a node keeps track of (a cluster of a few thousand nodes fits).
+    public static let maximumMembers = 4096
     /// The highest `localHealth`: probe periods and timeouts stretch to at most 9×.
     public static let maximumLocalHealth = 8
     private var periods = 0
@@ -448,6 +450,8 @@ public struct Membership: Sendable {
     private mutating func enqueueGossip(_ update: MemberUpdate) {
         gossip.removeAll { $0.update.id == update.id }
         gossip.append((update, 0))
+        // One claim per member at most: the queue is bounded by the membership, which is bounded.
+        assert(gossip.count <= members.count + 1, "Membership: the gossip queue outgrew the membership")
     }
 
     /// Applies a claim if it overrides what this node believes, refuting claims about itself.
@@ -477,6 +481,9 @@ public struct Membership: Sendable {
             guard wins else { return }
         }
         let previous = members[update.id]?.update.status
+        // A bound on the table: claims about one more member than a cluster may have are dropped
+        // (peers are input; a broken or hostile one must not grow it without end).
+        if previous == nil, members.count >= Self.maximumMembers { return }
         if previous == nil {
             // Keep the names sorted as they arrive, so no event has to sort them.
             let index = memberOrder.partitioningIndex { !($0 < update.id) }

@@ -111,8 +111,23 @@ public enum WALFormat {
     /// The encoding of `record`.
     public static func encode(_ record: WALRecord) -> [UInt8] {
         var buffer: [UInt8] = []
+        buffer.reserveCapacity(encodedSize(of: record.operation))
         encode(record, into: &buffer)
         return buffer
+    }
+
+    /// The bytes a record of `operation` takes (so that encoding allocates once).
+    static func encodedSize(of operation: WALOperation) -> Int {
+        let fixed = prefixSize + 9
+        switch operation {
+        case .put(let key, let value, let expiresAt):
+            return fixed + 1 + (expiresAt == nil ? 0 : 8) + 4 + key.count + 4 + value.count
+        case .delete(let key):
+            return fixed + 4 + key.count
+        case .versioned(let key, let entry):
+            return fixed + 8 + 4 + 2 + entry.version.node.rawValue.utf8.count + 1
+                + (entry.expiresAt == nil ? 0 : 8) + 4 + key.count + (entry.value.map { 4 + $0.count } ?? 0)
+        }
     }
 
     static func encodeSnapshotEnd(sequence: UInt64, entryCount: UInt64, into buffer: inout [UInt8]) {

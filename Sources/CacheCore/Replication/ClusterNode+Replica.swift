@@ -140,14 +140,26 @@ extension ClusterNode {
     // MARK: Durability
 
     /// The key's newest entry was appended as record `sequence`, not yet durable.
+    ///
+    /// Under `always` a record waits for a sync (milliseconds), so the node tracks which keys wait,
+    /// and a read of any other key is answered at once. Under `interval` and `none` a record is
+    /// durable once written, which the driver does at the end of the same event-loop turn: a read
+    /// simply waits for every record appended so far, which costs nothing, and no key is tracked.
     mutating func noteUnsynced(_ key: KeyReference, sequence: UInt64) {
+        guard log?.policy == .always else { return }
         unsyncedWrites[key.position] = sequence
         unsyncedOrder.append((key.position, sequence))
     }
 
     /// The log record the key's entry waits for, if it is not durable yet.
     func pendingSequence(of key: KeyReference) -> UInt64? {
-        guard let sequence = unsyncedWrites[key.position], let log, !log.mayAcknowledge(sequence) else { return nil }
+        // While the disk fails, reads are answered with what the store holds (the records they
+        // would wait for may never be durable; their writes were refused).
+        guard let log, log.failure == nil else { return nil }
+        guard log.policy == .always else {
+            return log.mayAcknowledge(log.lastSequence) ? nil : log.lastSequence
+        }
+        guard let sequence = unsyncedWrites[key.position], !log.mayAcknowledge(sequence) else { return nil }
         return sequence
     }
 
@@ -181,19 +193,15 @@ extension ClusterNode {
             _ = unsyncedOrder.popFirst()
             if unsyncedWrites[oldest.position] == oldest.sequence { unsyncedWrites[oldest.position] = nil }
         }
-        guard !awaitingDurability.isEmpty else { return }
-        var waiting = RingQueue<AwaitingDurability>()
-        while let item = awaitingDurability.popFirst() {
-            guard log.mayAcknowledge(item.sequence) else {
-                waiting.append(item)
-                continue
-            }
-            switch item {
+        // Answers leave in arrival order. Durability comes in log order, and an answer waits for a
+        // record no later than the last one appended when it arrived, so releasing the durable prefix
+        // never holds an answer for longer than the records before it take.
+        while let first = awaitingDurability.first, log.mayAcknowledge(first.sequence) {
+            switch awaitingDurability.popFirst()! {
             case .message(_, let to, let body): send(body, toAddress: to)
             case .client(_, let reply): effects.append(.reply(reply))
             }
         }
-        awaitingDurability = waiting
     }
 
     /// The log's disk failed: writes waiting for it are refused (their records may never be durable);

@@ -9,10 +9,16 @@ struct NodeNames: Sendable {
 
     private(set) var names: [NodeID] = []
     private var indices: [NodeID: UInt16] = [:]
+    /// The name looked up last: almost every write of a node is versioned by the same coordinator.
+    private var last: (name: NodeID, index: UInt16)?
 
     /// The number of `name`, adding it if it is new; `nil` when the table is full.
     mutating func index(of name: NodeID) -> UInt16? {
-        if let index = indices[name] { return index }
+        if let last, last.name == name { return last.index }
+        if let index = indices[name] {
+            last = (name, index)
+            return index
+        }
         guard names.count < Self.capacity else { return nil }
         let index = UInt16(names.count)
         names.append(name)
@@ -22,7 +28,10 @@ struct NodeNames: Sendable {
     }
 
     /// The number of `name`, if it is known.
-    func existingIndex(of name: NodeID) -> UInt16? { indices[name] }
+    func existingIndex(of name: NodeID) -> UInt16? {
+        if let last, last.name == name { return last.index }
+        return indices[name]
+    }
 
     subscript(index: UInt16) -> NodeID {
         precondition(Int(index) < names.count, "NodeNames: no name number \(index)")
