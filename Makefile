@@ -73,7 +73,7 @@ fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 bench: release
-	bench/http.sh
+	bench/http.sh && bench/wal.sh && bench/memory.sh
 
 format:
 	$(SWIFT) format --in-place -r Sources Tests Simulation Fuzz Package.swift

@@ -34,7 +34,7 @@ struct CacheSim: ParsableCommand {
     @Option(help: "Client sessions issuing requests (cluster runs).") var clients = 4
 
     func validate() throws {
-        if let nodes, !(1...64).contains(nodes) { throw ValidationError("--nodes must be 1 to 64") }
+        if let nodes, !(1...128).contains(nodes) { throw ValidationError("--nodes must be 1 to 128") }
         if let replicationFactor, !(1...16).contains(replicationFactor) {
             throw ValidationError("--replication-factor must be 1 to 16")
         }

@@ -531,10 +531,11 @@ public struct ReplicaStore: Sendable {
         self.placement = placement
         handoffCandidates.removeAll()
         handoffQueued.removeAll()
-        if placement == nil {
-            digests = PeerDigests()
-        } else {
+        if let placement, placement.ring.members.count > 1 {
             digests.restart()
+        } else {
+            // Alone (or outside any ring): nothing is shared, nothing is handed off.
+            digests = PeerDigests()
         }
     }
 
