@@ -13,6 +13,17 @@ enum SimulatedTime {
     /// Longer than any node stays down in a run (at most 5.5 s), so that tombstones are collected
     /// within runs, yet never while a replica that missed a delete is away.
     static let tombstoneGrace: Int64 = 8 * second
+    /// A crashed node restarts this long later, plus up to `crashDowntimeSpread`.
+    static let crashDowntime: Int64 = 500 * millisecond
+    static let crashDowntimeSpread: Int64 = 5 * second
+    /// After a power loss every node restarts this long later, plus up to `powerDowntimeSpread`.
+    static let powerDowntime: Int64 = 300 * millisecond
+    static let powerDowntimeSpread: Int64 = 2 * second
+    /// A client waits this long between requests, plus up to `clientPauseSpread`.
+    static let clientPause: Int64 = 5 * millisecond
+    static let clientPauseSpread: Int64 = 100 * millisecond
+    /// The shortest fsync or snapshot write.
+    static let minimumDiskLatency: Int64 = 50_000
     /// When the wall clocks of the simulated nodes start.
     static let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
 }

@@ -259,7 +259,7 @@ public struct ClusterSimulation {
                 return
             }
             if case .replication(let replication) = message,
-                case .write(let request, let key, let entry, _) = replication.body
+                case .write(let request?, let key, let entry, _) = replication.body
             {
                 let local = localTime(of: to)
                 let collected =
@@ -338,12 +338,12 @@ public struct ClusterSimulation {
         if output.syncs > 0 {
             queue.push(
                 .diskSynced(node: index, generation: nodes[index].generation),
-                at: now + 50_000 + Int64(random.below(Int(swarm.maximumSyncLatency))))
+                at: now + SimulatedTime.minimumDiskLatency + Int64(random.below(Int(swarm.maximumSyncLatency))))
         }
         for snapshot in output.snapshots {
             queue.push(
                 .snapshotWritten(node: index, generation: nodes[index].generation, snapshot),
-                at: now + 50_000 + Int64(random.below(Int(swarm.maximumSyncLatency) * 2)))
+                at: now + SimulatedTime.minimumDiskLatency + Int64(random.below(Int(swarm.maximumSyncLatency) * 2)))
         }
         if let timer = output.timer { scheduleTimer(index, at: timer) }
     }
@@ -388,14 +388,18 @@ public struct ClusterSimulation {
         if faults.nextUnit() < swarm.powerLossesPerSecond * step {
             for index in nodes.indices where nodes[index].isRunning {
                 crash(index, powerLoss: true)
-                queue.push(.restart(node: index), at: now + Int64(300_000_000 + faults.below(2_000_000_000)))
+                queue.push(
+                    .restart(node: index),
+                    at: now + SimulatedTime.powerDowntime + Int64(faults.below(Int(SimulatedTime.powerDowntimeSpread))))
             }
         }
         if faults.nextUnit() < swarm.crashesPerSecond * step {
             let index = faults.below(nodes.count)
             if nodes[index].isRunning {
                 crash(index, powerLoss: crashesLosePower)
-                queue.push(.restart(node: index), at: now + Int64(500_000_000 + faults.below(5_000_000_000)))
+                queue.push(
+                    .restart(node: index),
+                    at: now + SimulatedTime.crashDowntime + Int64(faults.below(Int(SimulatedTime.crashDowntimeSpread))))
             }
         }
     }
@@ -522,7 +526,9 @@ public struct ClusterSimulation {
         let client = history[index].client
         if inFlight[client] == index {
             inFlight[client] = nil
-            queue.push(.client(client), at: now + 5 * SimulatedTime.millisecond + Int64(workload.below(100_000_000)))
+            queue.push(
+                .client(client),
+                at: now + SimulatedTime.clientPause + Int64(workload.below(Int(SimulatedTime.clientPauseSpread))))
         }
     }
 

@@ -99,7 +99,8 @@ struct Trace {
             let from = "from \(replication.sender)"
             switch replication.body {
             case .write(let request, let key, let entry, let repair):
-                return "write#\(request % 1000) \(text(key))@\(entry.version)\(repair ? " repair" : "") \(from)"
+                let number = request.map { "#\($0 % 1000)" } ?? ""
+                return "write\(number) \(text(key))@\(entry.version)\(repair ? " repair" : "") \(from)"
             case .writeReply(let request, let result):
                 return "writeReply#\(request % 1000) \(result) \(from)"
             case .read(let request, let key):

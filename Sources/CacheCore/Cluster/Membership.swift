@@ -263,7 +263,7 @@ public struct Membership: Sendable {
         leaving = true
         enqueueGossip(selfUpdate)
         let targets = liveMembers().prefix(max(configuration.indirectProbes, 3))
-        return targets.map { .send(to: members[$0]!.update.address, message(.ping(sequence: nextSequence()))) }
+        return targets.map { .send(to: member($0).address, message(.ping(sequence: nextSequence()))) }
     }
 
     /// Advances time: starts a protocol period when one is due, escalates or ends the current probe,
@@ -273,8 +273,9 @@ public struct Membership: Sendable {
         var effects: [MembershipEffect] = []
         // Suspects whose time is up are declared dead, in name order.
         for id in suspects.keys.sorted() {
-            guard suspects[id]!.advanced(by: configuration.suspicionTimeout) <= now else { continue }
-            var update = members[id]!.update
+            guard let suspectedAt = suspects[id], suspectedAt.advanced(by: configuration.suspicionTimeout) <= now
+            else { continue }
+            var update = member(id)
             update.status = .dead
             apply(update, now: now, effects: &effects)
         }
@@ -298,7 +299,7 @@ public struct Membership: Sendable {
                 for helper in helpers {
                     effects.append(
                         .send(
-                            to: members[helper]!.update.address,
+                            to: member(helper).address,
                             message(.pingRequest(sequence: probeSequence, target: target, targetAddress: address))))
                 }
             }
@@ -312,12 +313,12 @@ public struct Membership: Sendable {
                     target: target, sequence: probeSequence,
                     indirectAt: now.advanced(by: configuration.probeTimeout * (localHealth + 1)),
                     periodEnd: nextPeriod, askedOthers: false)
-                effects.append(.send(to: members[target]!.update.address, message(.ping(sequence: probeSequence))))
+                effects.append(.send(to: member(target).address, message(.ping(sequence: probeSequence))))
             }
             if periods % configuration.syncEveryPeriods == 0 {
                 let live = liveMembers()
                 if let partner = live.randomElement(using: &random) {
-                    effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+                    effects.append(.send(to: member(partner).address, message(.sync(view))))
                 } else {
                     // Alone: perhaps everyone else declared this node dead while it was cut off.
                     effects += seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
@@ -333,9 +334,9 @@ public struct Membership: Sendable {
                 // Reach out to one member held dead as well: if it is in fact running (it was cut
                 // off, not crashed), it learns it was declared dead and comes back with a higher
                 // incarnation. Without this, two sides that declared each other dead never talk again.
-                let dead = memberOrder.filter { members[$0]!.update.status == .dead }
+                let dead = memberOrder.filter { member($0).status == .dead }
                 if let partner = dead.randomElement(using: &random) {
-                    effects.append(.send(to: members[partner]!.update.address, message(.sync(view))))
+                    effects.append(.send(to: member(partner).address, message(.sync(view))))
                 }
             }
         }
@@ -390,6 +391,13 @@ public struct Membership: Sendable {
 
     // MARK: Internals
 
+    /// What this node believes about `id`, which it must know (every caller takes names from its own
+    /// tables).
+    private func member(_ id: NodeID) -> MemberUpdate {
+        guard let member = members[id] else { preconditionFailure("Membership: \(id) is not a known member") }
+        return member.update
+    }
+
     private mutating func nextSequence() -> UInt64 {
         sequence += 1
         return sequence
@@ -397,7 +405,7 @@ public struct Membership: Sendable {
 
     /// Members that are neither dead nor departed, excluding this node, in name order.
     private func liveMembers() -> [NodeID] {
-        memberOrder.filter { members[$0]!.update.status.ownsKeys }
+        memberOrder.filter { member($0).status.ownsKeys }
     }
 
     /// The next member of the current shuffled round; a new round is shuffled when one ends.

@@ -361,7 +361,7 @@ extension ClusterNode {
         let holders = replies.filter { $0.entry?.version == chosen.version }.map(\.node)
         if coordination.level == .one || holders.count >= repairQuorum(coordination) {
             for node in stale {
-                send(.write(request: 0, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
+                send(.write(request: nil, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
             }
             answer(id, .found(chosen, key: coordination.key.bytes, now: now))
             return

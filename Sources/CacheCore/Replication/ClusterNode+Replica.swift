@@ -57,7 +57,7 @@ extension ClusterNode {
             for item in items {
                 clock.observe(item.entry.version)
                 replicaWrite(
-                    request: 0, key: KeyReference(item.key), item.entry, repair: true, replyTo: nil,
+                    request: nil, key: KeyReference(item.key), item.entry, repair: true, replyTo: nil,
                     admission: .onlyIfRoom, now: now)
             }
         case .forget(let key, let version):
@@ -71,10 +71,12 @@ extension ClusterNode {
     /// Takes a write as a replica: logs and applies it when newer, and answers once the log record
     /// holding the key's current entry is durable.
     mutating func replicaWrite(
-        request: UInt64, key: KeyReference, _ entry: VersionedEntry, repair: Bool, replyTo: String?,
+        request: UInt64?, key: KeyReference, _ entry: VersionedEntry, repair: Bool, replyTo: String?,
         admission: ReplicaStore.Admission, now: Instant
     ) {
-        let answers = replyTo != nil && request != 0
+        // Whom to answer, if anyone: a write with a request number from a peer that said where it is.
+        var answer: (request: UInt64, to: String)?
+        if let request, let replyTo { answer = (request, replyTo) }
         // A tombstone past its grace period is being collected: a replica that holds nothing for the
         // key has nothing for it to delete, and storing it would undo a collection that raced with
         // this repair (an anti-entropy push sent just before the `forget`). Holding nothing older is
@@ -82,15 +84,16 @@ extension ClusterNode {
         if repair, store.stored(key) == nil, !entry.isLive(at: now),
             entry.deadSince.advanced(by: configuration.tombstoneGrace) <= now
         {
-            if answers, let replyTo {
-                send(.writeReply(request: request, result: .stored(previousWasLive: false)), toAddress: replyTo)
+            if let answer {
+                send(
+                    .writeReply(request: answer.request, result: .stored(previousWasLive: false)), toAddress: answer.to)
             }
             return
         }
         guard awaitingDurability.count < configuration.maximumAwaitingDurability else {
-            if answers, let replyTo {
+            if let answer {
                 let reason = "overloaded: \(awaitingDurability.count) answers wait for the log"
-                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
+                send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
             }
             return
         }
@@ -102,8 +105,8 @@ extension ClusterNode {
             var sequence: UInt64?
             switch log?.append(.versioned(key: key.bytes, entry: entry)) {
             case .refused(let reason):
-                if answers, let replyTo {
-                    send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
+                if let answer {
+                    send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
                 }
                 return
             case .append(let appended, let bytes):
@@ -114,25 +117,25 @@ extension ClusterNode {
                 break
             }
             store.apply(key, entry, now: now, admission: admission, unconditionally: unconditionally)
-            if answers, let replyTo {
+            if let answer {
                 answerWhenDurable(
-                    sequence, to: replyTo,
-                    .writeReply(request: request, result: .stored(previousWasLive: previousWasLive)))
+                    sequence, to: answer.to,
+                    .writeReply(request: answer.request, result: .stored(previousWasLive: previousWasLive)))
             }
         case .duplicate:
-            if answers, let replyTo {
+            if let answer {
                 answerWhenDurable(
-                    pendingSequence(of: key), to: replyTo,
-                    .writeReply(request: request, result: .stored(previousWasLive: false)))
+                    pendingSequence(of: key), to: answer.to,
+                    .writeReply(request: answer.request, result: .stored(previousWasLive: false)))
             }
         case .stale(let current):
-            if answers, let replyTo {
-                send(.writeReply(request: request, result: .stale(current: current)), toAddress: replyTo)
+            if let answer {
+                send(.writeReply(request: answer.request, result: .stale(current: current)), toAddress: answer.to)
             }
         case .notAdmitted:
-            if answers, let replyTo {
+            if let answer {
                 let reason = "the replica cannot take this write"
-                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: replyTo)
+                send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
             }
         }
     }

@@ -34,9 +34,10 @@ public enum ReplicaWriteResult: Equatable, Sendable {
 
 /// What one replication message asks or answers.
 public enum ReplicationBody: Equatable, Sendable {
-    /// Store `entry` for `key` if newer, and answer once it is durable. `repair` marks a read
-    /// repair or handoff rather than a client's write.
-    case write(request: UInt64, key: [UInt8], entry: VersionedEntry, repair: Bool)
+    /// Store `entry` for `key` if newer, and answer `request` once it is durable (`nil`: no answer is
+    /// wanted, as for a background read repair). `repair` marks a read repair, handoff or collection
+    /// rather than a client's write. On the wire, no request is request number 0.
+    case write(request: UInt64?, key: [UInt8], entry: VersionedEntry, repair: Bool)
     /// The answer to a write.
     case writeReply(request: UInt64, result: ReplicaWriteResult)
     /// Send what you hold for `key`.
@@ -134,7 +135,8 @@ extension PeerProtocol.Writer {
         switch message.body {
         case .write(let request, let key, let entry, let repair):
             bytes.append(Tag.write.rawValue)
-            integer(request)
+            precondition(request != 0, "request number 0 stands for no request on the wire")
+            integer(request ?? 0)
             self.key(key)
             versionedEntry(entry)
             bytes.append(repair ? 1 : 0)
@@ -255,7 +257,7 @@ extension PeerProtocol.Reader {
             guard let request = integer(UInt64.self), let key = key(), let entry = entry(), let repair = byte(),
                 repair <= 1
             else { return nil }
-            body = .write(request: request, key: key, entry: entry, repair: repair == 1)
+            body = .write(request: request == 0 ? nil : request, key: key, entry: entry, repair: repair == 1)
         case .writeReply:
             guard let request = integer(UInt64.self),
                 let resultTag = byte().flatMap(PeerProtocol.WriteResultTag.init(rawValue:))
