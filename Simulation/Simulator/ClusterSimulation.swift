@@ -83,6 +83,8 @@ public struct ClusterSimulation {
 
     private enum Event {
         case deliver(to: Int, frame: [UInt8])
+        /// The transport of node `node` could not hand `message` to `to`.
+        case undeliverable(node: Int, to: String, PeerMessage)
         case timer(node: Int)
         case diskSynced(node: Int, generation: Int)
         case snapshotWritten(node: Int, generation: Int, LogSnapshot)
@@ -267,6 +269,10 @@ public struct ClusterSimulation {
                 nodes[to].writesReceived[request] = (CacheKey(bytes: key), entry.version, collected)
             }
             step(to, .peer(message))
+        case .undeliverable(let index, let address, let message):
+            guard nodes[index].isRunning else { return }
+            trace.record(.undeliverable(node: index), at: now) { "n\(index) could not reach \(address)" }
+            step(index, .undeliverable(to: address, message))
         case .timer(let index):
             guard nodes[index].timerAt == now, nodes[index].isRunning else { return }
             nodes[index].timerAt = nil
@@ -325,6 +331,12 @@ public struct ClusterSimulation {
                 violations.append(violation)
             }
             guard let to = network.index(of: address) else { continue }
+            // A peer that is down refuses connections: half the time the sender hears of it (the
+            // driver reports what it could not deliver), half the time the message just vanishes.
+            if !nodes[to].isRunning, random.below(2) == 0 {
+                queue.push(.undeliverable(node: index, to: address, message), at: now + SimulatedTime.millisecond)
+                continue
+            }
             let frame = PeerProtocol.encode(message)
             for time in network.deliveries(from: index, to: to, now: now) {
                 queue.push(.deliver(to: to, frame: frame), at: time)

@@ -16,10 +16,14 @@ struct SimulatedNode {
         var snapshots: [LogSnapshot] = []
         /// Tombstones collected by this node as their collector.
         var collected: [(key: [UInt8], version: Version)] = []
+        /// The node asked to leave has handed everything off.
+        var leaveCompleted = false
     }
 
     let id: NodeID
     let address: String
+    /// Where clients would reach it (carried by membership; no client uses it here).
+    var clientAddress: String { String(address.prefix { $0 != ":" }) + ":8000" }
     var state: ClusterNode?
     var disk = SimulatedDisk()
     /// The newest version of each key on the part of its log that its policy counts as durable.
@@ -79,8 +83,8 @@ struct SimulatedNode {
             recovered = outcome
         }
         var node = ClusterNode(
-            me: id, address: address, configuration: configuration, seed: seed, recovered: recovered,
-            logPolicy: policy, now: now)
+            me: id, address: address, clientAddress: clientAddress, configuration: configuration, seed: seed,
+            recovered: recovered, logPolicy: policy, now: now)
         let effects = node.start(seeds: seeds, now: now)
         state = node
         incarnation = node.membership.incarnation
@@ -128,6 +132,8 @@ struct SimulatedNode {
                     evictions[CacheKey(bytes: key)] = simulationTime
                 case .collected(let key, let version):
                     output.collected.append((key, version))
+                case .leaveCompleted:
+                    output.leaveCompleted = true
                 }
             }
             effects = []

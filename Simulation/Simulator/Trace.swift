@@ -14,6 +14,7 @@ enum TraceEvent {
     case reply(operation: Int)
     case giveUp(operation: Int)
     case check
+    case undeliverable(node: Int)
 
     /// The kind's number in the hash (never reorder: trace hashes of recorded seeds depend on it).
     var code: UInt8 {
@@ -30,6 +31,7 @@ enum TraceEvent {
         case .giveUp: 10
         case .check: 11
         case .snapshotWritten: 12
+        case .undeliverable: 13
         }
     }
 
@@ -37,7 +39,7 @@ enum TraceEvent {
         switch self {
         case .deliver(let to, _): to
         case .timer(let node), .diskSynced(let node, _), .snapshotWritten(let node, _), .crash(let node),
-            .restart(let node), .client(let node, _):
+            .restart(let node), .client(let node, _), .undeliverable(let node):
             node
         case .reply(let operation), .giveUp(let operation): operation
         case .fault, .heal, .check: 0

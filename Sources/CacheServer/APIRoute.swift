@@ -7,13 +7,21 @@ import NIOHTTP1
 
 /// A request line resolved to what the node should do, or to the error it answers with.
 enum APIRoute: Equatable {
-    case get(key: [UInt8])
-    case put
-    case delete(key: [UInt8])
+    case get(key: [UInt8], consistency: ConsistencyLevel?)
+    case put(consistency: ConsistencyLevel?)
+    case delete(key: [UInt8], consistency: ConsistencyLevel?)
     case stats
     case health
+    case ready
     case metrics
     case cluster
+    case clusterStats
+    /// `POST /cluster/leave`: this node leaves the cluster for good.
+    case leave
+    /// `DELETE /cluster/members/{id}`: forget a dead member.
+    case forget(member: String)
+    /// `GET /cluster/plan?add=id@host:port,…&remove=id,…`: what a change would move.
+    case plan(add: [String], remove: [String])
     /// The request cannot be served; answer `status` with `message` (and `Allow` for 405).
     case refused(route: RouteName, status: HTTPResponseStatus, message: String, allow: String?)
 
@@ -25,38 +33,71 @@ enum APIRoute: Equatable {
         case .delete: .delete
         case .stats: .stats
         case .health: .health
+        case .ready: .ready
         case .metrics: .metrics
         case .cluster: .cluster
+        case .clusterStats: .clusterStats
+        case .leave: .leave
+        case .forget: .forget
+        case .plan: .plan
         case .refused(let route, _, _, _): route
         }
     }
 
     /// Resolves a method and request target. The key segment of `/get/{key}` and `/delete/{key}`
-    /// is everything after the prefix up to any `?`, percent-decoded exactly once.
+    /// is everything after the prefix up to any `?`, percent-decoded exactly once; the query of a data
+    /// route may name only `consistency` (`one`, `quorum` or `all`).
     static func resolve(method: HTTPMethod, uri: String) -> APIRoute {
         var uri = uri
         return uri.withUTF8 { resolve(method: method, target: $0) }
     }
 
-    /// The routes without a key: path, route, name and the one method each allows.
-    private static let fixedRoutes: [(StaticString, APIRoute, RouteName, HTTPMethod)] = [
-        ("/put", .put, .put, .PUT), ("/stats", .stats, .stats, .GET), ("/health", .health, .health, .GET),
-        ("/metrics", .metrics, .metrics, .GET), ("/cluster", .cluster, .cluster, .GET),
+    /// The routes without a key: path, name and the one method each allows.
+    private static let fixedRoutes: [(StaticString, RouteName, HTTPMethod)] = [
+        ("/put", .put, .PUT), ("/stats", .stats, .GET), ("/health", .health, .GET), ("/ready", .ready, .GET),
+        ("/metrics", .metrics, .GET), ("/cluster", .cluster, .GET), ("/cluster/stats", .clusterStats, .GET),
+        ("/cluster/leave", .leave, .POST), ("/cluster/plan", .plan, .GET),
     ]
 
     private static func resolve(method: HTTPMethod, target: UnsafeBufferPointer<UInt8>) -> APIRoute {
-        let path = UnsafeBufferPointer(rebasing: target[..<(target.firstIndex(of: UInt8(ascii: "?")) ?? target.count)])
+        let questionMark = target.firstIndex(of: UInt8(ascii: "?"))
+        let path = UnsafeBufferPointer(rebasing: target[..<(questionMark ?? target.count)])
+        let query = questionMark.map { UnsafeBufferPointer(rebasing: target[($0 + 1)...]) }
         if let key = path.suffix(afterPrefix: "/get/") {
             guard method == .GET else { return methodNotAllowed(.get, allow: "GET") }
-            return keyRoute(key, route: .get) { .get(key: $0) }
+            return dataRoute(.get, query: query) { consistency in
+                keyRoute(key, route: .get) { .get(key: $0, consistency: consistency) }
+            }
         }
         if let key = path.suffix(afterPrefix: "/delete/") {
             guard method == .DELETE else { return methodNotAllowed(.delete, allow: "DELETE") }
-            return keyRoute(key, route: .delete) { .delete(key: $0) }
+            return dataRoute(.delete, query: query) { consistency in
+                keyRoute(key, route: .delete) { .delete(key: $0, consistency: consistency) }
+            }
         }
-        for (routePath, route, name, routeMethod) in fixedRoutes
-        where path.suffix(afterPrefix: routePath)?.isEmpty == true {
-            return method == routeMethod ? route : methodNotAllowed(name, allow: routeMethod.rawValue)
+        if let member = path.suffix(afterPrefix: "/cluster/members/") {
+            guard method == .DELETE else { return methodNotAllowed(.forget, allow: "DELETE") }
+            switch KeyPath.decode(member) {
+            case .success(let name): return .forget(member: String(decoding: name, as: UTF8.self))
+            case .failure(let error):
+                return .refused(
+                    route: .forget, status: .badRequest, message: "member name: \(error.message)", allow: nil)
+            }
+        }
+        for (routePath, name, routeMethod) in fixedRoutes where path.suffix(afterPrefix: routePath)?.isEmpty == true {
+            guard method == routeMethod else { return methodNotAllowed(name, allow: routeMethod.rawValue) }
+            switch name {
+            case .put: return dataRoute(.put, query: query) { .put(consistency: $0) }
+            case .stats: return .stats
+            case .health: return .health
+            case .ready: return .ready
+            case .metrics: return .metrics
+            case .cluster: return .cluster
+            case .clusterStats: return .clusterStats
+            case .leave: return .leave
+            case .plan: return planRoute(query: query)
+            default: break
+            }
         }
         if path.suffix(afterPrefix: "/get")?.isEmpty == true || path.suffix(afterPrefix: "/delete")?.isEmpty == true {
             let route: RouteName = path.count == 4 ? .get : .delete
@@ -65,6 +106,62 @@ enum APIRoute: Equatable {
         return .refused(
             route: .unknown, status: .notFound, message: "no route for \(String(decoding: path, as: UTF8.self))",
             allow: nil)
+    }
+
+    /// The query of a data route: only `consistency`.
+    private static func dataRoute(
+        _ route: RouteName, query: UnsafeBufferPointer<UInt8>?, _ make: (ConsistencyLevel?) -> APIRoute
+    ) -> APIRoute {
+        guard let query, !query.isEmpty else { return make(nil) }
+        var consistency: ConsistencyLevel?
+        for (name, value) in parameters(query) {
+            guard name == "consistency" else {
+                return .refused(
+                    route: route, status: .badRequest,
+                    message: "unknown query parameter \"\(name)\"; the only one is consistency=one|quorum|all",
+                    allow: nil)
+            }
+            guard let level = ConsistencyLevel(rawValue: value) else {
+                return .refused(
+                    route: route, status: .badRequest,
+                    message: "consistency must be one, quorum or all, not \"\(value)\"", allow: nil)
+            }
+            consistency = level
+        }
+        return make(consistency)
+    }
+
+    private static func planRoute(query: UnsafeBufferPointer<UInt8>?) -> APIRoute {
+        var add: [String] = []
+        var remove: [String] = []
+        for (name, value) in query.map(parameters) ?? [] {
+            let items = value.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+            switch name {
+            case "add": add += items
+            case "remove": remove += items
+            default:
+                return .refused(
+                    route: .plan, status: .badRequest,
+                    message: "unknown query parameter \"\(name)\"; use add=id,… and remove=id,…", allow: nil)
+            }
+        }
+        guard !add.isEmpty || !remove.isEmpty else {
+            return .refused(
+                route: .plan, status: .badRequest, message: "name members to add=id,… or remove=id,…", allow: nil)
+        }
+        return .plan(add: add, remove: remove)
+    }
+
+    /// `name=value` pairs of a query, each percent-decoded (a malformed one reads as empty).
+    private static func parameters(_ query: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
+        query.split(separator: UInt8(ascii: "&")).map { pair in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            func text(_ bytes: Slice<UnsafeBufferPointer<UInt8>>?) -> String {
+                guard let bytes, !bytes.isEmpty, case .success(let decoded) = KeyPath.decode(bytes) else { return "" }
+                return String(decoding: decoded, as: UTF8.self)
+            }
+            return (text(parts.first), text(parts.count > 1 ? parts[1] : nil))
+        }
     }
 
     private static func keyRoute(

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import CacheCore
 import Foundation
 import Logging
@@ -28,6 +29,11 @@ public final class CacheNode: Sendable {
     private let lifecycleState = Atomic<UInt8>(Lifecycle.starting.rawValue)
     /// The port actually listened on (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
+    /// The node's name and addresses, once it started.
+    private let identityBox = Mutex<NodeIdentity?>(nil)
+    /// Yields once when the node asked to leave has handed everything off.
+    public let leaveCompleted: AsyncStream<Void>
+    private let leaveContinuation: AsyncStream<Void>.Continuation
 
     /// A node whose state machine lives on `loop`; `seed` decides its sampling (random by default).
     public init(
@@ -39,13 +45,28 @@ public final class CacheNode: Sendable {
         self.clock = NodeClock()
         self.driver = NodeDriver(
             configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed)
+        (leaveCompleted, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
     }
 
-    /// Recovers from `WAL_DIR` (when set) and starts the node. Until it returns the node is `starting`;
-    /// it logs what recovery found and dropped.
-    public func start() async throws {
+    /// The node's name, and where peers and clients reach it, once it started.
+    var identity: NodeIdentity? { identityBox.withLock { $0 } }
+
+    /// The node's name (`NODE_ID`, or `ADVERTISE_HOST:PORT` with the port bound).
+    public var nodeID: String { identity?.nodeID ?? configuration.nodeID }
+
+    /// Recovers from `WAL_DIR` (when set) and starts the node, listening for clients on `httpPort` and
+    /// for peers on `peerPort` (the ports bound). Until it returns the node is `starting`; it logs what
+    /// recovery found and dropped.
+    public func start(httpPort: Int, peerPort: Int) async throws {
         let started = ContinuousClock.now
-        guard let outcome = try await driver.start() else { return }
+        let host = configuration.advertiseHost
+        let identity = NodeIdentity(
+            nodeID: configuration.nodeIDGiven ? configuration.nodeID : "\(host):\(httpPort)",
+            peerAddress: "\(host):\(peerPort)", clientAddress: "\(host):\(httpPort)")
+        identityBox.withLock { $0 = identity }
+        let continuation = leaveContinuation
+        try await driver.setLeaveHandler { continuation.yield(()) }
+        guard let outcome = try await driver.start(as: identity) else { return }
         let report = outcome.report
         logger.info(
             "recovered",
@@ -112,7 +133,7 @@ public final class CacheNode: Sendable {
             let statistics = state.node?.statistics ?? StoreStatistics()
             let limits = configuration.storeLimits
             let document: [String: Any] = [
-                "node_id": configuration.nodeID,
+                "node_id": state.identity?.nodeID ?? configuration.nodeID,
                 "status": "\(lifecycle)",
                 "uptime_seconds": Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
                 "entries": statistics.entries,
@@ -163,26 +184,180 @@ public final class CacheNode: Sendable {
         ] as [String: Any]
     }
 
-    /// The JSON document the cluster-status endpoint answers with.
+    /// Whether load balancers may send traffic: recovered, serving, joined (when it has seeds, it has
+    /// met another member) and not leaving. The status word says which.
+    func readiness(from loop: any EventLoop) -> EventLoopFuture<(ready: Bool, status: String)> {
+        let lifecycle = self.lifecycle
+        return driver.inspect(from: loop) { state in
+            guard lifecycle == .serving, let node = state.node else { return (false, "\(lifecycle)") }
+            if node.membership.isLeaving { return (false, "leaving") }
+            let others = node.membership.view.filter { $0.id != node.me && $0.status == .alive }
+            if !state.configuration.seeds.isEmpty, others.isEmpty, !Self.onlySelf(state) { return (false, "joining") }
+            return (true, "ready")
+        }
+    }
+
+    /// Whether every seed is this node itself (a cluster of one named by its own address).
+    private static func onlySelf(_ state: DriverState) -> Bool {
+        guard let identity = state.identity else { return false }
+        return state.configuration.seeds.allSatisfy { $0.description == identity.peerAddress }
+    }
+
+    /// The JSON document `/cluster` answers with: every member as this node sees it, the ring, the
+    /// backlogs.
     func clusterDocument(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
         let configuration = self.configuration
-        let port = self.port
+        let now = clock.now()
         return driver.inspect(from: loop) { state in
-            let members: [[String: Any]] =
-                state.node?.membership.view.map { update in
-                    ["id": update.id.rawValue, "address": update.address, "status": "\(update.status)"]
-                } ?? []
+            guard let node = state.node else { return Self.serialize(["status": "starting"]) }
+            let shares = node.ring.primaryShares
+            let members: [[String: Any]] = node.membership.view.map { update in
+                var member: [String: Any] = [
+                    "id": update.id.rawValue, "address": update.address, "client_address": update.clientAddress,
+                    "status": "\(update.status)", "incarnation": update.incarnation,
+                    "ring_share": ((shares[update.id] ?? 0) * 10_000).rounded() / 10_000,
+                ]
+                if update.id == node.me {
+                    member["last_contact_seconds"] = 0
+                } else if let contact = node.membership.lastContact(with: update.id) {
+                    member["last_contact_seconds"] = (Double(contact.nanoseconds(to: now)) / 1e8).rounded() / 10
+                } else {
+                    member["last_contact_seconds"] = NSNull()
+                }
+                return member
+            }
+            var leaving: Any = NSNull()
+            if case .leaving(let keys) = node.leaveState { leaving = ["keys_to_hand_off": keys] }
             let document: [String: Any] = [
-                "node_id": configuration.nodeID,
-                "http_address": "\(configuration.host):\(port)",
+                "node_id": node.me.rawValue,
+                "ring_version": String(node.ringVersion, radix: 16),
+                "ring_members": node.ring.members.count,
                 "replication_factor": configuration.replicationFactor,
-                "effective_replication_factor": min(
-                    configuration.replicationFactor, state.node?.ring.members.count ?? 1),
+                "effective_replication_factor": min(configuration.replicationFactor, node.ring.members.count),
+                "consistency": configuration.consistency.rawValue,
                 "members": members,
+                "handoff_backlog": node.handoffBacklog,
+                "tombstones": node.store.statistics.tombstones,
+                "rebalancing": !node.store.isIndexed,
+                "leaving": leaving,
                 "seeds": configuration.seeds.map(\.description),
             ]
             return Self.serialize(document)
         }
+    }
+
+    /// The result of an administrative request: a status and a JSON body.
+    typealias AdminAnswer = (status: Int, body: [UInt8])
+
+    /// `POST /cluster/leave`.
+    func leave(from loop: any EventLoop) -> EventLoopFuture<AdminAnswer> {
+        driver.withNode(from: loop) { node, now in
+            switch node.leave(now: now) {
+            case .success(let effects):
+                return (effects, (202, Self.serialize(["status": "leaving", "keys_to_hand_off": node.store.count])))
+            case .failure(.noOtherMember):
+                return ([], (409, Self.serialize(["error": "no other member would receive this node's keys"])))
+            }
+        }
+    }
+
+    /// `DELETE /cluster/members/{id}`.
+    func forget(_ member: String, from loop: any EventLoop) -> EventLoopFuture<AdminAnswer> {
+        driver.withNode(from: loop) { node, now in
+            switch node.forget(NodeID(member), now: now) {
+            case .success(let effects):
+                return (effects, (200, Self.serialize(["status": "left", "member": member])))
+            case .failure(.unknown):
+                return ([], (404, Self.serialize(["error": "no member \(member)"])))
+            case .failure(.notDead(let status)):
+                let message =
+                    "\(member) is \(status): only a dead member can be forgotten; a live one leaves with POST /cluster/leave"
+                return ([], (409, Self.serialize(["error": message])))
+            }
+        }
+    }
+
+    /// `GET /cluster/plan`: what adding and removing members would move.
+    func plan(adding: [String], removing: [String], from loop: any EventLoop) -> EventLoopFuture<AdminAnswer> {
+        let factor = configuration.replicationFactor
+        return driver.inspect(from: loop) { state in
+            guard let node = state.node else { return (503, Self.serialize(["error": "node is starting"])) }
+            let current = node.ring.members
+            let adds = adding.map { NodeID(String($0.prefix { $0 != "@" })) }
+            let removes = removing.map(NodeID.init)
+            if let stranger = removes.first(where: { !current.contains($0) }) {
+                return (400, Self.serialize(["error": "\(stranger) is not a key owner"]))
+            }
+            if let known = adds.first(where: { current.contains($0) }) {
+                return (400, Self.serialize(["error": "\(known) is already a key owner"]))
+            }
+            let plan = RingPlan.compute(current: current, adding: adds, removing: removes, replicationFactor: factor)
+            // Keys are not counted anywhere in one place: this node's count and share estimate the total.
+            let mine = plan.members.first { $0.id == node.me }
+            let localKeys = Double(node.store.statistics.liveEntries)
+            let total = mine.map { $0.before > 0 ? localKeys / $0.before : 0 } ?? 0
+            func rounded(_ share: Double) -> Double { (share * 10_000).rounded() / 10_000 }
+            let members: [[String: Any]] = plan.members.map { member in
+                [
+                    "id": member.id.rawValue, "share_before": rounded(member.before),
+                    "share_after": rounded(member.after), "receives": rounded(member.receives),
+                    "gives_up": rounded(member.givesUp), "estimated_keys_received": Int(member.receives * total),
+                    "change": adds.contains(member.id) ? "added" : removes.contains(member.id) ? "removed" : "kept",
+                ]
+            }
+            let document: [String: Any] = [
+                "replication_factor": factor, "moved_share": rounded(plan.moved),
+                "estimated_keys_moved": Int(plan.moved * total), "members": members,
+                "note": "a dry run: nothing was changed",
+            ]
+            return (200, Self.serialize(document))
+        }
+    }
+
+    /// `GET /cluster/stats`: every live member's `/stats`, gathered by this node, and their totals.
+    func clusterStats(from loop: any EventLoop) async -> [UInt8] {
+        let members =
+            (try? await driver.inspect(from: driver.loop) { state in
+                state.node?.membership.view.filter { $0.status.ownsKeys }.map { ($0.id.rawValue, $0.clientAddress) }
+                    ?? []
+            }.get()) ?? []
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = client.shutdown() }
+        var nodes: [[String: Any]] = []
+        var totals: [String: Int] = [:]
+        await withTaskGroup(of: (String, Result<[UInt8], Error>).self) { group in
+            for (id, address) in members {
+                group.addTask {
+                    do {
+                        var request = HTTPClientRequest(url: "http://\(address)/stats")
+                        request.method = .GET
+                        let response = try await client.execute(request, timeout: .seconds(2))
+                        let body = try await response.body.collect(upTo: 1 << 20)
+                        return (id, .success(Array(body.readableBytesView)))
+                    } catch {
+                        return (id, .failure(error))
+                    }
+                }
+            }
+            for await (id, result) in group {
+                switch result.flatMap({ bytes in
+                    Result { try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] ?? [:] }
+                }) {
+                case .success(let stats):
+                    nodes.append(stats)
+                    for name in ["entries", "tombstones", "hits", "misses", "evictions", "expirations"] {
+                        totals[name, default: 0] += stats[name] as? Int ?? 0
+                    }
+                    if let ops = stats["ops"] as? [String: Any] {
+                        for (name, value) in ops { totals["ops_\(name)", default: 0] += value as? Int ?? 0 }
+                    }
+                case .failure(let error):
+                    nodes.append(["node_id": id, "error": "\(error)"])
+                }
+            }
+        }
+        nodes.sort { ($0["node_id"] as? String ?? "") < ($1["node_id"] as? String ?? "") }
+        return Self.serialize(["asked": nodeID, "members": nodes, "totals": totals])
     }
 
     /// The `/metrics` exposition.
@@ -199,7 +374,8 @@ public final class CacheNode: Sendable {
 
     static func serialize(_ document: [String: Any]) -> [UInt8] {
         // Only dictionaries of strings, numbers and NSNull are passed in, so this cannot fail.
-        let data = try! JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
+        let data = try! JSONSerialization.data(
+            withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
         return Array(data)
     }
 }

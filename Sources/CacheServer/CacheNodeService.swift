@@ -39,26 +39,47 @@ public struct CacheNodeService: Service {
         let configuration = node.configuration
         let server = try await HTTPServer.start(
             node: node, host: configuration.host, port: configuration.port, group: group)
+        let peers: PeerServer
+        do {
+            peers = try await PeerServer.start(
+                host: configuration.host, port: configuration.peerPort, group: group, driver: node.driver,
+                metrics: node.metrics, logger: node.logger)
+        } catch {
+            try? await server.shutdown()
+            throw error
+        }
         node.logger.info(
             "listening",
             metadata: [
-                "host": "\(configuration.host)", "port": "\(server.port)", "node_id": "\(configuration.nodeID)",
+                "host": "\(configuration.host)", "port": "\(server.port)", "peer_port": "\(peers.port)",
                 "event_loops": "\(configuration.eventLoops)",
             ])
         onListening(server.port)
         do {
             // Health answers 503 "starting" until the log directory is recovered.
-            try await node.start()
+            try await node.start(httpPort: server.port, peerPort: peers.port)
         } catch {
             node.logger.critical("cannot recover the write-ahead log", metadata: ["error": "\(error)"])
             try? await server.shutdown()
+            await peers.close()
             await node.stop()
             throw error
         }
+        node.logger.info(
+            "started", metadata: ["node_id": "\(node.nodeID)", "seeds": "\(configuration.seeds.map(\.description))"])
         node.transition(to: .serving)
 
-        // Returns on SIGTERM/SIGINT (graceful shutdown) or when the service group is cancelled.
-        try? await gracefulShutdown()
+        // Returns on SIGTERM/SIGINT (graceful shutdown), when the service group is cancelled, or when
+        // the node asked to leave has handed everything off.
+        let leaves = node.leaveCompleted
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await gracefulShutdown() }
+            group.addTask {
+                for await _ in leaves { return }
+            }
+            await group.next()
+            group.cancelAll()
+        }
 
         node.transition(to: .draining)
         do {
@@ -67,5 +88,6 @@ public struct CacheNodeService: Service {
             node.logger.warning("error while closing connections", metadata: ["error": "\(error)"])
         }
         await node.stop()
+        await peers.close()
     }
 }

@@ -122,9 +122,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         }
         let loop = context.eventLoop
         switch request.route {
-        case .get(let key):
-            submit(.get(key: key, consistency: nil), for: request, loop: loop)
-        case .put:
+        case .get(let key, let consistency):
+            submit(.get(key: key, consistency: consistency), for: request, loop: loop)
+        case .put(let consistency):
             let body = request.body ?? ByteBuffer()
             switch PutRequest.decode(body.readableBytesView) {
             case .success(let put):
@@ -134,14 +134,15 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
                     case 0: .never
                     case let seconds?: .after(.seconds(seconds))
                     }
-                submit(.put(key: put.key, value: put.value, ttl: ttl, consistency: nil), for: request, loop: loop)
+                submit(
+                    .put(key: put.key, value: put.value, ttl: ttl, consistency: consistency), for: request, loop: loop)
             case .failure(let error):
                 answer(request, status: error.kind.status, body: ResponseBody.error(allocator, error.message))
             }
-        case .delete(let key):
-            submit(.delete(key: key, consistency: nil), for: request, loop: loop)
+        case .delete(let key, let consistency):
+            submit(.delete(key: key, consistency: consistency), for: request, loop: loop)
         case .health:
-            let nodeID = node.configuration.nodeID
+            let nodeID = node.nodeID
             let lifecycle = node.lifecycle
             answer(request, when: node.health(from: loop)) { health in
                 let status: HTTPResponseStatus = lifecycle == .serving ? .ok : .serviceUnavailable
@@ -151,8 +152,33 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
             }
         case .stats:
             answer(request, when: node.statsDocument(from: loop)) { (.ok, allocator.buffer(bytes: $0)) }
+        case .ready:
+            let nodeID = node.nodeID
+            answer(request, when: node.readiness(from: loop)) { readiness in
+                (
+                    readiness.ready ? .ok : .serviceUnavailable,
+                    ResponseBody.health(allocator, status: readiness.status, reason: nil, nodeID: nodeID)
+                )
+            }
         case .cluster:
             answer(request, when: node.clusterDocument(from: loop)) { (.ok, allocator.buffer(bytes: $0)) }
+        case .clusterStats:
+            let promise = loop.makePromise(of: [UInt8].self)
+            let node = self.node
+            promise.completeWithTask { await node.clusterStats(from: loop) }
+            answer(request, when: promise.futureResult) { (.ok, allocator.buffer(bytes: $0)) }
+        case .leave:
+            answer(request, when: node.leave(from: loop)) {
+                (HTTPResponseStatus(statusCode: $0.status), allocator.buffer(bytes: $0.body))
+            }
+        case .forget(let member):
+            answer(request, when: node.forget(member, from: loop)) {
+                (HTTPResponseStatus(statusCode: $0.status), allocator.buffer(bytes: $0.body))
+            }
+        case .plan(let adding, let removing):
+            answer(request, when: node.plan(adding: adding, removing: removing, from: loop)) {
+                (HTTPResponseStatus(statusCode: $0.status), allocator.buffer(bytes: $0.body))
+            }
         case .metrics:
             answer(
                 request, when: node.metricsExposition(from: loop),
@@ -292,7 +318,7 @@ extension APIRoute {
     /// The key of a keyed route.
     fileprivate var key: [UInt8] {
         switch self {
-        case .get(let key), .delete(let key): key
+        case .get(let key, _), .delete(let key, _): key
         default: []
         }
     }

@@ -91,12 +91,14 @@ public struct JSONLogHandler: LogHandler {
 
     private let label: String
     private let sink: LogSink
+    private let format: NodeConfiguration.LogFormat
 
-    /// A handler for `label` writing to `sink` at `level` and above.
-    public init(label: String, sink: LogSink, level: Logger.Level) {
+    /// A handler for `label` writing to `sink` at `level` and above, as JSON objects or text lines.
+    public init(label: String, sink: LogSink, level: Logger.Level, format: NodeConfiguration.LogFormat = .json) {
         self.label = label
         self.sink = sink
         self.logLevel = level
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -108,6 +110,15 @@ public struct JSONLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let eventMetadata = event.metadata { merged.merge(eventMetadata) { _, new in new } }
+        if format == .text {
+            // time, level, message, then key=value in key order: one readable line.
+            var line = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            line += " " + event.level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+            line += event.message.description
+            for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
+            sink.write(line: Array((line + "\n").utf8))
+            return
+        }
         var object: [String: Any] = [
             "ts": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             "level": event.level.rawValue,

@@ -42,8 +42,23 @@ public struct NodeConfiguration: Sendable, Equatable {
         Key(name: "GOSSIP_INTERVAL", help: "Membership protocol period (default 1s)."),
         Key(name: "HEARTBEAT_INTERVAL", help: "Probe timeout (default 500ms)."),
         Key(name: "FAILURE_TIMEOUT", help: "Suspicion time before a member is declared dead (default 5s)."),
-        Key(name: "SEEDS", help: "Comma-separated host:port of nodes to join through (default none)."),
+        Key(
+            name: "SEEDS",
+            help:
+                "Comma-separated host:port (peer ports) of nodes to join through; DNS names are resolved at each attempt (default none: a node alone)."
+        ),
+        Key(name: "PEER_PORT", help: "Port peers connect to (default PORT + 1000; 0 picks a free one)."),
+        Key(
+            name: "ADVERTISE_HOST",
+            help:
+                "Host name or address other nodes and clients use to reach this node (default HOST, or the machine's host name when HOST listens on all addresses)."
+        ),
+        Key(name: "CONSISTENCY", help: "one, quorum or all: the level of requests that name none (default quorum)."),
+        Key(
+            name: "INJECT_BUG",
+            help: "A deliberately wrong behaviour, for tests that prove a checker can fail (default none)."),
         Key(name: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default info)."),
+        Key(name: "LOG_FORMAT", help: "json (one object per line, default) or text (one readable line per event)."),
         Key(name: "LOG_FILE", help: "Also write JSON logs to this file, rotated by size (default stdout only)."),
         Key(name: "LOG_FILE_MAX_MB", help: "Size at which LOG_FILE is rotated (default 64)."),
         Key(name: "EVENT_LOOPS", help: "Network threads (default: one per core but one, at least one)."),
@@ -77,17 +92,26 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var failureTimeout: Duration
     public var seeds: [PeerAddress]
     public var logLevel: Logger.Level
+    /// How log lines are written.
+    public var logFormat: LogFormat
     public var logFile: String?
     public var logFileMaxBytes: Int
     public var eventLoops: Int
+    /// The port peers connect to (0: a free one, chosen at start).
+    public var peerPort: Int
+    /// The host other nodes and clients reach this node at.
+    public var advertiseHost: String
+    /// Whether `NODE_ID` was given (otherwise it is `ADVERTISE_HOST:PORT`, with the port actually bound).
+    public var nodeIDGiven: Bool
+    /// The level of requests that name none.
+    public var consistency: ConsistencyLevel
+    /// A deliberately wrong behaviour (tests only).
+    public var injectedBug: ClusterNode.Configuration.InjectedBug?
 
     /// The store limits these settings imply.
     public var storeLimits: StoreLimits {
         StoreLimits(maxEntries: maxEntries, maxMemoryBytes: maxMemoryBytes)
     }
-
-    /// Where peers reach this node.
-    public var peerAddress: String { "\(host):\(port)" }
 
     /// The node state machine's settings these imply.
     public var clusterConfiguration: ClusterNode.Configuration {
@@ -99,7 +123,15 @@ public struct NodeConfiguration: Sendable, Equatable {
         configuration.membership.protocolPeriod = gossipInterval
         configuration.membership.probeTimeout = heartbeatInterval
         configuration.membership.suspicionTimeout = failureTimeout
+        configuration.readConsistency = consistency
+        configuration.writeConsistency = consistency
+        configuration.injectedBug = injectedBug
         return configuration
+    }
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, Equatable {
+        case json, text
     }
 
     /// A configuration error: which key, and what is wrong with it.
@@ -169,7 +201,11 @@ public struct NodeConfiguration: Sendable, Equatable {
 
         host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8000, range: 0...65535)
-        nodeID = value("NODE_ID") ?? "\(host):\(port)"
+        peerPort = try integer("PEER_PORT", default: port == 0 ? 0 : min(port + 1000, 65535), range: 0...65535)
+        let wildcard = host == "0.0.0.0" || host == "::" || host == "[::]"
+        advertiseHost = value("ADVERTISE_HOST") ?? (wildcard ? ProcessInfo.processInfo.hostName : host)
+        nodeIDGiven = value("NODE_ID") != nil
+        nodeID = value("NODE_ID") ?? "\(advertiseHost):\(port)"
         guard nodeID.utf8.count <= 128,
             nodeID.unicodeScalars.allSatisfy({
                 $0.isASCII
@@ -209,9 +245,27 @@ public struct NodeConfiguration: Sendable, Equatable {
                 problem: "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         logLevel = parsedLevel
+        let format = value("LOG_FORMAT")?.lowercased() ?? "json"
+        guard let parsedFormat = LogFormat(rawValue: format) else {
+            throw Error(key: "LOG_FORMAT", problem: "'\(format)' is not one of json, text")
+        }
+        logFormat = parsedFormat
         logFile = value("LOG_FILE")
         logFileMaxBytes = try integer("LOG_FILE_MAX_MB", default: 64, range: 1...(1 << 20)) << 20
         eventLoops = try integer("EVENT_LOOPS", default: Self.defaultEventLoops, range: 1...256)
+        let consistencyName = value("CONSISTENCY")?.lowercased() ?? "quorum"
+        guard let parsedConsistency = ConsistencyLevel(rawValue: consistencyName) else {
+            throw Error(key: "CONSISTENCY", problem: "'\(consistencyName)' is not one of one, quorum, all")
+        }
+        consistency = parsedConsistency
+        if let bug = value("INJECT_BUG") {
+            guard let parsedBug = ClusterNode.Configuration.InjectedBug(rawValue: bug) else {
+                throw Error(key: "INJECT_BUG", problem: "'\(bug)' is not a known bug")
+            }
+            injectedBug = parsedBug
+        } else {
+            injectedBug = nil
+        }
     }
 
     /// One event loop per core but one: the kernel's network stack, upkeep timers and (with

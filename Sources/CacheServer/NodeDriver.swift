@@ -21,6 +21,13 @@ protocol PeerTransport: AnyObject {
     func send(_ message: PeerMessage, to address: String)
 }
 
+/// Who a node is, once its sockets are bound: its name and where peers and clients reach it.
+struct NodeIdentity: Sendable {
+    var nodeID: String
+    var peerAddress: String
+    var clientAddress: String
+}
+
 /// The one owner of a node's state machine (`ClusterNode`): every input enters on `loop` (client
 /// requests, peer messages, timers, the log's completions, the allocator's figure) and every effect
 /// is carried out from there. No lock guards the node: it is confined to its loop, as a Redis node is
@@ -46,19 +53,20 @@ final class NodeDriver: Sendable {
             as: DriverState.self, eventLoop: loop)
     }
 
-    /// Recovers the store from `WAL_DIR` (if set), builds and starts the node, and returns once it may
-    /// serve: after a migration of a directory written by an earlier release, once that is durable.
-    func start() async throws -> Recovery.Outcome? {
+    /// Recovers the store from `WAL_DIR` (if set), builds and starts the node as `identity`, and
+    /// returns once it may serve: after a migration of a directory written by an earlier release, once
+    /// that is durable.
+    func start(as identity: NodeIdentity) async throws -> Recovery.Outcome? {
         let configuration = self.configuration
         var recovered: (Recovery.Outcome, LogDirectory)?
         if let path = configuration.walDirectory {
             let now = clock.now()
             recovered = try await NIOThreadPool.singleton.runIfActive {
-                try Self.recover(path: path, configuration: configuration, now: now)
+                try Self.recover(path: path, configuration: configuration, me: NodeID(identity.nodeID), now: now)
             }
         }
         let started = try await loop.submit { [recovered] in
-            try self.state.value.start(recovered: recovered)
+            try self.state.value.start(as: identity, recovered: recovered, driver: self)
         }.get()
         try await started.get()
         return recovered?.0
@@ -66,7 +74,7 @@ final class NodeDriver: Sendable {
 
     /// Reads the log directory and repairs what recovery asks; blocking file work, off the loop.
     private static func recover(
-        path: String, configuration: NodeConfiguration, now: Instant
+        path: String, configuration: NodeConfiguration, me: NodeID, now: Instant
     ) throws -> (Recovery.Outcome, LogDirectory) {
         let directory = try LogDirectory(path: path)
         let listing = try directory.listing()
@@ -79,7 +87,7 @@ final class NodeDriver: Sendable {
         let outcome = Recovery.recover(
             snapshots: snapshots, segments: segments, limits: configuration.storeLimits,
             seed: .random(in: .min ... .max),
-            me: NodeID(configuration.nodeID), now: now)
+            me: me, now: now)
         for repair in outcome.repairs {
             switch repair {
             case .truncateSegment(let first, let length):
@@ -133,12 +141,35 @@ final class NodeDriver: Sendable {
         state.value.whenAnswered(request, receiver)
     }
 
+    /// Hands a peer's message to the node (from a peer connection on any loop).
+    func deliver(_ message: PeerMessage) {
+        if loop.inEventLoop {
+            state.value.input(.peer(message))
+        } else {
+            loop.execute { self.state.value.input(.peer(message)) }
+        }
+    }
+
     /// Runs `body` on the node's loop with its state, and hands the result back on `eventLoop`.
     func inspect<T: Sendable>(
         from eventLoop: any EventLoop, _ body: @escaping @Sendable (DriverState) -> T
     ) -> EventLoopFuture<T> {
         if eventLoop === loop, loop.inEventLoop { return eventLoop.makeSucceededFuture(body(state.value)) }
         return loop.submit { body(self.state.value) }.hop(to: eventLoop)
+    }
+
+    /// Runs `body` on the node's loop with the node itself, carries out the effects it returns, and
+    /// hands its answer back on `eventLoop` (administrative requests: leave, forget).
+    func withNode<T: Sendable>(
+        from eventLoop: any EventLoop,
+        _ body: @escaping @Sendable (inout ClusterNode, Instant) -> ([ClusterNode.Effect], T)
+    ) -> EventLoopFuture<T> {
+        loop.submit { self.state.value.withNode(body) }.hop(to: eventLoop)
+    }
+
+    /// Sets what happens when the node asked to leave is done.
+    func setLeaveHandler(_ handler: @escaping @Sendable () -> Void) async throws {
+        try await loop.submit { self.state.value.onLeaveCompleted = handler }.get()
     }
 
     /// Stops timers, syncs and closes the log.
@@ -160,7 +191,7 @@ final class DriverState {
     private(set) var node: ClusterNode?
     private(set) var files: LogFiles?
     private(set) var recovery: Recovery.Report?
-    var transport: PeerTransport?
+    var transport: TCPPeerTransport?
     private var pending: [UInt64: ClientReplyReceiver] = [:]
     private var nextRequest: UInt64 = 1
     /// The request being handed in by `submitInline`, and its answer if the step made one.
@@ -186,9 +217,20 @@ final class DriverState {
         self.seed = seed
     }
 
+    /// The name, addresses and seeds the node started with.
+    private(set) var identity: NodeIdentity?
+    /// Told once the node asked to leave has handed everything off.
+    var onLeaveCompleted: (() -> Void)?
+
     /// Builds the node from what recovery found and starts it. The future completes when it may serve.
-    func start(recovered: (Recovery.Outcome, LogDirectory)?) throws -> EventLoopFuture<Void> {
+    func start(
+        as identity: NodeIdentity, recovered: (Recovery.Outcome, LogDirectory)?, driver: NodeDriver
+    ) throws -> EventLoopFuture<Void> {
         let now = clock.now()
+        self.identity = identity
+        transport = TCPPeerTransport(loop: loop, driver: driver, metrics: metrics, logger: logger) {
+            [unowned self] input in self.input(input)
+        }
         if let (outcome, directory) = recovered {
             files = try LogFiles(
                 directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger
@@ -196,7 +238,7 @@ final class DriverState {
             recovery = outcome.report
         }
         var node = ClusterNode(
-            me: NodeID(configuration.nodeID), address: configuration.peerAddress,
+            me: NodeID(identity.nodeID), address: identity.peerAddress, clientAddress: identity.clientAddress,
             configuration: configuration.clusterConfiguration, seed: seed, recovered: recovered?.0,
             logPolicy: recovered == nil ? nil : configuration.syncPolicy, now: now)
         let ready = loop.makePromise(of: Void.self)
@@ -217,6 +259,8 @@ final class DriverState {
 
     /// Stops timers and closes the log; returns the log's threads, to be stopped off the loop.
     func stop() -> [NIOThreadPool] {
+        transport?.close()
+        transport = nil
         timer?.cancel()
         memoryReports?.cancel()
         timer = nil
@@ -265,6 +309,12 @@ final class DriverState {
         pending[request] = receiver
     }
 
+    func withNode<T>(_ body: (inout ClusterNode, Instant) -> ([ClusterNode.Effect], T)) -> T {
+        let (effects, answer) = body(&node!, clock.now())
+        carryOut(effects)
+        return answer
+    }
+
     func input(_ input: ClusterNode.Input) {
         guard node != nil else { return }
         let effects = node!.handle(input, now: clock.now())
@@ -301,6 +351,9 @@ final class DriverState {
                 logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
             case .evicted, .collected:
                 break
+            case .leaveCompleted:
+                logger.notice("left the cluster: every key this node held is with its owners")
+                onLeaveCompleted?()
             }
         }
     }

@@ -5,7 +5,9 @@ import Synchronization
 
 /// The HTTP routes, as metrics and logs name them.
 public enum RouteName: String, CaseIterable, Sendable {
-    case get, put, delete, stats, health, metrics, cluster, unknown
+    case get, put, delete, stats, health, ready, metrics, cluster
+    case clusterStats = "cluster_stats"
+    case leave, forget, plan, unknown
 }
 
 /// A node's metrics, in its own Prometheus registry so that several nodes can share a process.
@@ -28,6 +30,13 @@ public final class NodeMetrics: Sendable {
     private let uptimeSeconds: Metrics.Gauge
     private let storeCounters: [(name: String, counter: Metrics.Counter, read: @Sendable (StoreStatistics) -> UInt64)]
     private let exported: Mutex<[UInt64]>
+    private let peerFramesReceived: Metrics.Counter
+    private let peerBytesReceived: Metrics.Counter
+    private let peerFramesSent: Metrics.Counter
+    private let peerBytesSent: Metrics.Counter
+    private let peerInvalid: Metrics.Counter
+    private let peerConnectFailures: Metrics.Counter
+    private let peerRefused: Metrics.Counter
 
     /// Creates the metrics of one node.
     public init() {
@@ -72,7 +81,30 @@ public final class NodeMetrics: Sendable {
             (name: $0.0, counter: Metrics.Counter(label: $0.0, factory: factory), read: $0.1)
         }
         exported = Mutex([UInt64](repeating: 0, count: counters.count))
+        peerFramesReceived = Metrics.Counter(label: "cache_peer_frames_received_total", factory: factory)
+        peerBytesReceived = Metrics.Counter(label: "cache_peer_received_bytes_total", factory: factory)
+        peerFramesSent = Metrics.Counter(label: "cache_peer_frames_sent_total", factory: factory)
+        peerBytesSent = Metrics.Counter(label: "cache_peer_sent_bytes_total", factory: factory)
+        peerInvalid = Metrics.Counter(label: "cache_peer_connections_closed_invalid_total", factory: factory)
+        peerConnectFailures = Metrics.Counter(label: "cache_peer_connect_failures_total", factory: factory)
+        peerRefused = Metrics.Counter(label: "cache_peer_messages_refused_total", factory: factory)
     }
+
+    func peerFrameReceived(bytes: Int) {
+        peerFramesReceived.increment()
+        peerBytesReceived.increment(by: Int64(bytes))
+    }
+
+    func peerFrameSent(bytes: Int) {
+        peerFramesSent.increment()
+        peerBytesSent.increment(by: Int64(bytes))
+    }
+
+    /// A peer connection closed because its bytes were not frames.
+    func peerConnectionRefused() { peerInvalid.increment() }
+    func peerConnectionFailed() { peerConnectFailures.increment() }
+    /// A message the transport could not take (peer unreachable, queue full).
+    func peerMessageRefused() { peerRefused.increment() }
 
     /// Records one answered request.
     @inline(__always)

@@ -31,8 +31,12 @@ struct CacheNodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("heartbeat-interval"), help: "HEARTBEAT_INTERVAL") var heartbeatInterval: String?
     @Option(name: .customLong("failure-timeout"), help: "FAILURE_TIMEOUT") var failureTimeout: String?
     @Option(name: .customLong("seeds"), help: "SEEDS") var seeds: String?
+    @Option(name: .customLong("peer-port"), help: "PEER_PORT") var peerPort: String?
+    @Option(name: .customLong("advertise-host"), help: "ADVERTISE_HOST") var advertiseHost: String?
+    @Option(name: .customLong("consistency"), help: "CONSISTENCY") var consistency: String?
     @Option(name: .customLong("log-level"), help: "LOG_LEVEL") var logLevel: String?
     @Option(name: .customLong("log-file"), help: "LOG_FILE") var logFile: String?
+    @Option(name: .customLong("log-format"), help: "LOG_FORMAT") var logFormat: String?
     @Option(name: .customLong("log-file-max-mb"), help: "LOG_FILE_MAX_MB") var logFileMaxMB: String?
     @Option(name: .customLong("event-loops"), help: "EVENT_LOOPS") var eventLoops: String?
 
@@ -43,7 +47,8 @@ struct CacheNodeCommand: AsyncParsableCommand {
             ("MAX_SIZE", maxSize), ("REPLICATION_FACTOR", replicationFactor), ("TTL_DEFAULT", ttlDefault),
             ("GOSSIP_INTERVAL", gossipInterval), ("HEARTBEAT_INTERVAL", heartbeatInterval),
             ("FAILURE_TIMEOUT", failureTimeout), ("SEEDS", seeds), ("LOG_LEVEL", logLevel), ("LOG_FILE", logFile),
-            ("LOG_FILE_MAX_MB", logFileMaxMB), ("EVENT_LOOPS", eventLoops),
+            ("LOG_FILE_MAX_MB", logFileMaxMB), ("EVENT_LOOPS", eventLoops), ("PEER_PORT", peerPort),
+            ("ADVERTISE_HOST", advertiseHost), ("CONSISTENCY", consistency), ("LOG_FORMAT", logFormat),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { name, value in value.map { (name, $0) } })
     }
@@ -60,12 +65,17 @@ struct CacheNodeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         LoggingSystem.bootstrap { label in
-            JSONLogHandler(label: label, sink: sink, level: configuration.logLevel)
+            JSONLogHandler(label: label, sink: sink, level: configuration.logLevel, format: configuration.logFormat)
         }
         let logger = Logger(label: "cache-node")
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: CacheNodeService(configuration: configuration, logger: logger))],
+                services: [
+                    .init(
+                        service: CacheNodeService(configuration: configuration, logger: logger),
+                        // The node returns on its own after leaving the cluster: then the process ends, cleanly.
+                        successTerminationBehavior: .gracefullyShutdownGroup)
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

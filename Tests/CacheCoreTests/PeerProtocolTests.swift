@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import CacheCore
@@ -9,6 +10,7 @@ private func randomString(_ random: inout SplitMix64, prefix: String) -> String 
 private func randomUpdate(_ random: inout SplitMix64) -> MemberUpdate {
     MemberUpdate(
         id: NodeID(randomString(&random, prefix: "node-")), address: randomString(&random, prefix: "10.0.0.1:"),
+        clientAddress: random.below(2) == 0 ? "" : randomString(&random, prefix: "10.0.0.1:"),
         incarnation: random.next() % 1000, status: MemberStatus(rawValue: UInt8(random.below(4)))!)
 }
 
@@ -110,15 +112,21 @@ struct PeerProtocolTests {
     @Test func encodingMatchesTheDocumentedExample() {
         let message = PeerMessage.membership(
             MembershipMessage(
-                sender: NodeID("n1"), senderAddress: "10.0.0.1:7000", senderIncarnation: 0,
-                updates: [MemberUpdate(id: NodeID("n2"), address: "10.0.0.2:7000", incarnation: 3, status: .suspect)],
+                sender: NodeID("n1"), senderAddress: "10.0.0.1:7000", senderClientAddress: "10.0.0.1:8000",
+                senderIncarnation: 0,
+                updates: [
+                    MemberUpdate(
+                        id: NodeID("n2"), address: "10.0.0.2:7000", clientAddress: "10.0.0.2:8000", incarnation: 3,
+                        status: .suspect)
+                ],
                 body: .ping(sequence: 7)))
         let documented: [UInt8] = [
-            0x46, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x6E, 0x31, 0x0D, 0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30,
-            0x2E, 0x31, 0x3A, 0x37, 0x30, 0x30, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-            0x00, 0x02, 0x00, 0x6E, 0x32, 0x0D, 0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30, 0x2E, 0x32, 0x3A, 0x37, 0x30,
-            0x30, 0x30, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0x00, 0x00,
+            0x64, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x6E, 0x31, 0x0D, 0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30,
+            0x2E, 0x31, 0x3A, 0x37, 0x30, 0x30, 0x30, 0x0D, 0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30, 0x2E, 0x31, 0x3A,
+            0x38, 0x30, 0x30, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00,
+            0x6E, 0x32, 0x0D, 0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30, 0x2E, 0x32, 0x3A, 0x37, 0x30, 0x30, 0x30, 0x0D,
+            0x00, 0x31, 0x30, 0x2E, 0x30, 0x2E, 0x30, 0x2E, 0x32, 0x3A, 0x38, 0x30, 0x30, 0x30, 0x03, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         ]
         #expect(PeerProtocol.encode(message) == documented)
         #expect(PeerProtocol.decode(documented) == .frame(message, next: documented.count))
@@ -187,6 +195,25 @@ struct PeerProtocolTests {
             var flipped = frame
             flipped[bytes.below(flipped.count)] ^= UInt8(truncatingIfNeeded: bytes.next() | 1)
             _ = PeerProtocol.decode(flipped)
+        }
+    }
+
+    /// The fuzzer's seeds are well-formed streams in the current format (a format change must regenerate them,
+    /// or the fuzzer starts from bytes the decoder refuses at the first field).
+    @Test func fuzzSeedCorpusDecodesToTheEnd() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/corpus/peer-frame").standardized
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names.count >= 6)
+        for name in names {
+            let bytes = try [UInt8](Data(contentsOf: directory.appendingPathComponent(name)))
+            var offset = 0
+            var frames = 0
+            while case .frame(_, let next) = PeerProtocol.decode(bytes, at: offset) {
+                offset = next
+                frames += 1
+            }
+            #expect(frames > 0 && offset == bytes.count, "corpus/peer-frame/\(name)")
         }
     }
 }

@@ -18,7 +18,7 @@ struct HTTPConnectionStateMachineTests {
         #expect(action1 == .receive(sendContinue: false))
         let ended = machine.endReceived()
         let request = try #require(ended)
-        #expect(request.route == .get(key: Array("k".utf8)))
+        #expect(request.route == .get(key: Array("k".utf8), consistency: nil))
         // While it is answered, later parts are held, but reads go on until something is held.
         #expect(!machine.acceptsParts)
         let action2 = machine.readRequested(holding: false)
@@ -35,7 +35,7 @@ struct HTTPConnectionStateMachineTests {
     @Test func aBodyIsKeptOnlyForPutAndRefusedPastTheLimit() {
         var machine = HTTPConnectionStateMachine()
         let put = head(.PUT, "/put", [("content-length", "5")])
-        let action6 = machine.headReceived(put, route: .put, now: .now)
+        let action6 = machine.headReceived(put, route: .put(consistency: nil), now: .now)
         #expect(action6 == .receive(sendContinue: false))
         var chunk = ByteBuffer(string: "hello")
         let action7 = machine.bodyReceived(&chunk)
@@ -45,7 +45,7 @@ struct HTTPConnectionStateMachineTests {
 
         var limited = HTTPConnectionStateMachine()
         let huge = head(.PUT, "/put", [("content-length", "\(HTTPConnectionStateMachine.maxBodyBytes + 1)")])
-        let action8 = limited.headReceived(huge, route: .put, now: .now)
+        let action8 = limited.headReceived(huge, route: .put(consistency: nil), now: .now)
         #expect(action8 == .refuseBody)
         let none = limited.endReceived()
         #expect(none == nil)
@@ -53,7 +53,7 @@ struct HTTPConnectionStateMachineTests {
         #expect(action9 == .close)
 
         var chunked = HTTPConnectionStateMachine()
-        let action10 = chunked.headReceived(head(.PUT, "/put"), route: .put, now: .now)
+        let action10 = chunked.headReceived(head(.PUT, "/put"), route: .put(consistency: nil), now: .now)
         #expect(action10 == .receive(sendContinue: false))
         var big = ByteBuffer(repeating: 0x61, count: HTTPConnectionStateMachine.maxBodyBytes)
         let action11 = chunked.bodyReceived(&big)
@@ -66,7 +66,7 @@ struct HTTPConnectionStateMachineTests {
     @Test func expectContinueIsAnsweredForPut() {
         var machine = HTTPConnectionStateMachine()
         let put = head(.PUT, "/put", [("expect", "100-continue")])
-        let action13 = machine.headReceived(put, route: .put, now: .now)
+        let action13 = machine.headReceived(put, route: .put(consistency: nil), now: .now)
         #expect(action13 == .receive(sendContinue: true))
     }
 

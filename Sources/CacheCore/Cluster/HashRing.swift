@@ -55,7 +55,7 @@ public struct HashRing: Sendable, Equatable {
     /// The members, sorted by name.
     public let members: [NodeID]
     /// Point positions, ascending (ties broken by member), and which member owns each.
-    private let positions: [UInt64]
+    let positions: [UInt64]
     private let owners: [Int32]
 
     /// The ring of `members` (duplicates ignored) with `virtualNodes` points each.
@@ -123,6 +123,31 @@ public struct HashRing: Sendable, Equatable {
             if index == positions.count { index = 0 }
         }
         return result
+    }
+
+    /// The ring's identity: a hash of its members' names (the same on every node that sees the same
+    /// members, different after any change).
+    public var version: UInt64 {
+        var bytes: [UInt8] = []
+        for member in members {
+            bytes.append(contentsOf: member.rawValue.utf8)
+            bytes.append(0)
+        }
+        return StableHash.xxh64(bytes)
+    }
+
+    /// The share of all key positions each member is first owner of, by member (sums to 1).
+    public var primaryShares: [NodeID: Double] {
+        guard !positions.isEmpty else { return [:] }
+        var shares = [Double](repeating: 0, count: members.count)
+        // A point owns the arc from the previous point (exclusive) to itself (inclusive).
+        for index in positions.indices {
+            let previous = index == 0 ? positions[positions.count - 1] : positions[index - 1]
+            let arc = positions[index] &- previous
+            shares[Int(owners[index])] += Double(arc) / 18_446_744_073_709_551_616.0
+        }
+        if positions.count == 1 { shares[Int(owners[0])] = 1 }
+        return Dictionary(uniqueKeysWithValues: zip(members, shares))
     }
 
     /// The member that owns `key` (the head of its preference list).

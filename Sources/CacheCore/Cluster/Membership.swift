@@ -24,13 +24,16 @@ public struct MemberUpdate: Equatable, Sendable {
     public var id: NodeID
     /// Where the member listens for peers (`host:port`).
     public var address: String
+    /// Where the member serves clients (its HTTP API, `host:port`; empty when not known).
+    public var clientAddress: String
     /// Raised only by the member itself, to refute a suspicion or to come back after being declared dead.
     public var incarnation: UInt64
     public var status: MemberStatus
 
-    public init(id: NodeID, address: String, incarnation: UInt64, status: MemberStatus) {
+    public init(id: NodeID, address: String, clientAddress: String = "", incarnation: UInt64, status: MemberStatus) {
         self.id = id
         self.address = address
+        self.clientAddress = clientAddress
         self.incarnation = incarnation
         self.status = status
     }
@@ -74,16 +77,19 @@ public enum MembershipMessageBody: Equatable, Sendable {
 public struct MembershipMessage: Equatable, Sendable {
     public var sender: NodeID
     public var senderAddress: String
+    /// Where the sender serves clients.
+    public var senderClientAddress: String
     public var senderIncarnation: UInt64
     public var updates: [MemberUpdate]
     public var body: MembershipMessageBody
 
     public init(
-        sender: NodeID, senderAddress: String, senderIncarnation: UInt64, updates: [MemberUpdate],
-        body: MembershipMessageBody
+        sender: NodeID, senderAddress: String, senderClientAddress: String = "", senderIncarnation: UInt64,
+        updates: [MemberUpdate], body: MembershipMessageBody
     ) {
         self.sender = sender
         self.senderAddress = senderAddress
+        self.senderClientAddress = senderClientAddress
         self.senderIncarnation = senderIncarnation
         self.updates = updates
         self.body = body
@@ -178,11 +184,15 @@ public struct Membership: Sendable {
     public let configuration: Configuration
     public let me: NodeID
     public let myAddress: String
+    /// Where this node serves clients.
+    public let myClientAddress: String
     public private(set) var incarnation: UInt64 = 0
 
     private var members: [NodeID: Member] = [:]
     /// Every member's name, sorted: iteration order never depends on the dictionary's.
     private var memberOrder: [NodeID] = []
+    /// When each member was last heard from directly (any message it sent).
+    private var lastContact: [NodeID: Instant] = [:]
     /// Members currently suspect, and since when (for the suspicion timeout).
     private var suspects: [NodeID: Instant] = [:]
     private var random: SplitMix64
@@ -207,10 +217,13 @@ public struct Membership: Sendable {
     private var seeds: [String] = []
 
     /// A node that knows only itself, starting at `now`.
-    public init(me: NodeID, address: String, configuration: Configuration = Configuration(), seed: UInt64, now: Instant)
-    {
+    public init(
+        me: NodeID, address: String, clientAddress: String = "", configuration: Configuration = Configuration(),
+        seed: UInt64, now: Instant
+    ) {
         self.me = me
         self.myAddress = address
+        self.myClientAddress = clientAddress
         self.configuration = configuration
         self.random = SplitMix64(seed: seed)
         self.nextPeriod = now
@@ -227,6 +240,12 @@ public struct Membership: Sendable {
     public var keyOwners: [NodeID] {
         view.filter { $0.status.ownsKeys }.map(\.id)
     }
+
+    /// When `member` was last heard from directly, if ever.
+    public func lastContact(with member: NodeID) -> Instant? { lastContact[member] }
+
+    /// Whether this node is leaving (or has left) the cluster.
+    public var isLeaving: Bool { leaving }
 
     /// The status of `member` as this node sees it.
     public func status(of member: NodeID) -> MemberStatus? {
@@ -246,7 +265,9 @@ public struct Membership: Sendable {
     }
 
     private var selfUpdate: MemberUpdate {
-        MemberUpdate(id: me, address: myAddress, incarnation: incarnation, status: leaving ? .left : .alive)
+        MemberUpdate(
+            id: me, address: myAddress, clientAddress: myClientAddress, incarnation: incarnation,
+            status: leaving ? .left : .alive)
     }
 
     // MARK: Events
@@ -264,6 +285,30 @@ public struct Membership: Sendable {
         enqueueGossip(selfUpdate)
         let targets = liveMembers().prefix(max(configuration.indirectProbes, 3))
         return targets.map { .send(to: member($0).address, message(.ping(sequence: nextSequence()))) }
+    }
+
+    /// Why a member cannot be forgotten.
+    public enum ForgetRefusal: Error, Equatable, Sendable {
+        /// No such member.
+        case unknown
+        /// It is alive or suspect: it must leave (or be declared dead) first.
+        case notDead(MemberStatus)
+    }
+
+    /// Forgets a member that is dead for good: it is marked as having left, a claim above the death
+    /// (one incarnation up) that spreads to the others like any other, so that none of them keeps
+    /// syncing with it or lists it as dead. Should it come back after all, it refutes the claim (a
+    /// member always may) and rejoins.
+    public mutating func forget(_ id: NodeID, now: Instant) -> Result<[MembershipEffect], ForgetRefusal> {
+        guard id != me, let current = members[id]?.update else { return .failure(.unknown) }
+        guard !current.status.ownsKeys else { return .failure(.notDead(current.status)) }
+        guard current.status != .left else { return .success([]) }
+        var update = current
+        update.status = .left
+        update.incarnation += 1
+        var effects: [MembershipEffect] = []
+        apply(update, now: now, effects: &effects)
+        return .success(effects)
     }
 
     /// Advances time: starts a protocol period when one is due, escalates or ends the current probe,
@@ -350,9 +395,10 @@ public struct Membership: Sendable {
         // The sender is alive at the incarnation it states: the freshest claim there is about it.
         apply(
             MemberUpdate(
-                id: message.sender, address: message.senderAddress, incarnation: message.senderIncarnation,
-                status: .alive),
+                id: message.sender, address: message.senderAddress, clientAddress: message.senderClientAddress,
+                incarnation: message.senderIncarnation, status: .alive),
             now: now, effects: &effects, fromSender: true)
+        if members[message.sender] != nil { lastContact[message.sender] = now }
         for update in message.updates { apply(update, now: now, effects: &effects) }
         switch message.body {
         case .ping(let pingSequence):
@@ -446,7 +492,8 @@ public struct Membership: Sendable {
             updates.insert(claim, at: 0)
         }
         return MembershipMessage(
-            sender: me, senderAddress: myAddress, senderIncarnation: incarnation, updates: updates, body: body)
+            sender: me, senderAddress: myAddress, senderClientAddress: myClientAddress, senderIncarnation: incarnation,
+            updates: updates, body: body)
     }
 
     /// λ·⌈log₂(n + 1)⌉ transmissions per claim.

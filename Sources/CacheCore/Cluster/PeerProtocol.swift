@@ -26,8 +26,12 @@ public enum PeerFrameStep: Equatable, Sendable {
 public enum PeerProtocol {
     /// The protocol version written in every frame.
     public static let version: UInt8 = 1
-    /// The largest frame accepted (the whole membership of a large cluster fits many times over).
-    public static let maximumFrameLength = 16 << 20
+    /// The largest frame accepted: one write of a maximal key and value, and batches of at most
+    /// `maximumBatchBytes`, fit with room to spare; a peer announcing more is refused before anything is
+    /// buffered.
+    public static let maximumFrameLength = 8 << 20
+    /// How many bytes of keys and values one batch message (a push, a summary) carries at most.
+    public static let maximumBatchBytes = 4 << 20
     /// The longest string accepted (node names and addresses).
     static let maximumStringLength = 1024
 
@@ -78,6 +82,7 @@ public enum PeerProtocol {
         mutating func update(_ update: MemberUpdate) {
             string(update.id.rawValue)
             string(update.address)
+            string(update.clientAddress)
             integer(update.incarnation)
             bytes.append(update.status.rawValue)
         }
@@ -90,6 +95,7 @@ public enum PeerProtocol {
         mutating func membership(_ message: MembershipMessage) {
             string(message.sender.rawValue)
             string(message.senderAddress)
+            string(message.senderClientAddress)
             integer(message.senderIncarnation)
             updates(message.updates)
             switch message.body {
@@ -182,16 +188,18 @@ public enum PeerProtocol {
         }
 
         mutating func update() -> MemberUpdate? {
-            guard let id = string(), !id.isEmpty, let address = string(), let incarnation = integer(UInt64.self),
-                let status = byte().flatMap(MemberStatus.init(rawValue:))
+            guard let id = string(), !id.isEmpty, let address = string(), let clientAddress = string(),
+                let incarnation = integer(UInt64.self), let status = byte().flatMap(MemberStatus.init(rawValue:))
             else { return nil }
-            return MemberUpdate(id: NodeID(id), address: address, incarnation: incarnation, status: status)
+            return MemberUpdate(
+                id: NodeID(id), address: address, clientAddress: clientAddress, incarnation: incarnation, status: status
+            )
         }
 
         mutating func updates() -> [MemberUpdate]? {
-            // Each update takes at least 13 bytes, so a count larger than that allows is malformed
+            // Each update takes at least 15 bytes, so a count larger than that allows is malformed
             // (and never reserves memory for it).
-            guard let count = integer(UInt32.self).map(Int.init), count <= (bytes.count - offset) / 13 else {
+            guard let count = integer(UInt32.self).map(Int.init), count <= (bytes.count - offset) / 15 else {
                 return nil
             }
             var result: [MemberUpdate] = []
@@ -205,7 +213,8 @@ public enum PeerProtocol {
 
         mutating func membership() -> MembershipMessage? {
             guard let sender = string(), !sender.isEmpty, let senderAddress = string(),
-                let senderIncarnation = integer(UInt64.self), let updates = updates(),
+                let senderClientAddress = string(), let senderIncarnation = integer(UInt64.self),
+                let updates = updates(),
                 let tag = byte().flatMap(BodyTag.init(rawValue:))
             else { return nil }
             let body: MembershipMessageBody
@@ -231,8 +240,8 @@ public enum PeerProtocol {
                 body = .sync(all)
             }
             return MembershipMessage(
-                sender: NodeID(sender), senderAddress: senderAddress, senderIncarnation: senderIncarnation,
-                updates: updates, body: body)
+                sender: NodeID(sender), senderAddress: senderAddress, senderClientAddress: senderClientAddress,
+                senderIncarnation: senderIncarnation, updates: updates, body: body)
         }
     }
 }

@@ -108,6 +108,11 @@ extension ClusterNode {
             level = consistency ?? configuration.writeConsistency
         }
         let replicas = replicas(of: key)
+        guard !replicas.isEmpty else {
+            // No member owns keys (this node alone, leaving): nobody can take the request.
+            reply(client, .unavailable(level: level, answered: 0, required: 1), replicas: [])
+            return
+        }
         // The key's only replica is this node: no one to ask, nothing to coordinate. Its clock is
         // above every version its store holds, so a write needs no first phase.
         if replicas.count == 1, replicas[0] == me {
@@ -416,6 +421,34 @@ extension ClusterNode {
         answer(
             id,
             .unavailable(level: coordination.level, answered: coordination.answered, required: coordination.required))
+    }
+
+    /// A message to `address` could not be sent: for a request this node coordinates, the replica
+    /// there counts as refusing (a write may then go to a stand-in; a request that can no longer
+    /// meet its level fails now instead of at its timeout).
+    mutating func undeliverable(_ message: PeerMessage, to address: String, now: Instant) {
+        guard case .replication(let replication) = message else { return }
+        let request: UInt64
+        switch replication.body {
+        case .write(let number?, _, _, _), .read(let number, _): request = number
+        default: return
+        }
+        guard var coordination = coordinations[request],
+            let node = addresses.first(where: { $0.value == address })?.key,
+            let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
+        else { return }
+        switch coordination.phase {
+        case .writing, .repairing:
+            writeReplied(request, from: node, .refused(reason: "peer \(address) unreachable"), now: now)
+        case .querying(_, let answered, let required):
+            coordination.targets[index].done = true
+            coordinations[request] = coordination
+            if coordination.openTargets + answered.count < required { fail(request) }
+        case .reading(let replies):
+            coordination.targets[index].done = true
+            coordinations[request] = coordination
+            if coordination.openTargets + replies.count < coordination.required { fail(request) }
+        }
     }
 
     /// Answers a client at once, without a coordination.

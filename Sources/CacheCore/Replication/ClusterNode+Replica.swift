@@ -437,9 +437,17 @@ extension ClusterNode {
         }
         for bucket in mine where theirs[bucket.index] == nil { differing.insert(bucket.index) }
         guard !differing.isEmpty else { return }
-        let chosen = Array(differing.sorted().prefix(configuration.maximumItemsPerMessage))
-        let versions = store.entries(inDigestBuckets: chosen, sharedWith: peer).map {
-            KeyVersion(key: $0.0.bytes, version: $0.1.version)
+        // A summary carries the versions of whole buckets, as many as fit one batch (one at least).
+        var chosen: [UInt16] = []
+        var versions: [KeyVersion] = []
+        var bytes = 0
+        for bucket in differing.sorted().prefix(configuration.maximumItemsPerMessage) {
+            let entries = store.entries(inDigestBuckets: [bucket], sharedWith: peer)
+            let size = entries.reduce(0) { $0 + $1.0.bytes.count + 64 }
+            if !chosen.isEmpty, bytes + size > PeerProtocol.maximumBatchBytes { break }
+            chosen.append(bucket)
+            versions += entries.map { KeyVersion(key: $0.0.bytes, version: $0.1.version) }
+            bytes += size
         }
         send(.summary(buckets: chosen, versions: versions), to: peer)
     }
@@ -466,11 +474,25 @@ extension ClusterNode {
         }
     }
 
+    /// Sends `items` in batches of at most `maximumItemsPerMessage` items and about
+    /// `PeerProtocol.maximumBatchBytes` of keys and values (a batch holds one item at least), so that
+    /// every frame stays within the protocol's limit.
     mutating func push(_ items: [ReplicaItem], to peer: NodeID) {
-        for start in stride(from: 0, to: items.count, by: configuration.maximumItemsPerMessage) {
-            let end = min(items.count, start + configuration.maximumItemsPerMessage)
-            send(.push(items: Array(items[start..<end])), to: peer)
+        var batch: [ReplicaItem] = []
+        var bytes = 0
+        for item in items {
+            let size = item.key.count + (item.entry.value?.count ?? 0) + 64
+            if !batch.isEmpty,
+                batch.count == configuration.maximumItemsPerMessage || bytes + size > PeerProtocol.maximumBatchBytes
+            {
+                send(.push(items: batch), to: peer)
+                batch = []
+                bytes = 0
+            }
+            batch.append(item)
+            bytes += size
         }
+        if !batch.isEmpty { send(.push(items: batch), to: peer) }
     }
 }
 

@@ -145,6 +145,9 @@ public struct ClusterNode: Sendable {
         case snapshotFailed(reason: String)
         /// The allocator's count of bytes allocated by the whole process.
         case memoryReported(allocatedBytes: Int)
+        /// A message could not be handed to the transport (the peer's connection is down or its queue
+        /// is full): the node treats it as refused rather than waiting for the request to time out.
+        case undeliverable(to: String, PeerMessage)
         /// The timer set by the last `.setTimer` fired (or any time: it is harmless).
         case timer
     }
@@ -173,6 +176,8 @@ public struct ClusterNode: Sendable {
         /// A tombstone was collected: every replica held it, and all were told to forget it (for
         /// logs, metrics and the simulator's checkers).
         case collected(key: [UInt8], version: Version)
+        /// The node asked to leave has handed every key it held to the key's owners: it may stop.
+        case leaveCompleted
     }
 
     public let configuration: Configuration
@@ -208,6 +213,8 @@ public struct ClusterNode: Sendable {
     var nextLogRepair: Instant?
     /// A migration (a directory of the single-node release) waits for its snapshot.
     var migrationPending = false
+    /// A node leaving has handed everything off (`leaveCompleted` was said).
+    var leaveCompleted = false
     var announcedTimer: Instant?
     var counters = StoreStatistics()
     /// Effects of the step in progress.
@@ -224,8 +231,8 @@ public struct ClusterNode: Sendable {
     /// or an empty one), with a log under `logPolicy` (`nil`: nothing is persisted) that continues
     /// after `report.lastSequence`.
     public init(
-        me: NodeID, address: String, configuration: Configuration = Configuration(), seed: UInt64,
-        recovered: Recovery.Outcome? = nil, logPolicy: SyncPolicy?, now: Instant
+        me: NodeID, address: String, clientAddress: String = "", configuration: Configuration = Configuration(),
+        seed: UInt64, recovered: Recovery.Outcome? = nil, logPolicy: SyncPolicy?, now: Instant
     ) {
         self.me = me
         self.address = address
@@ -234,7 +241,8 @@ public struct ClusterNode: Sendable {
         var root = SplitMix64(seed: seed)
         self.random = root.derived(stream: 1)
         self.membership = Membership(
-            me: me, address: address, configuration: configuration.membership, seed: root.next(), now: now)
+            me: me, address: address, clientAddress: clientAddress, configuration: configuration.membership,
+            seed: root.next(), now: now)
         self.clock = HybridClock(node: me)
         var storeSeed = root.derived(stream: 2)
         var store =
@@ -300,10 +308,42 @@ public struct ClusterNode: Sendable {
             if case .compacting = log?.phase { log?.compactionFailed() }
         case .memoryReported(let allocated):
             store.allocatorReported(allocatedBytes: allocated)
+        case .undeliverable(let address, let message):
+            undeliverable(message, to: address, now: now)
         case .timer:
             timerFired(now: now)
         }
         return finishStep(now: now)
+    }
+
+    /// Why the node cannot leave.
+    public enum LeaveRefusal: Error, Equatable, Sendable {
+        /// No other member owns keys: nobody would receive this node's keys.
+        case noOtherMember
+    }
+
+    /// Leaves the cluster on purpose: tells the others (they stop routing to this node), hands every
+    /// key it holds to the key's owners, and says `leaveCompleted` once all of them confirmed they
+    /// hold what it sent. No acknowledged write is lost: each stays on its other replicas meanwhile,
+    /// and this node's copies reach the new owners before it goes.
+    public mutating func leave(now: Instant) -> Result<[Effect], LeaveRefusal> {
+        guard !membership.isLeaving else { return .success(finishStep(now: now)) }
+        guard membership.keyOwners.contains(where: { $0 != me }) else { return .failure(.noOtherMember) }
+        for effect in membership.leave(now: now) { carryOut(effect) }
+        rebuildRing()
+        nextHandoff = now
+        return .success(finishStep(now: now))
+    }
+
+    /// Forgets a member that is dead for good (`Membership.forget`).
+    public mutating func forget(_ member: NodeID, now: Instant) -> Result<[Effect], Membership.ForgetRefusal> {
+        switch membership.forget(member, now: now) {
+        case .failure(let refusal):
+            return .failure(refusal)
+        case .success(let membershipEffects):
+            for effect in membershipEffects { carryOut(effect) }
+            return .success(finishStep(now: now))
+        }
     }
 
     /// The key's replicas: the first `replicationFactor` key owners going round the ring.
@@ -326,6 +366,23 @@ public struct ClusterNode: Sendable {
         statistics.expirations = store.statistics.expirations
         return statistics
     }
+
+    /// Whether the node is leaving the cluster (`leave`), and whether it is done.
+    public var leaveState: LeaveState {
+        guard membership.isLeaving else { return .member }
+        return leaveCompleted ? .left : .leaving(keysToHandOff: store.count)
+    }
+
+    /// Where a node stands about leaving.
+    public enum LeaveState: Equatable, Sendable {
+        case member
+        case leaving(keysToHandOff: Int)
+        case left
+    }
+
+    /// The ring's identity: the same on every node that sees the same key owners (a hash of their
+    /// names), and different after any change. It names a ring; it does not order rings.
+    public var ringVersion: UInt64 { ring.version }
 
     /// Whether the node is alone: started without seeds and never joined by anyone. It keeps no
     /// tombstones then, since no replica could bring back what it deleted.
@@ -367,9 +424,16 @@ public struct ClusterNode: Sendable {
             }
         }
         if now >= nextHandoff {
-            nextHandoff = now.advanced(by: configuration.handoffInterval)
             handOff(now: now)
             collectTombstones(now: now)
+            // While keys wait to be handed off, passes come ten times as often: a new node or a
+            // leaving one moves its keys in seconds, not minutes.
+            let backlog = handoffBacklog > 0 || !store.isIndexed
+            nextHandoff = now.advanced(by: backlog ? configuration.handoffInterval / 10 : configuration.handoffInterval)
+        }
+        if membership.isLeaving, !leaveCompleted, store.isIndexed, store.count == 0 {
+            leaveCompleted = true
+            effects.append(.leaveCompleted)
         }
         if now >= nextAntiEntropy {
             nextAntiEntropy = now.advanced(by: configuration.antiEntropyInterval)

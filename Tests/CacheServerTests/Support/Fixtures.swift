@@ -41,7 +41,7 @@ private func serve<T>(
 ) async throws -> T {
     let server = try await HTTPServer.start(node: node, host: "127.0.0.1", port: 0, group: group)
     do {
-        try await node.start()
+        try await node.start(httpPort: server.port, peerPort: 0)
         node.transition(to: .serving)
         let result = try await body(InProcessNode(node: node, port: server.port))
         node.transition(to: .draining)

@@ -1,0 +1,323 @@
+import CacheCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Why a peer connection was closed: its bytes were not peer frames.
+struct PeerFrameError: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "invalid peer frame: \(reason)" }
+}
+
+/// Decodes a stream of peer frames (`PeerProtocol`). A frame whose declared length is out of range is
+/// refused before a byte of it is buffered; one that does not decode closes the connection.
+struct PeerFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = PeerMessage
+    let metrics: NodeMetrics
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
+            return .needMoreData
+        }
+        guard length >= 2, Int(length) <= PeerProtocol.maximumFrameLength else {
+            throw PeerFrameError(reason: "frame length \(length) out of range")
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        let step = buffer.withUnsafeReadableBytes { PeerProtocol.decode($0, at: 0) }
+        switch step {
+        case .frame(let message, let next):
+            buffer.moveReaderIndex(forwardBy: next)
+            metrics.peerFrameReceived(bytes: next)
+            context.fireChannelRead(wrapInboundOut(message))
+            return .continue
+        case .needMoreBytes:
+            return .needMoreData
+        case .invalid(let reason):
+            throw PeerFrameError(reason: reason)
+        }
+    }
+
+    mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws
+        -> DecodingState
+    {
+        .needMoreData
+    }
+}
+
+/// Hands decoded peer messages to the node; closes a connection whose bytes are not frames.
+final class PeerInboundHandler: ChannelInboundHandler {
+    typealias InboundIn = PeerMessage
+
+    private let driver: NodeDriver
+    private let metrics: NodeMetrics
+    private let logger: Logger
+
+    init(driver: NodeDriver, metrics: NodeMetrics, logger: Logger) {
+        self.driver = driver
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        driver.deliver(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        metrics.peerConnectionRefused()
+        logger.warning(
+            "closing a peer connection",
+            metadata: ["remote": "\(context.remoteAddress?.description ?? "unknown")", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
+
+/// The one place where a peer connection's pipeline is made, for both directions. TLS and an
+/// authentication handshake go here, before the framing, and nowhere else.
+enum PeerChannel {
+    static func configure(
+        _ channel: any Channel, driver: NodeDriver, metrics: NodeMetrics, logger: Logger
+    ) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(metrics: metrics)))
+            try channel.pipeline.syncOperations.addHandler(
+                PeerInboundHandler(driver: driver, metrics: metrics, logger: logger))
+        }
+    }
+}
+
+/// The listening socket peers connect to.
+final class PeerServer: Sendable {
+    /// The port actually bound.
+    let port: Int
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel) {
+        self.port = port
+        self.channel = channel
+    }
+
+    static func start(
+        host: String, port: Int, group: any EventLoopGroup, driver: NodeDriver, metrics: NodeMetrics, logger: Logger
+    ) async throws -> PeerServer {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { channel in
+                PeerChannel.configure(channel, driver: driver, metrics: metrics, logger: logger)
+            }
+            .bind(host: host, port: port)
+            .get()
+        return PeerServer(port: channel.localAddress?.port ?? port, channel: channel)
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Carries the node's messages to its peers over TCP: one outbound connection per peer address,
+/// made on demand, with a bounded queue and backoff (`PeerLinkStateMachine`). Messages it cannot
+/// hand over are reported to the node (`.undeliverable`). Confined to the node's loop.
+///
+/// Each node talks to a peer over its own outbound connection, and hears from it over the peer's;
+/// answers go to the address a message names as its sender's, never back up the socket it came on.
+final class TCPPeerTransport: PeerTransport {
+    private struct Link {
+        var machine = PeerLinkStateMachine()
+        var channel: (any Channel)?
+        var queue = CircularBuffer<(frame: ByteBuffer, message: PeerMessage)>()
+        /// Failures logged since the link last worked (logging is rate-limited per link).
+        var failuresLogged = 0
+    }
+
+    /// How long a connection attempt may take.
+    static let connectTimeout = TimeAmount.seconds(1)
+
+    private let loop: any EventLoop
+    private let driver: NodeDriver
+    private let metrics: NodeMetrics
+    private let logger: Logger
+    private let report: (ClusterNode.Input) -> Void
+    private var links: [String: Link] = [:]
+    private var random = SystemRandomNumberGenerator()
+    private var closed = false
+
+    init(
+        loop: any EventLoop, driver: NodeDriver, metrics: NodeMetrics, logger: Logger,
+        report: @escaping (ClusterNode.Input) -> Void
+    ) {
+        self.loop = loop
+        self.driver = driver
+        self.metrics = metrics
+        self.logger = logger
+        self.report = report
+    }
+
+    func send(_ message: PeerMessage, to address: String) {
+        loop.preconditionInEventLoop()
+        guard !closed else { return }
+        let bytes = PeerProtocol.encode(message)
+        var frame = ByteBufferAllocator().buffer(capacity: bytes.count)
+        frame.writeBytes(bytes)
+        var link = links[address] ?? Link()
+        let writable = link.channel?.isWritable ?? false
+        switch link.machine.send(bytes: bytes.count, writable: writable, now: .now()) {
+        case .write:
+            link.channel!.writeAndFlush(frame, promise: nil)
+            metrics.peerFrameSent(bytes: bytes.count)
+            links[address] = link
+        case .queue:
+            link.queue.append((frame, message))
+            links[address] = link
+        case .queueAndConnect:
+            link.queue.append((frame, message))
+            links[address] = link
+            connect(to: address)
+        case .refuse(let reason):
+            links[address] = link
+            metrics.peerMessageRefused()
+            if case .replication = message {
+                logger.debug("peer message refused", metadata: ["peer": "\(address)", "reason": "\(reason)"])
+            }
+            report(.undeliverable(to: address, message))
+        }
+    }
+
+    /// Closes every connection; later sends are dropped.
+    func close() {
+        loop.preconditionInEventLoop()
+        closed = true
+        for link in links.values { link.channel?.close(promise: nil) }
+        links = [:]
+    }
+
+    // MARK: Connections
+
+    private func connect(to address: String) {
+        guard let (host, port) = Self.split(address) else {
+            failed(address, error: PeerFrameError(reason: "'\(address)' is not host:port"))
+            return
+        }
+        let driver = self.driver
+        let metrics = self.metrics
+        let logger = self.logger
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        // A new resolution at every attempt: a peer named by DNS (a compose service) may move.
+        ClientBootstrap(group: loop)
+            .connectTimeout(Self.connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                PeerChannel.configure(channel, driver: driver, metrics: metrics, logger: logger).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerLinkWatcher(address: address, transport: bound))
+                }
+            }
+            .connect(host: host, port: port)
+            .assumeIsolated()
+            .whenComplete { result in
+                let transport = bound.value
+                switch result {
+                case .success(let channel): transport.connected(address, channel: channel)
+                case .failure(let error): transport.failed(address, error: error)
+                }
+            }
+    }
+
+    private func connected(_ address: String, channel: any Channel) {
+        guard !closed, var link = links[address] else {
+            channel.close(promise: nil)
+            return
+        }
+        if link.failuresLogged > 0 {
+            logger.notice("peer reachable again", metadata: ["peer": "\(address)"])
+        }
+        link.failuresLogged = 0
+        link.channel = channel
+        link.machine.connected()
+        links[address] = link
+        drain(address)
+    }
+
+    fileprivate func drain(_ address: String) {
+        guard var link = links[address], let channel = link.channel else { return }
+        var wrote = false
+        while channel.isWritable, let (frame, _) = link.queue.popFirst() {
+            channel.write(frame, promise: nil)
+            link.machine.dequeued(bytes: frame.readableBytes)
+            metrics.peerFrameSent(bytes: frame.readableBytes)
+            wrote = true
+        }
+        if wrote { channel.flush() }
+        links[address] = link
+    }
+
+    fileprivate func failed(_ address: String, error: any Error) {
+        guard !closed, var link = links[address] else { return }
+        let wait = link.machine.failed(now: .now(), jitter: Double.random(in: 0...1, using: &random))
+        let refused = link.queue
+        link.queue.removeAll()
+        link.channel = nil
+        if link.failuresLogged == 0 || link.failuresLogged % 20 == 0 {
+            logger.warning(
+                "cannot reach peer; retrying with backoff",
+                metadata: [
+                    "peer": "\(address)", "error": "\(error)", "failures": "\(link.failuresLogged + 1)",
+                    "next_attempt_ms": "\(wait.nanoseconds / 1_000_000)",
+                ])
+        }
+        link.failuresLogged += 1
+        links[address] = link
+        metrics.peerConnectionFailed()
+        for (_, message) in refused { report(.undeliverable(to: address, message)) }
+    }
+
+    fileprivate func inactive(_ address: String, channel: any Channel) {
+        guard var link = links[address], link.channel === channel else { return }
+        link.channel = nil
+        if link.queue.isEmpty {
+            // Nothing was waiting: connect again when there is something to send.
+            link.machine.closed()
+            links[address] = link
+        } else {
+            links[address] = link
+            failed(address, error: PeerFrameError(reason: "connection closed with messages queued"))
+        }
+    }
+
+    /// `host:port`, `[v6]:port`.
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port), colon != address.startIndex
+        else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+/// Tells the transport when an outbound connection drains or goes.
+private final class PeerLinkWatcher: ChannelInboundHandler {
+    typealias InboundIn = PeerMessage
+    let address: String
+    let transport: NIOLoopBound<TCPPeerTransport>
+
+    init(address: String, transport: NIOLoopBound<TCPPeerTransport>) {
+        self.address = address
+        self.transport = transport
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { transport.value.drain(address) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        transport.value.inactive(address, channel: context.channel)
+        context.fireChannelInactive()
+    }
+}
