@@ -2,6 +2,8 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libjemalloc-dev
+# The partition test (root only) cuts real processes apart in network namespaces.
+TEST_PACKAGES := curl iproute2 iptables
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
@@ -18,7 +20,7 @@ all: build
 
 # Debian packages the build links against, installed only when missing.
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -30,12 +32,17 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# One node on 127.0.0.1:8000 with default settings (a 3-node cluster once clustering lands).
-run: release
-	.build/release/cache-node --host 127.0.0.1 --port 8000
+# A local cluster in the foreground: HTTP on 8000-8002, peers on 9000-9002, data in .cluster-data,
+# one log tagged by node; Ctrl-C stops it. `make run NODES=1` runs a single node.
+NODES ?= 3
+run: deps
+	$(SWIFT) build -c release --product cache-node
+	NODES=$(NODES) scripts/run-cluster.sh
 
 # Every test: unit, HTTP, process, a simulator sweep and fuzz smoke runs.
-test: deps test-unit sim-sweep fuzz-smoke
+test:
+	$(MAKE) deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
+	$(MAKE) test-unit sim-sweep fuzz-smoke
 
 test-unit:
 	$(SWIFT) build --build-tests

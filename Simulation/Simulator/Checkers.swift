@@ -34,23 +34,30 @@ enum SimulatedTime {
 /// In memory-tight runs a replica may hold nothing for a key it evicted (anti-entropy does not push
 /// a key back into a full store), but every replica that holds the key holds the same version.
 enum ConvergenceChecker {
-    static func divergence(_ nodes: [SimulatedNode], allowsMissingReplicas: Bool) -> String? {
-        guard nodes.allSatisfy(\.isRunning) else { return "a node is down" }
-        let reference = nodes[0].state!
-        for index in nodes.indices {
+    /// `departed`: nodes gone for good (left, or forgotten), which every other must hold as left.
+    static func divergence(_ nodes: [SimulatedNode], departed: Set<Int> = [], allowsMissingReplicas: Bool) -> String? {
+        let present = nodes.indices.filter { !departed.contains($0) }
+        guard present.allSatisfy({ nodes[$0].isRunning }) else { return "a node is down" }
+        let reference = nodes[present[0]].state!
+        for index in present {
             let node = nodes[index].state!
-            for other in nodes where node.membership.status(of: other.id) != .alive {
-                return
-                    "n\(index) sees \(other.id) as \(node.membership.status(of: other.id).map { "\($0)" } ?? "unknown")"
+            for other in present where node.membership.status(of: nodes[other].id) != .alive {
+                let status = node.membership.status(of: nodes[other].id)
+                return "n\(index) sees n\(other) as \(status.map { "\($0)" } ?? "unknown")"
+            }
+            for other in departed {
+                if let status = node.membership.status(of: nodes[other].id), status != .left {
+                    return "n\(index) sees departed n\(other) as \(status)"
+                }
             }
             if node.ring.members != reference.ring.members { return "rings differ" }
         }
         var keys = Set<CacheKey>()
-        for node in nodes { keys.formUnion(node.state!.store.sortedKeys) }
+        for index in present { keys.formUnion(nodes[index].state!.store.sortedKeys) }
         for key in keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
             let owners = reference.replicas(of: key.bytes)
             var versions: [Version?] = []
-            for index in nodes.indices {
+            for index in present {
                 let entry = nodes[index].state!.store.entry(for: key)
                 if owners.contains(nodes[index].id) {
                     versions.append(entry?.version)

@@ -93,6 +93,16 @@ public struct ClusterSimulation {
         case giveUp(client: Int, operation: Int)
         case fault
         case restart(node: Int)
+        /// The membership change (`SwarmConfiguration.membershipChange`): the late node starts, the
+        /// leaver is asked to leave, the doomed node crashes for good, a node is told to forget it.
+        case join
+        case leave
+        case crashForGood
+        case forget
+        /// The operator reads `/cluster` on every node after a departure: a node that still holds
+        /// the departed member dead (it missed the news, or lost it in a restart: membership is not
+        /// kept on disk) is told to forget it (docs/cluster-operations.md).
+        case operatorCheck
         case heal
         case livenessCheck
         /// A grace period after converging: tombstones must have been collected, nothing diverged.
@@ -155,6 +165,14 @@ public struct ClusterSimulation {
     private var victim: Int?
     /// The newest tombstone version collected per key (from the nodes' `collected` effects).
     private var collected: [CacheKey: Version] = [:]
+    /// The node the membership change is about.
+    private var changed: Int?
+    /// Nodes gone for good: left, or crashed and forgotten.
+    private var departed: Set<Int> = []
+    /// Whether a node was forgotten (its disk is lost: a write held by it alone may be lost too).
+    private var forgot = false
+    /// The operator's choices (which node, when), apart from every other stream.
+    private var operatorRandom: SplitMix64
     private var violations: [String] = []
     private var trace: Trace
     private var linearizabilityChecked = 0
@@ -174,6 +192,7 @@ public struct ClusterSimulation {
         random = root.derived(stream: 2)
         faults = root.derived(stream: 3)
         workload = root.derived(stream: 4)
+        operatorRandom = root.derived(stream: 7)
         var configuration = ClusterNode.Configuration()
         configuration.replicationFactor = swarm.replicationFactor
         var membership = Membership.Configuration(
@@ -193,6 +212,9 @@ public struct ClusterSimulation {
         trace = Trace(keepsEverything: options.trace)
     }
 
+    /// Events after which a run is declared runaway.
+    static let maximumEvents = 3_000_000
+
     /// How long the idle period after convergence lasts: a tombstone older than the grace period is
     /// collected by its first replica, or by any other a quarter of the grace later, plus time to
     /// finish.
@@ -206,7 +228,9 @@ public struct ClusterSimulation {
             nodes.append(
                 SimulatedNode(id: NodeID("n\(index)"), address: network.addresses[index], drift: drift, offset: offset))
         }
-        for index in nodes.indices { start(index) }
+        let safetyEnd = Int64(safetySeconds) * SimulatedTime.second
+        scheduleMembershipChange(before: safetyEnd / 2)
+        for index in nodes.indices where !(swarm.membershipChange == .join && index == changed) { start(index) }
         if !options.membershipOnly {
             inFlight = Array(repeating: nil, count: options.clients)
             for client in 0..<options.clients {
@@ -214,7 +238,6 @@ public struct ClusterSimulation {
             }
         }
         queue.push(.fault, at: SimulatedTime.faultStep)
-        let safetyEnd = Int64(safetySeconds) * SimulatedTime.second
         queue.push(.heal, at: safetyEnd)
         let bound =
             options.membershipOnly
@@ -223,12 +246,20 @@ public struct ClusterSimulation {
         while let (time, event) = queue.pop(), time <= bound, !finished, violations.count < 5 {
             now = time
             handle(event)
+            // A run takes tens of thousands of events; millions mean a node spins (a timer that is
+            // always due, messages that beget messages without end).
+            if trace.events > Self.maximumEvents {
+                violations.append(
+                    "runaway: more than \(Self.maximumEvents) events by \(now / SimulatedTime.millisecond) ms")
+                finished = true
+            }
         }
         if convergedAfter == nil, violations.isEmpty {
             let reason =
                 options.membershipOnly
                 ? MembershipChecker.disagreement(nodes, victim: victim)
-                : ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil)
+                : ConvergenceChecker.divergence(
+                    nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
             let bound = options.membershipOnly ? "60 periods" : "\(options.convergenceBoundSeconds) s"
             violations.append("convergence: not reached within \(bound) of healing: \(reason ?? "converged too late")")
         }
@@ -307,7 +338,61 @@ public struct ClusterSimulation {
             if faultsOn { queue.push(.fault, at: now + SimulatedTime.faultStep) }
         case .restart(let index):
             trace.record(.restart(node: index), at: now) { "restart n\(index)" }
-            if !nodes[index].isRunning, index != victim { start(index) }
+            if !nodes[index].isRunning, index != victim, !departed.contains(index) {
+                start(index)
+                // A node that crashed while leaving comes back a member: the operator asks again.
+                if swarm.membershipChange == .leave, index == changed {
+                    queue.push(.leave, at: now + 500 * SimulatedTime.millisecond)
+                }
+            }
+        case .join:
+            trace.record(.restart(node: changed!), at: now) { "n\(changed!) starts and joins" }
+            if !nodes[changed!].isRunning { start(changed!) }
+        case .leave:
+            let index = changed!
+            guard nodes[index].isRunning, !departed.contains(index) else { return }
+            trace.record(.fault, at: now) { "n\(index) is asked to leave" }
+            if let output = nodes[index].leave(now: localTime(of: index), simulationTime: now) {
+                route(output, from: index)
+            } else {
+                // Refused (no other member alive to take its keys, as it sees it): ask again later.
+                queue.push(.leave, at: now + SimulatedTime.second)
+            }
+        case .crashForGood:
+            let index = changed!
+            trace.record(.crash(node: index), at: now) { "n\(index) crashes for good" }
+            if nodes[index].isRunning { crash(index, powerLoss: crashesLosePower) }
+            departed.insert(index)
+            queue.push(.forget, at: now + 3 * SimulatedTime.suspicionTimeout)
+        case .forget:
+            let doomed = changed!
+            let others = nodes.indices.filter { $0 != doomed && nodes[$0].isRunning }
+            guard let index = others.isEmpty ? nil : others[operatorRandom.below(others.count)] else {
+                queue.push(.forget, at: now + SimulatedTime.second)
+                return
+            }
+            trace.record(.fault, at: now) { "n\(index) is asked to forget n\(doomed)" }
+            if let output = nodes[index].forget(nodes[doomed].id, now: localTime(of: index), simulationTime: now) {
+                forgot = true
+                route(output, from: index)
+                queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second)
+            } else {
+                // Refused (the node does not hold it dead yet): ask again later.
+                queue.push(.forget, at: now + SimulatedTime.second)
+            }
+        case .operatorCheck:
+            for departedIndex in departed.sorted() {
+                for index in nodes.indices where nodes[index].isRunning && !departed.contains(index) {
+                    guard nodes[index].state?.membership.status(of: nodes[departedIndex].id) == .dead else { continue }
+                    trace.record(.fault, at: now) { "n\(index) is asked to forget n\(departedIndex) (again)" }
+                    if let output = nodes[index].forget(
+                        nodes[departedIndex].id, now: localTime(of: index), simulationTime: now)
+                    {
+                        route(output, from: index)
+                    }
+                }
+            }
+            if !finished { queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second) }
         case .heal:
             heal()
         case .livenessCheck:
@@ -347,6 +432,14 @@ public struct ClusterSimulation {
             collected[cacheKey] = max(collected[cacheKey] ?? version, version)
         }
         for reply in output.replies { completed(reply, at: index) }
+        if output.leaveCompleted {
+            // Everything handed off: the process exits, for good.
+            trace.record(.crash(node: index), at: now) { "n\(index) has left" }
+            departed.insert(index)
+            crash(index, powerLoss: false)
+            queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second)
+            return
+        }
         if output.syncs > 0 {
             queue.push(
                 .diskSynced(node: index, generation: nodes[index].generation),
@@ -379,6 +472,26 @@ public struct ClusterSimulation {
             configuration: configuration, policy: swarm.syncPolicy, seed: random.next(),
             seeds: Array(seeds.prefix(3)), now: localTime(of: index), simulationTime: now)
         route(output, from: index)
+    }
+
+    /// Picks the node and the time of the run's membership change, before `deadline`.
+    private mutating func scheduleMembershipChange(before deadline: Int64) {
+        guard swarm.membershipChange != .none, !options.membershipOnly else { return }
+        let second = SimulatedTime.second
+        let at = second + Int64(operatorRandom.below(Int(max(second, deadline - second))))
+        switch swarm.membershipChange {
+        case .none:
+            break
+        case .join:
+            changed = nodes.count - 1
+            queue.push(.join, at: at)
+        case .leave:
+            changed = operatorRandom.below(nodes.count)
+            queue.push(.leave, at: at + second)
+        case .forget:
+            changed = operatorRandom.below(nodes.count)
+            queue.push(.crashForGood, at: at)
+        }
     }
 
     private mutating func crash(_ index: Int, powerLoss: Bool) {
@@ -431,7 +544,9 @@ public struct ClusterSimulation {
                 crash(chosen, powerLoss: false)
             }
         }
-        for index in nodes.indices where !nodes[index].isRunning && index != victim { start(index) }
+        for index in nodes.indices where !nodes[index].isRunning && index != victim && !departed.contains(index) {
+            start(index)
+        }
         queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
     }
 
@@ -447,7 +562,9 @@ public struct ClusterSimulation {
             }
             return
         }
-        if ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil) == nil {
+        if ConvergenceChecker.divergence(nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
+            == nil
+        {
             convergedAfter = now
             queue.push(.collectionCheck, at: now + collectionWait)
         } else if now - livenessStart >= Int64(options.convergenceBoundSeconds) * SimulatedTime.second {
@@ -532,7 +649,7 @@ public struct ClusterSimulation {
         case .deleted(_, let version):
             history[index].outcome = .ok
             history[index].version = version
-        case .unavailable, .refused, .overloaded, .invalid:
+        case .unavailable, .refused, .overloaded, .invalid, .notReady:
             history[index].outcome = .failed
         }
         let client = history[index].client
@@ -561,13 +678,16 @@ public struct ClusterSimulation {
     /// the cluster is still converged.
     private mutating func checkCollection() {
         finished = true
-        if let reason = ConvergenceChecker.divergence(nodes, allowsMissingReplicas: swarm.maximumEntries != nil) {
+        if let reason = ConvergenceChecker.divergence(
+            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
+        {
             violations.append("convergence: diverged again while idle: \(reason)")
             return
         }
         // The slowest clock decides: the key's first replica may be the node whose clock is behind.
-        let slowest = nodes.indices.map { localTime(of: $0) }.min()!
-        for index in nodes.indices {
+        let present = nodes.indices.filter { !departed.contains($0) }
+        let slowest = present.map { localTime(of: $0) }.min()!
+        for index in present {
             let node = nodes[index].state!
             let local = localTime(of: index)
             for key in node.store.sortedKeys {
@@ -586,7 +706,7 @@ public struct ClusterSimulation {
     }
 
     private mutating func checkHistory() {
-        let reference = nodes[0].state!
+        let reference = nodes.first { $0.isRunning }!.state!
         var expiryOfVersion: [Version: Instant?] = [:]
         for operation in history where operation.outcome == .ok {
             if case .put = operation.kind, let version = operation.version {
@@ -609,6 +729,8 @@ public struct ClusterSimulation {
                 switch operation.kind {
                 case .put, .delete:
                     guard let version = operation.version else { continue }
+                    // A write one replica acknowledged may have lived on the forgotten node alone.
+                    if forgot, operation.level.required(of: swarm.replicationFactor) <= 1 { continue }
                     if final.map({ $0 < version }) ?? true, !evicted(key, since: operation.invoke) {
                         violations.append(
                             "lost write: \(key) converged to \(final?.description ?? "nothing") but "
@@ -620,7 +742,7 @@ public struct ClusterSimulation {
             }
             // TTL never extended: every replica of a version holds the expiry its write was given.
             for node in nodes {
-                guard let entry = node.state!.store.entry(for: CacheKey(bytes: bytes)),
+                guard let entry = node.state?.store.entry(for: CacheKey(bytes: bytes)),
                     let expected = expiryOfVersion[entry.version]
                 else { continue }
                 if entry.expiresAt != expected {
@@ -630,8 +752,8 @@ public struct ClusterSimulation {
                 }
             }
         }
-        // Linearizability of keys whose replica set never changed, that never used a stand-in, and
-        // that no node evicted.
+        // Linearizability of keys whose replica set never changed and that no node evicted (stand-ins
+        // never count towards a level, so a write they took is checked like any other).
         for key in Self.linearizableKeys {
             // A failed or abandoned write may still have taken effect; a failed read says nothing.
             let operations = history.filter { operation in
@@ -640,7 +762,7 @@ public struct ClusterSimulation {
                 return true
             }
             let replicaSets = Set(operations.filter { $0.outcome == .ok }.map { $0.replicas.map(\.rawValue) })
-            guard replicaSets.count <= 1, !operations.contains(where: \.hinted), !evicted(key, since: 0) else {
+            guard replicaSets.count <= 1, !evicted(key, since: 0) else {
                 continue
             }
             let register = operations.map { operation -> RegisterOperation in

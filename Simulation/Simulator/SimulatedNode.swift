@@ -143,6 +143,18 @@ struct SimulatedNode {
         return output
     }
 
+    /// Asks the node to leave the cluster (an operator's `POST /cluster/leave`).
+    mutating func leave(now: Instant, simulationTime: Int64) -> Output? {
+        guard state != nil, case .success(let effects) = state!.leave(now: now) else { return nil }
+        return carryOut(effects, now: now, simulationTime: simulationTime)
+    }
+
+    /// Asks the node to forget a dead member for good (`DELETE /cluster/members/{id}`).
+    mutating func forget(_ member: NodeID, now: Instant, simulationTime: Int64) -> Output? {
+        guard state != nil, case .success(let effects) = state!.forget(member, now: now) else { return nil }
+        return carryOut(effects, now: now, simulationTime: simulationTime)
+    }
+
     /// The disk finished a sync: everything written is durable.
     mutating func synced(now: Instant, simulationTime: Int64) -> Output {
         let bytes = disk.sync()

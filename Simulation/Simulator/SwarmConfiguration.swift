@@ -31,6 +31,19 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var maximumEntries: Int?
     /// Log size at which a node compacts (small, so that runs compact often).
     public var compactionBytes: Int
+    /// A change of membership an operator makes during the run (cluster runs only).
+    public var membershipChange: MembershipChange = .none
+
+    /// What an operator does to the cluster during a run.
+    public enum MembershipChange: String, Sendable, Equatable {
+        case none
+        /// The last node starts late and joins through its seeds.
+        case join
+        /// A node leaves on purpose, handing its keys off, and is gone.
+        case leave
+        /// A node crashes for good and another is told to forget it.
+        case forget
+    }
 
     /// Draws a configuration from `random`. Every draw is made whatever `nodes` says, so a run's
     /// stream is the same whether its node count was drawn or given.
@@ -78,6 +91,11 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
                 swarm.powerLossesPerSecond = powerLoss
             }
         }
+        // Drawn last, so that every other draw of a seed is what it was before this existed.
+        let change = random.below(12)
+        if keepsLogs {
+            swarm.membershipChange = change < 6 ? .none : change < 8 ? .join : change < 10 ? .leave : .forget
+        }
         return swarm
     }
 
@@ -91,5 +109,6 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
                 ?? "")
             + (powerLossesPerSecond > 0 ? " power-losses/s=\(permille(powerLossesPerSecond))" : "")
             + (maximumEntries.map { " max-entries=\($0)" } ?? "")
+            + (membershipChange == .none ? "" : " change=\(membershipChange.rawValue)")
     }
 }

@@ -9,12 +9,14 @@ public struct TestCluster {
     private let policy: SyncPolicy?
     /// The time every node reads.
     public private(set) var now: Instant
-    private var inFlight: [(to: Int, message: PeerMessage)] = []
+    private var inFlight: [(from: Int, to: Int, message: PeerMessage)] = []
     private var delivered = 0
     private var syncsPending: Set<Int> = []
     private var snapshotsPending: [(node: Int, snapshot: LogSnapshot)] = []
     /// Nodes whose incoming messages (and timers) are dropped.
     public var unreachable: Set<Int> = []
+    /// A partition: messages between these nodes and the others are dropped (both sides run on).
+    public var cut: Set<Int> = []
     /// Nodes whose log syncs are held back.
     public var slowDisks: Set<Int> = []
     /// Every reply to a client, by request number.
@@ -69,13 +71,15 @@ public struct TestCluster {
     public mutating func settle() {
         for _ in 0..<100_000 {
             if delivered < inFlight.count {
-                let (to, message) = inFlight[delivered]
+                let (from, to, message) = inFlight[delivered]
                 delivered += 1
                 if delivered == inFlight.count {
                     inFlight = []
                     delivered = 0
                 }
-                if unreachable.contains(to) || !nodes[to].isRunning { continue }
+                if unreachable.contains(to) || !nodes[to].isRunning || cut.contains(from) != cut.contains(to) {
+                    continue
+                }
                 step(to, .peer(message))
                 continue
             }
@@ -103,6 +107,19 @@ public struct TestCluster {
         settle()
     }
 
+    /// Starts one more node, `n<count>`, seeded with the others, and settles; returns its index.
+    @discardableResult
+    public mutating func addNode() -> Int {
+        let index = nodes.count
+        nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index)", drift: 0, offset: 0))
+        start(index)
+        settle()
+        return index
+    }
+
+    /// How many nodes the cluster has (running or not).
+    public var size: Int { nodes.count }
+
     /// Kills node `index`'s process (what it wrote stays on its disk) and starts it again from its
     /// disk through the real recovery.
     public mutating func restart(_ index: Int) {
@@ -127,7 +144,7 @@ public struct TestCluster {
     private mutating func route(_ output: SimulatedNode.Output, from index: Int) {
         for (address, message) in output.sends {
             guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
-            inFlight.append((to, message))
+            inFlight.append((index, to, message))
         }
         for reply in output.replies { replies[reply.request] = reply }
         if output.syncs > 0 { syncsPending.insert(index) }

@@ -256,7 +256,7 @@ public final class CacheNode: Sendable {
             case .success(let effects):
                 return (effects, (202, Self.serialize(["status": "leaving", "keys_to_hand_off": node.store.count])))
             case .failure(.noOtherMember):
-                return ([], (409, Self.serialize(["error": "no other member would receive this node's keys"])))
+                return ([], (409, Self.serialize(["error": "no other member is alive to receive this node's keys"])))
             }
         }
     }
@@ -318,7 +318,7 @@ public final class CacheNode: Sendable {
     func clusterStats(from loop: any EventLoop) async -> [UInt8] {
         let members =
             (try? await driver.inspect(from: driver.loop) { state in
-                state.node?.membership.view.filter { $0.status.ownsKeys }.map { ($0.id.rawValue, $0.clientAddress) }
+                state.node?.membership.view.filter { $0.status.isLive }.map { ($0.id.rawValue, $0.clientAddress) }
                     ?? []
             }.get()) ?? []
         let client = HTTPClient(eventLoopGroupProvider: .singleton)

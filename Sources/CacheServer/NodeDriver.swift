@@ -277,7 +277,7 @@ final class DriverState {
         guard node != nil else {
             completion(
                 ClusterNode.ClientReply(
-                    request: 0, outcome: .overloaded(reason: "node is starting"), replicas: [], hinted: false))
+                    request: 0, outcome: .notReady(reason: "starting"), replicas: [], hinted: false))
             return
         }
         let request = nextRequest
@@ -290,7 +290,7 @@ final class DriverState {
         guard node != nil else {
             return .answered(
                 ClusterNode.ClientReply(
-                    request: 0, outcome: .overloaded(reason: "node is starting"), replicas: [], hinted: false))
+                    request: 0, outcome: .notReady(reason: "starting"), replicas: [], hinted: false))
         }
         let request = nextRequest
         nextRequest += 1

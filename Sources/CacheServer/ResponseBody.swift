@@ -81,6 +81,8 @@ enum ResponseBody {
             return (.serviceUnavailable, error(allocator, "write not persisted; writes are refused: \(reason)"))
         case .overloaded(let reason):
             return (.serviceUnavailable, error(allocator, "overloaded: \(reason)"))
+        case .notReady(let reason):
+            return (.serviceUnavailable, error(allocator, "node not ready: \(reason)"))
         }
     }
 }

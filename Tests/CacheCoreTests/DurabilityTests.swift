@@ -14,6 +14,7 @@ private func randomOperation(_ random: inout SplitMix64) -> WALOperation {
         let version = Version(
             wall: Int64(bitPattern: random.next()), logical: UInt32(truncatingIfNeeded: random.next()),
             node: NodeID("node-\(random.below(100))"))
+        if random.below(4) == 0 { return .dropped(key: key, version: version) }
         return .versioned(
             key: key,
             entry: VersionedEntry(version: version, value: random.below(4) == 0 ? nil : value, expiresAt: expiresAt))
@@ -188,6 +189,26 @@ struct RecoveryTests {
         #expect(outcome.store.stored(KeyReference(Array("b".utf8)))?.hasValue == false)
         #expect(outcome.report.newestVersion == Version(wall: 20, logical: 0, node: NodeID("n")))
         #expect(outcome.report.legacyRecords == 0)
+    }
+
+    /// A drop removes the entry only at the version it names: a newer write logged before it stays,
+    /// and a write logged after it comes back as it did live.
+    @Test func droppedRecordsRemoveExactlyTheVersionTheyName() {
+        func dropped(_ sequence: UInt64, _ key: String, wall: Int64) -> WALRecord {
+            WALRecord(
+                sequence: sequence,
+                operation: .dropped(key: Array(key.utf8), version: Version(wall: wall, logical: 0, node: NodeID("n"))))
+        }
+        let records = [
+            versioned(1, "a", "1", wall: 10), dropped(2, "a", wall: 10), versioned(3, "b", "1", wall: 10),
+            versioned(4, "b", "2", wall: 20), dropped(5, "b", wall: 10), versioned(6, "c", "1", wall: 10),
+            dropped(7, "c", wall: 10), versioned(8, "c", "old", wall: 5),
+        ]
+        let outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
+        #expect(outcome.store.stored(KeyReference(Array("a".utf8))) == nil)
+        #expect(value(outcome.store, "b") == "2")
+        #expect(value(outcome.store, "c") == "old")
+        #expect(outcome.report.lastSequence == 8)
     }
 
     @Test func legacyRecordsReplayInOrderAndDeletesStayDeleted() {

@@ -89,7 +89,8 @@ struct MembershipTests {
         cluster.advance(milliseconds: 500 + 300)
         for observer in ["n0", "n1", "n2"] {
             #expect(cluster.status(of: "n3", seenBy: observer) == .dead, "seen by \(observer)")
-            #expect(!cluster.nodes[NodeID(observer)]!.keyOwners.contains(NodeID("n3")))
+            // Dead is not gone: it keeps its keys until it is back or forgotten.
+            #expect(cluster.nodes[NodeID(observer)]!.keyOwners.contains(NodeID("n3")))
         }
     }
 
@@ -132,6 +133,33 @@ struct MembershipTests {
         #expect(cluster.status(of: "n1", seenBy: "n0") == .alive)
         #expect(cluster.status(of: "n1", seenBy: "n2") == .alive)
         #expect(cluster.nodes[NodeID("n1")]!.incarnation >= 1)
+    }
+
+    @Test func aForgottenDeadMemberIsMarkedLeftEverywhereAndOwnsNoKeys() {
+        var cluster = TestCluster(size: 4, seed: 8)
+        cluster.advance(milliseconds: 500)
+        // A live member cannot be forgotten.
+        var refusal: Membership.ForgetRefusal?
+        cluster.run(NodeID("n0")) { membership, now in
+            if case .failure(let reason) = membership.forget(NodeID("n3"), now: now) { refusal = reason }
+            return []
+        }
+        #expect(refusal == .notDead(.alive))
+        cluster.down.insert(NodeID("n3"))
+        cluster.advance(milliseconds: 2000)
+        #expect(cluster.status(of: "n3", seenBy: "n0") == .dead)
+        cluster.run(NodeID("n0")) { membership, now in
+            guard case .success(let effects) = membership.forget(NodeID("n3"), now: now) else {
+                Issue.record("forgetting a dead member was refused")
+                return []
+            }
+            return effects
+        }
+        cluster.advance(milliseconds: 1000)
+        for observer in ["n0", "n1", "n2"] {
+            #expect(cluster.status(of: "n3", seenBy: observer) == .left, "seen by \(observer)")
+            #expect(!cluster.nodes[NodeID(observer)]!.keyOwners.contains(NodeID("n3")))
+        }
     }
 
     @Test func memberThatLeavesIsMarkedLeftAndOwnsNoKeys() {

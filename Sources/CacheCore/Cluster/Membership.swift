@@ -6,8 +6,13 @@ public enum MemberStatus: UInt8, Equatable, Sendable, CustomStringConvertible {
     /// Left on purpose (graceful leave).
     case left = 3
 
-    /// Whether the member owns keys: alive and suspect members do, dead and departed ones do not.
-    public var ownsKeys: Bool { self == .alive || self == .suspect }
+    /// Whether the member is taking part: alive or suspect (probed, gossiped with).
+    public var isLive: Bool { self == .alive || self == .suspect }
+
+    /// Whether the member owns keys: every member that did not leave. A dead member keeps its share
+    /// of the ring until it comes back or is forgotten (`forget`): a failure moves no data, and a
+    /// minority cut off from the others cannot make quorums of itself.
+    public var ownsKeys: Bool { self != .left }
 
     public var description: String {
         switch self {
@@ -52,7 +57,10 @@ extension MemberStatus {
         switch self {
         case .alive: 0
         case .suspect: 1
-        case .dead, .left: 2
+        case .dead: 2
+        // A member that left says so itself: above a death claimed at the same incarnation (it may
+        // have been held dead while it handed its keys off, cut off from some).
+        case .left: 3
         }
     }
 }
@@ -236,7 +244,7 @@ public struct Membership: Sendable {
         ([selfUpdate] + members.values.map(\.update)).sorted { $0.id < $1.id }
     }
 
-    /// The members that own keys (alive or suspect), itself included, sorted by name.
+    /// The members that own keys (all but those that left), itself included, sorted by name.
     public var keyOwners: [NodeID] {
         view.filter { $0.status.ownsKeys }.map(\.id)
     }
@@ -282,8 +290,20 @@ public struct Membership: Sendable {
     /// nothing and probes no one.
     public mutating func leave(now: Instant) -> [MembershipEffect] {
         leaving = true
+        nextPeriod = now
+        suspects = [:]
+        probe = .idle
+        return leavingTick(now: now)
+    }
+
+    /// While leaving, the node takes no part in failure detection; once a period it tells a few live
+    /// members that it left (a message may be lost, and those who missed it would otherwise hold it
+    /// dead once it is gone, not departed).
+    private mutating func leavingTick(now: Instant) -> [MembershipEffect] {
+        guard now >= nextPeriod else { return [] }
+        nextPeriod = now.advanced(by: configuration.protocolPeriod)
         enqueueGossip(selfUpdate)
-        let targets = liveMembers().prefix(max(configuration.indirectProbes, 3))
+        let targets = liveMembers().shuffled(using: &random).prefix(max(configuration.indirectProbes, 3))
         return targets.map { .send(to: member($0).address, message(.ping(sequence: nextSequence()))) }
     }
 
@@ -301,7 +321,7 @@ public struct Membership: Sendable {
     /// member always may) and rejoins.
     public mutating func forget(_ id: NodeID, now: Instant) -> Result<[MembershipEffect], ForgetRefusal> {
         guard id != me, let current = members[id]?.update else { return .failure(.unknown) }
-        guard !current.status.ownsKeys else { return .failure(.notDead(current.status)) }
+        guard !current.status.isLive else { return .failure(.notDead(current.status)) }
         guard current.status != .left else { return .success([]) }
         var update = current
         update.status = .left
@@ -314,7 +334,7 @@ public struct Membership: Sendable {
     /// Advances time: starts a protocol period when one is due, escalates or ends the current probe,
     /// and declares suspects dead whose time is up.
     public mutating func tick(now: Instant) -> [MembershipEffect] {
-        guard !leaving else { return [] }
+        guard !leaving else { return leavingTick(now: now) }
         var effects: [MembershipEffect] = []
         // Suspects whose time is up are declared dead, in name order.
         for id in suspects.keys.sorted() {
@@ -390,7 +410,8 @@ public struct Membership: Sendable {
 
     /// Handles a message from a peer.
     public mutating func received(_ message: MembershipMessage, now: Instant) -> [MembershipEffect] {
-        guard !leaving else { return [] }
+        // A node leaving still learns who is who (it hands its keys to the members it knows), but
+        // never refutes its own departure (`apply`).
         var effects: [MembershipEffect] = []
         // The sender is alive at the incarnation it states: the freshest claim there is about it.
         apply(
@@ -451,7 +472,7 @@ public struct Membership: Sendable {
 
     /// Members that are neither dead nor departed, excluding this node, in name order.
     private func liveMembers() -> [NodeID] {
-        memberOrder.filter { member($0).status.ownsKeys }
+        memberOrder.filter { member($0).status.isLive }
     }
 
     /// The next member of the current shuffled round; a new round is shuffled when one ends.
@@ -462,7 +483,7 @@ public struct Membership: Sendable {
                 if probeOrder.isEmpty { return nil }
             }
             let candidate = probeOrder.removeLast()
-            if members[candidate]?.update.status.ownsKeys == true { return candidate }
+            if members[candidate]?.update.status.isLive == true { return candidate }
         }
     }
 
@@ -527,7 +548,7 @@ public struct Membership: Sendable {
         }
         if let current = members[update.id]?.update {
             // The sender's own liveness counts only at an incarnation newer than a death we know of.
-            if fromSender, !current.status.ownsKeys, update.incarnation <= current.incarnation { return }
+            if fromSender, !current.status.isLive, update.incarnation <= current.incarnation { return }
             let wins =
                 configuration.injectedBug == .ignoreIncarnations
                 ? update.status.rank > current.status.rank

@@ -188,6 +188,9 @@ public struct Recovery {
             let key: [UInt8]
             let entry: VersionedEntry
             switch operation {
+            case .dropped(let droppedKey, let version):
+                store.remove(KeyReference(droppedKey), ifVersion: version)
+                return
             case .versioned(let versionedKey, let versioned):
                 key = versionedKey
                 entry = versioned

@@ -6,6 +6,9 @@ public enum WALOperation: Equatable, Sendable {
     case delete(key: [UInt8])
     /// A replica took `entry` (a versioned value or tombstone) for `key`.
     case versioned(key: [UInt8], entry: VersionedEntry)
+    /// The node let go of `key`'s entry at `version` (handed off to its owners, or a collected
+    /// tombstone): replaying the log must not bring it back.
+    case dropped(key: [UInt8], version: Version)
 }
 
 /// One record of the write-ahead log: an operation and its place in the node's history.
@@ -46,6 +49,7 @@ public enum WALDecodeStep: Equatable, Sendable {
 ///                   | flags u8 (bit 0: has value, bit 1: has expiry) | [expiresAt i64]
 ///                   | keyLength u32 | key | [valueLength u32 | value]
 /// snapshot end  := entryCount u64
+/// dropped body  := wall i64 | logical u32 | nodeLength u16 | node | keyLength u32 | key
 /// ```
 /// All integers are little-endian. Encoding and decoding are pure; the decoder never traps, and
 /// reports a short or damaged record as a value.
@@ -64,6 +68,7 @@ public enum WALFormat {
         case delete = 2
         case snapshotEnd = 3
         case versioned = 4
+        case dropped = 5
     }
 
     // MARK: Encoding
@@ -105,6 +110,16 @@ public enum WALFormat {
                     buffer.append(contentsOf: value)
                 }
             }
+        case .dropped(let key, let version):
+            encodeRecord(sequence: record.sequence, kind: .dropped, into: &buffer) { buffer in
+                appendInteger(version.wall, to: &buffer)
+                appendInteger(version.logical, to: &buffer)
+                let node = Array(version.node.rawValue.utf8)
+                appendInteger(UInt16(node.count), to: &buffer)
+                buffer.append(contentsOf: node)
+                appendInteger(UInt32(key.count), to: &buffer)
+                buffer.append(contentsOf: key)
+            }
         }
     }
 
@@ -127,6 +142,8 @@ public enum WALFormat {
         case .versioned(let key, let entry):
             return fixed + 8 + 4 + 2 + entry.version.node.rawValue.utf8.count + 1
                 + (entry.expiresAt == nil ? 0 : 8) + 4 + key.count + (entry.value.map { 4 + $0.count } ?? 0)
+        case .dropped(let key, let version):
+            return fixed + 8 + 4 + 2 + version.node.rawValue.utf8.count + 4 + key.count
         }
     }
 
@@ -258,6 +275,13 @@ public enum WALFormat {
             let version = Version(wall: wall, logical: logical, node: NodeID(String(decoding: node, as: UTF8.self)))
             return .success(
                 .versioned(key: key, entry: VersionedEntry(version: version, value: value, expiresAt: expiresAt)))
+        case .dropped:
+            guard let wall = reader.read(Int64.self), let logical = reader.read(UInt32.self),
+                let nodeLength = reader.read(UInt16.self), let node = reader.readBytes(count: Int(nodeLength)),
+                !node.isEmpty, UTF8Validation.isValid(node), let key = reader.readBytes(), reader.isAtEnd
+            else { return .failure(FormatError(message: "malformed dropped record")) }
+            let version = Version(wall: wall, logical: logical, node: NodeID(String(decoding: node, as: UTF8.self)))
+            return .success(.dropped(key: key, version: version))
         case .snapshotEnd, nil:
             return .failure(FormatError(message: "unexpected record kind \(kind)"))
         }

@@ -86,9 +86,13 @@ public struct WriteAheadLog: Sendable {
     }
 
     /// Assigns the next sequence to `operation` and encodes its record, or refuses it while the disk
-    /// is failing. The log holds one kind of data record: a versioned entry.
+    /// is failing. The log holds versioned entries and drops; the single-node release's records are
+    /// only ever read.
     public mutating func append(_ operation: WALOperation) -> Append {
-        guard case .versioned = operation else { preconditionFailure("the log takes only versioned records") }
+        switch operation {
+        case .versioned, .dropped: break
+        case .put, .delete: preconditionFailure("the log takes only versioned and dropped records")
+        }
         if let failure { return .refused(reason: failure) }
         lastSequence += 1
         let bytes = WALFormat.encode(WALRecord(sequence: lastSequence, operation: operation))

@@ -34,6 +34,8 @@ struct Coordination: Sendable {
     /// Replicas whose answers the level needs.
     var required: Int
     var deadline: Instant
+    /// Stand-ins that stored the write (for the reply's `hinted`).
+    var standInsHolding: [NodeID] = []
 
     var nextDeadline: Instant {
         var next = deadline
@@ -106,6 +108,10 @@ extension ClusterNode {
             key = KeyReference(deleteKey)
             entry = VersionedEntry(version: clock.next(physical: now), value: nil, expiresAt: nil)
             level = consistency ?? configuration.writeConsistency
+        }
+        guard !isJoining else {
+            reply(client, .notReady(reason: "joining the cluster: no seed has answered yet"), replicas: [])
+            return
         }
         let replicas = replicas(of: key)
         guard !replicas.isEmpty else {
@@ -260,6 +266,26 @@ extension ClusterNode {
         }
     }
 
+    /// Hinted handoff: a write answered while some of its replicas are down (not alive to the
+    /// failure detector, and silent) is also sent to a stand-in for each, which keeps it and hands
+    /// it over when the replica is back. Returns whether any was sent.
+    mutating func leaveHints(of entry: VersionedEntry, for coordination: Coordination) -> Bool {
+        guard configuration.sloppyQuorum else { return false }
+        var asked = coordination
+        var sent = false
+        for target in coordination.targets
+        where !target.done && target.standsInFor == nil && membership.status(of: target.node) != .alive
+            && !standInAsked(for: target.node, in: asked)
+        {
+            guard let standIn = nextStandIn(for: asked) else { break }
+            asked.targets.append(
+                Coordination.Target(node: standIn, standsInFor: target.node, nextAttempt: target.nextAttempt))
+            send(.write(request: nil, key: coordination.key.bytes, entry: entry, repair: false), to: standIn)
+            sent = true
+        }
+        return sent
+    }
+
     func standInAsked(for replica: NodeID, in coordination: Coordination) -> Bool {
         coordination.targets.contains { $0.standsInFor == replica }
     }
@@ -293,11 +319,20 @@ extension ClusterNode {
             coordinations[id] = coordination
             if holders.count >= repairQuorum(coordination) {
                 answer(id, .found(chosen, key: coordination.key.bytes, now: now))
-            } else if coordination.openTargets + holders.count < repairQuorum(coordination) {
-                fail(id)
+            } else {
+                failIfSettled(id)
             }
         case .writing(let entry, var holders, var existed):
             coordination.targets[index].done = true
+            if coordination.targets[index].standsInFor != nil {
+                // A stand-in keeps the write for the replica it stands in for and hands it over
+                // later; it does not count towards the level (a strict quorum: a minority of the
+                // replicas, cut off from the rest, cannot acknowledge a write through stand-ins).
+                if case .stored = result { coordination.standInsHolding.append(node) }
+                coordinations[id] = coordination
+                failIfSettled(id)
+                return
+            }
             switch result {
             case .stored, .stale:
                 // A replica that holds a newer version holds the outcome of this write followed by a
@@ -312,10 +347,12 @@ extension ClusterNode {
                         ? .deleted(existed: existed, version: entry.version)
                         : .stored(version: entry.version, expiresAt: entry.expiresAt)
                     answer(id, outcome)
+                } else {
+                    failIfSettled(id)
                 }
             case .refused:
                 coordinations[id] = coordination
-                if coordination.openTargets + holders.count < coordination.required { fail(id) }
+                failIfSettled(id)
             }
         }
     }
@@ -333,14 +370,14 @@ extension ClusterNode {
             answered.append(node)
             coordination.phase = .querying(entry: entry, answered: answered, required: required)
             coordinations[id] = coordination
-            guard answered.count >= required else { return }
+            guard answered.count >= required else { return failIfSettled(id) }
             versionsReplied(id, now: now)
         case .reading(var replies):
             coordination.targets[index].done = true
             replies.append((node, entry))
             coordination.phase = .reading(replies: replies)
             coordinations[id] = coordination
-            guard replies.count >= coordination.required else { return }
+            guard replies.count >= coordination.required else { return failIfSettled(id) }
             readAnswered(id, coordination, replies: replies, now: now)
         }
     }
@@ -397,13 +434,10 @@ extension ClusterNode {
 
     mutating func answer(_ id: UInt64, _ outcome: ClientOutcome) {
         guard let coordination = coordinations.removeValue(forKey: id) else { return }
-        let holders: [NodeID]
-        switch coordination.phase {
-        case .writing(_, let writers, _): holders = writers
-        case .repairing(_, let repaired): holders = repaired
-        case .querying, .reading: holders = []
+        var hinted = !coordination.standInsHolding.isEmpty
+        if case .writing(let entry, _, _) = coordination.phase {
+            hinted = leaveHints(of: entry, for: coordination) || hinted
         }
-        let hinted = coordination.targets.contains { $0.standsInFor != nil && holders.contains($0.node) }
         switch outcome {
         case .found: counters.hits &+= 1
         case .notFound: counters.misses &+= 1
@@ -423,9 +457,23 @@ extension ClusterNode {
             .unavailable(level: coordination.level, answered: coordination.answered, required: coordination.required))
     }
 
+    /// Fails a request that every target has answered (or refused) without meeting its phase's
+    /// need. One that can no longer succeed but still waits for answers waits for them, so that
+    /// its failure says how many replicas did answer, one round trip later.
+    mutating func failIfSettled(_ id: UInt64) {
+        guard let coordination = coordinations[id], coordination.openTargets == 0 else { return }
+        let need: Int
+        switch coordination.phase {
+        case .querying(_, _, let required): need = required
+        case .writing, .reading: need = coordination.required
+        case .repairing: need = repairQuorum(coordination)
+        }
+        if coordination.answered < need { fail(id) }
+    }
+
     /// A message to `address` could not be sent: for a request this node coordinates, the replica
-    /// there counts as refusing (a write may then go to a stand-in; a request that can no longer
-    /// meet its level fails now instead of at its timeout).
+    /// there counts as refusing, so that a request that cannot meet its level fails once the others
+    /// have answered instead of at its timeout.
     mutating func undeliverable(_ message: PeerMessage, to address: String, now: Instant) {
         guard case .replication(let replication) = message else { return }
         let request: UInt64
@@ -440,14 +488,10 @@ extension ClusterNode {
         switch coordination.phase {
         case .writing, .repairing:
             writeReplied(request, from: node, .refused(reason: "peer \(address) unreachable"), now: now)
-        case .querying(_, let answered, let required):
+        case .querying, .reading:
             coordination.targets[index].done = true
             coordinations[request] = coordination
-            if coordination.openTargets + answered.count < required { fail(request) }
-        case .reading(let replies):
-            coordination.targets[index].done = true
-            coordinations[request] = coordination
-            if coordination.openTargets + replies.count < coordination.required { fail(request) }
+            failIfSettled(request)
         }
     }
 

@@ -63,7 +63,7 @@ extension ClusterNode {
         case .forget(let key, let version):
             let reference = KeyReference(key)
             if let entry = store.stored(reference), entry.version == version, !entry.isLive(at: now) {
-                store.remove(reference, ifVersion: version)
+                drop(reference, ifVersion: version)
             }
         }
     }
@@ -299,7 +299,7 @@ extension ClusterNode {
         handoff.waiting.removeAll { $0 == node }
         if handoff.waiting.isEmpty {
             dropHandoff(key)
-            if !replicas(of: key).contains(me) { store.remove(key, ifVersion: handoff.version) }
+            if !replicas(of: key).contains(me) { drop(key, ifVersion: handoff.version) }
         } else {
             handoffs[key] = handoff
         }
@@ -407,15 +407,27 @@ extension ClusterNode {
 
     mutating func forget(_ key: KeyReference, _ version: Version, owners: [NodeID]) {
         for owner in owners where owner != me { send(.forget(key: key.bytes, version: version), to: owner) }
-        store.remove(key, ifVersion: version)
+        drop(key, ifVersion: version)
         effects.append(.collected(key: key.bytes, version: version))
+    }
+
+    /// Lets go of `key`'s entry if it is still at `version`, and logs that it did: a restart must not
+    /// bring back from the log a value handed off or a tombstone collected (the node would hand the
+    /// old value off again, perhaps after its deletion was collected everywhere). The record needs no
+    /// sync: nothing waits on it, and a drop lost in a crash only costs a second handoff.
+    mutating func drop(_ key: KeyReference, ifVersion version: Version) {
+        guard store.remove(key, ifVersion: version) else { return }
+        if case .append(let sequence, let bytes) = log?.append(.dropped(key: key.bytes, version: version)) {
+            effects.append(.append(sequence: sequence, bytes: bytes))
+        }
     }
 
     // MARK: Anti-entropy
 
     /// Sends the digests of the keys this node and one other replicate together to that node.
     mutating func startAntiEntropy() {
-        let peers = ring.members.filter { $0 != me }
+        // Dead members keep their share of the ring, but there is no one to talk to.
+        let peers = ring.members.filter { $0 != me && membership.status(of: $0) == .alive }
         guard !peers.isEmpty else { return }
         let peer = peers[random.below(peers.count)]
         guard let digests = store.digests(sharedWith: peer) else { return }

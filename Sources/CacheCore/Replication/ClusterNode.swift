@@ -104,6 +104,9 @@ public struct ClusterNode: Sendable {
         case refused(reason: String)
         /// Too much is in flight on this node: the request was not started.
         case overloaded(reason: String)
+        /// The node cannot coordinate yet (it has seeds and has met no member): it would otherwise
+        /// answer as a cluster of one from whatever its own store holds.
+        case notReady(reason: String)
     }
 
     /// The answer to a client, with how it was reached.
@@ -113,7 +116,8 @@ public struct ClusterNode: Sendable {
         public var outcome: ClientOutcome
         /// The key's replicas when the request started.
         public var replicas: [NodeID]
-        /// Whether a node outside `replicas` counted towards the level (a sloppy quorum).
+        /// Whether a node outside `replicas` also took the write, standing in for a replica that did
+        /// not answer (a hint, handed to that replica later). Stand-ins never count towards the level.
         public var hinted: Bool
 
         public init(request: UInt64, outcome: ClientOutcome, replicas: [NodeID], hinted: Bool) {
@@ -318,7 +322,7 @@ public struct ClusterNode: Sendable {
 
     /// Why the node cannot leave.
     public enum LeaveRefusal: Error, Equatable, Sendable {
-        /// No other member owns keys: nobody would receive this node's keys.
+        /// No other member is alive: nobody would receive this node's keys.
         case noOtherMember
     }
 
@@ -328,7 +332,9 @@ public struct ClusterNode: Sendable {
     /// and this node's copies reach the new owners before it goes.
     public mutating func leave(now: Instant) -> Result<[Effect], LeaveRefusal> {
         guard !membership.isLeaving else { return .success(finishStep(now: now)) }
-        guard membership.keyOwners.contains(where: { $0 != me }) else { return .failure(.noOtherMember) }
+        guard membership.view.contains(where: { $0.id != me && $0.status == .alive }) else {
+            return .failure(.noOtherMember)
+        }
         for effect in membership.leave(now: now) { carryOut(effect) }
         rebuildRing()
         nextHandoff = now
@@ -387,6 +393,11 @@ public struct ClusterNode: Sendable {
     /// Whether the node is alone: started without seeds and never joined by anyone. It keeps no
     /// tombstones then, since no replica could bring back what it deleted.
     public var isAlone: Bool { seeds.isEmpty && membership.view.count == 1 }
+
+    /// Whether the node was given seeds and has met no member yet. It does not coordinate requests
+    /// then: its ring holds only itself, and it would answer from its own store alone (a restarted
+    /// node from a stale one).
+    public var isJoining: Bool { !seeds.isEmpty && membership.view.count == 1 }
 
     /// Whether a directory written by an earlier release is being rewritten as a snapshot: until it is
     /// durable the node must not serve (a crash would replay the old records with new versions).

@@ -137,7 +137,11 @@ struct EntryTable: Sendable {
         let span = home(UInt32(range.upperBound - 1)) - startHome
         var index = startHome
         var steps = 0
-        while steps < capacity {
+        // Entries whose home is near the end of the range may sit past it, wrapped round to the
+        // start of the table; a walk over (almost) the whole table meets them on a second lap. The
+        // walk ends at an empty bucket past the range's homes (there is always one: the table is at
+        // most 7/8 full), or at an entry whose home is past them.
+        while steps < 2 * capacity {
             let bucket = buckets[index]
             if bucket.entry == nil {
                 // Nothing after an empty bucket sits before its home, so past the range's homes the

@@ -106,6 +106,10 @@ public struct ReplicaStore: Sendable {
         func replicas(of key: KeyReference) -> [NodeID] {
             ring.preferenceList(forPosition: key.position, count: replicationFactor)
         }
+
+        /// Whether this node is the ring's only member: nothing is shared, nothing handed off. (A
+        /// node leaving is outside the ring, however few are in it: everything it holds goes.)
+        var isAlone: Bool { ring.members.count <= 1 && (ring.members.first ?? me) == me }
     }
 
     /// Bytes charged per entry on top of its key and value: the entry's header and object header
@@ -493,7 +497,7 @@ public struct ReplicaStore: Sendable {
             let deadSince = storage.header.expiry == .max ? storage.header.wall : storage.header.expiry
             tombstoneQueue.push(key, priority: deadSince)
         }
-        guard let placement, placement.ring.members.count > 1 else { return }
+        guard let placement, !placement.isAlone else { return }
         let replicas = placement.replicas(of: key)
         if digests.covers(key.hash) { toggleDigest(storage, key: key, replicas: replicas, me: placement.me) }
         if !replicas.contains(placement.me) { queueHandoff(key) }
@@ -504,7 +508,7 @@ public struct ReplicaStore: Sendable {
         if storage.hasValue { statistics.liveEntries -= 1 } else { statistics.tombstones -= 1 }
         statistics.estimatedBytes -= Self.cost(storage)
         assert(statistics.liveEntries >= 0 && statistics.tombstones >= 0, "ReplicaStore: negative counts")
-        guard let placement, placement.ring.members.count > 1, digests.covers(key.hash) else { return }
+        guard let placement, !placement.isAlone, digests.covers(key.hash) else { return }
         toggleDigest(storage, key: key, replicas: placement.replicas(of: key), me: placement.me)
     }
 
@@ -531,7 +535,7 @@ public struct ReplicaStore: Sendable {
         self.placement = placement
         handoffCandidates.removeAll()
         handoffQueued.removeAll()
-        if let placement, placement.ring.members.count > 1 {
+        if let placement, !placement.isAlone {
             digests.restart()
         } else {
             // Alone (or outside any ring): nothing is shared, nothing is handed off.
@@ -556,7 +560,7 @@ public struct ReplicaStore: Sendable {
             let perKey = max(1, (UInt64(1) << 32) / UInt64(table.count))
             span = min(remaining, max(1, perKey * UInt64(max(budget, 1))))
         }
-        if placement.ring.members.count > 1 {
+        if !placement.isAlone {
             for index in table.indices(hashes: start..<(start + span)) {
                 let storage = table[index].entry!
                 let key = storage.withKey { KeyReference(Array($0)) }

@@ -112,6 +112,20 @@ final class NodeProcess: Sendable {
         throw TestFailure("cache-node did not start listening: \(log)")
     }
 
+    /// Waits for the "listening" log line and returns the HTTP and peer ports from it.
+    func waitUntilListeningPorts(timeout: Duration = .seconds(30)) async throws -> (http: Int, peer: Int) {
+        _ = try await waitUntilListening(timeout: timeout)
+        for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let http = (object["port"] as? String).flatMap(Int.init),
+                let peer = (object["peer_port"] as? String).flatMap(Int.init)
+            {
+                return (http, peer)
+            }
+        }
+        throw TestFailure("no ports in the listening line: \(log)")
+    }
+
     /// Waits for the process to exit and returns its status.
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
