@@ -14,7 +14,7 @@ SIM_LONG_SEEDS ?= 5000
 CLUSTER_SEEDS ?= 150
 CLUSTER_LONG_SEEDS ?= 2000
 
-.PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean
+.PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean docker-dist compose-test
 
 all: build
 
@@ -78,6 +78,18 @@ fuzz: $(foreach t,$(FUZZ_TARGETS),Fuzz/build/$(t)-fuzzer)
 # A short run of each target, part of `make test`.
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+# docker/dist: cache-node built here with the Swift runtime libraries it links, for the image's
+# `prebuilt` target (the runtime path includes $ORIGIN, so they sit beside it).
+docker-dist: deps
+	$(SWIFT) build -c release --product cache-node
+	rm -rf docker/dist && mkdir -p docker/dist
+	cp .build/release/cache-node docker/dist/
+	ldd .build/release/cache-node | awk '/=> \// { print $$3 }' | grep '/swift/' | xargs -r -I{} cp -L {} docker/dist/
+
+# The compose cluster, started and checked for real (root; installs Docker when missing).
+compose-test:
+	docker/compose-test.sh
 
 bench: release
 	bench/http.sh && bench/wal.sh && bench/memory.sh

@@ -70,7 +70,7 @@ struct SimulatedNode {
             let files = disk.files
             let outcome = Recovery.recover(
                 snapshots: files.snapshots, segments: files.segments, limits: configuration.limits, seed: seed,
-                me: id, now: now)
+                me: id, now: now, recordsEvictedKeys: configuration.reportsEvictedKeys)
             disk.repair(outcome.repairs)
             disk.startSegment(firstSequence: outcome.report.lastSequence + 1)
             let repaired = disk.files

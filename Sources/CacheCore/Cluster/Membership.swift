@@ -262,6 +262,9 @@ public struct Membership: Sendable {
 
     /// The next instant at which ``tick(now:)`` has work to do.
     public var nextDeadline: Instant {
+        // Leaving, the node only announces its departure once a period (`leavingTick`); suspicions
+        // it hears of are not its to time out.
+        if leaving { return nextPeriod }
         var deadline = nextPeriod
         if case .waiting(_, _, let indirectAt, let periodEnd, let askedOthers) = probe {
             deadline = min(deadline, askedOthers ? periodEnd : indirectAt)

@@ -71,23 +71,29 @@ public struct Recovery {
     }
 
     /// Recovers from `snapshots` and `segments` (any order) at time `now`, for the node `me` (whose
-    /// name versions the entries of a legacy directory), into a store with `limits`.
+    /// name versions the entries of a legacy directory), into a store with `limits`. A store kept
+    /// within tight limits may evict while it replays; `recordsEvictedKeys` keeps those keys for the
+    /// node to report (the simulator's checkers need every eviction).
     public static func recover(
         snapshots: [SnapshotFile],
         segments: [SegmentFile],
         limits: StoreLimits,
         seed: UInt64,
         me: NodeID,
-        now: Instant
+        now: Instant,
+        recordsEvictedKeys: Bool = false
     ) -> Outcome {
         var report = Report()
         var repairs: [Repair] = []
-        var replay = Replay(store: ReplicaStore(limits: limits, seed: seed), me: me, now: now)
+        func emptyStore() -> ReplicaStore {
+            ReplicaStore(limits: limits, seed: seed, recordsEvictedKeys: recordsEvictedKeys)
+        }
+        var replay = Replay(store: emptyStore(), me: me, now: now)
 
         // The newest snapshot that is whole wins; damaged ones are set aside.
         var snapshotSequence: UInt64 = 0
         for snapshot in snapshots.sorted(by: { $0.sequence > $1.sequence }) {
-            var candidate = Replay(store: ReplicaStore(limits: limits, seed: seed), me: me, now: now)
+            var candidate = Replay(store: emptyStore(), me: me, now: now)
             let result = snapshot.bytes.withUnsafeBytes { bytes in
                 SnapshotFormat.read(bytes) { operation in candidate.apply(operation) }
             }
