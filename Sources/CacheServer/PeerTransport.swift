@@ -145,6 +145,8 @@ final class TCPPeerTransport: PeerTransport {
     private var links: [String: Link] = [:]
     private var random = SystemRandomNumberGenerator()
     private var closed = false
+    /// Peers with frames written and not yet flushed.
+    private var unflushed: Set<String> = []
 
     init(
         loop: any EventLoop, driver: NodeDriver, metrics: NodeMetrics, logger: Logger,
@@ -167,9 +169,10 @@ final class TCPPeerTransport: PeerTransport {
         let writable = link.channel?.isWritable ?? false
         switch link.machine.send(bytes: bytes.count, writable: writable, now: .now()) {
         case .write:
-            link.channel!.writeAndFlush(frame, promise: nil)
+            link.channel!.write(frame, promise: nil)
             metrics.peerFrameSent(bytes: bytes.count)
             links[address] = link
+            flushSoon(address)
         case .queue:
             link.queue.append((frame, message))
             links[address] = link
@@ -184,6 +187,18 @@ final class TCPPeerTransport: PeerTransport {
                 logger.debug("peer message refused", metadata: ["peer": "\(address)", "reason": "\(reason)"])
             }
             report(.undeliverable(to: address, message))
+        }
+    }
+
+    /// Flushes written frames once the loop has run what it has in hand: all the messages one turn
+    /// produces for a peer leave in one write, not one system call each.
+    private func flushSoon(_ address: String) {
+        guard unflushed.insert(address).inserted, unflushed.count == 1 else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute {
+            let transport = bound.value
+            for address in transport.unflushed { transport.links[address]?.channel?.flush() }
+            transport.unflushed.removeAll(keepingCapacity: true)
         }
     }
 

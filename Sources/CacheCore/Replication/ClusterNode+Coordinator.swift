@@ -19,6 +19,7 @@ struct Coordination: Sendable {
         var node: NodeID
         /// The replica this node stands in for (sloppy quorum), or `nil` for a replica itself.
         var standsInFor: NodeID?
+        /// Times asked (0: not yet; a phase asks only as many replicas as it needs at first).
         var attempts = 1
         var nextAttempt: Instant
         /// Answered (or refused) in the current phase: no more attempts.
@@ -152,12 +153,26 @@ extension ClusterNode {
         var coordination = Coordination(
             client: client, key: key, level: level, phase: phase, replicas: replicas, targets: [],
             required: level.required(of: replicas.count), deadline: now.advanced(by: configuration.requestTimeout))
-        for replica in replicas {
-            coordination.targets.append(
-                Coordination.Target(node: replica, nextAttempt: now.advanced(by: backoff(attempt: 0))))
+        // A phase that needs k answers asks k replicas: this node first (no message), then those
+        // alive, in preference order. The others are asked only if an answer is late (a speculative
+        // retry after the first backoff) or missing. Writes go to every replica.
+        let needed: Int
+        switch phase {
+        case .querying(_, _, let asked): needed = asked
+        case .reading: needed = coordination.required
+        case .writing, .repairing: needed = replicas.count
+        }
+        let order = replicas.enumerated().sorted { lhs, rhs in
+            func rank(_ node: NodeID) -> Int { node == me ? 0 : membership.status(of: node) == .alive ? 1 : 2 }
+            return (rank(lhs.element), lhs.offset) < (rank(rhs.element), rhs.offset)
+        }.map(\.element)
+        for (index, replica) in order.enumerated() {
+            var target = Coordination.Target(node: replica, nextAttempt: now.advanced(by: backoff(attempt: 0)))
+            if index >= needed { target.attempts = 0 }
+            coordination.targets.append(target)
         }
         coordinations[id] = coordination
-        for replica in replicas { ask(replica, for: id) }
+        for replica in order.prefix(needed) { ask(replica, for: id) }
     }
 
     /// Sends the request's message for its current phase to `node` (again).

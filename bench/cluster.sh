@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# A 3-node cache-node cluster (N = 3, quorum reads and writes) against a 3-master Redis Cluster on
+# the same machine, in alternating rounds (cache, Redis, cache, ...), reported as medians.
+#
+#   bench/cluster.sh                       # 3 rounds of 10 s per measurement
+#   ROUNDS=5 DURATION=20 bench/cluster.sh
+#
+# cache-node: three processes on 127.0.0.1 (one event loop each, no WAL_DIR: memory only, as the
+# Redis side runs without persistence), 10,000 keys of 3-byte values. Load from wrk: PUT and GET at
+# `quorum` with 50 connections spread over the three nodes (three wrk processes, one thread each;
+# throughput summed, p50 the median of the three, p99 the worst), and GET with 10 connections to one
+# node for the latency figure. Redis: redis-benchmark --cluster (one thread) SET and GET with the
+# same shapes. Neither side pipelines. The load tools differ (wrk speaks HTTP, redis-benchmark
+# RESP), and so do the guarantees: Redis Cluster acknowledges a write once its one master has it
+# (replication is asynchronous, and here there are no replicas at all); cache-node acknowledges a
+# quorum write once two of the key's three replicas hold it, and a quorum read asks the replicas too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+HTTP_BASE=${HTTP_BASE:-18081}
+PEER_BASE=${PEER_BASE:-19081}
+REDIS_BASE=${REDIS_BASE:-17001}
+NODE_PORT=$HTTP_BASE
+
+ensure_tools
+work=$(mktemp -d)
+node_pids=()
+redis_pids=()
+cleanup_cluster() {
+    for pid in "${node_pids[@]}" "${redis_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup_cluster EXIT
+
+cat >"$work/put.lua" <<'LUA'
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+counter = 0
+request = function()
+    counter = counter + 1
+    return wrk.format(nil, "/put?consistency=quorum", nil, '{"key":"bench:' .. (counter % 10000) .. '","value":"xyz"}')
+end
+LUA
+cat >"$work/get.lua" <<'LUA'
+counter = 0
+request = function()
+    counter = counter + 1
+    return wrk.format("GET", "/get/bench:" .. (counter % 10000) .. "?consistency=quorum")
+end
+LUA
+
+start_cluster() {
+    node_pids=()
+    for i in 0 1 2; do
+        env LOG_LEVEL=warning NODE_ID="c$i" HOST=127.0.0.1 PORT=$((HTTP_BASE + i)) PEER_PORT=$((PEER_BASE + i)) \
+            EVENT_LOOPS=1 SEEDS="127.0.0.1:$PEER_BASE" GOSSIP_INTERVAL=500ms "$NODE" >"$work/node$i.log" 2>&1 &
+        node_pids+=($!)
+    done
+    for _ in $(seq 300); do
+        local ready=0
+        for i in 0 1 2; do
+            curl -sf "http://127.0.0.1:$((HTTP_BASE + i))/cluster" 2>/dev/null \
+                | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m['status']=='alive' for m in d['members'])==3 else 1)" 2>/dev/null \
+                && ready=$((ready + 1))
+        done
+        [ "$ready" = 3 ] && return 0
+        sleep 0.1
+    done
+    echo "the cluster did not form:"; cat "$work"/node*.log; exit 1
+}
+
+stop_cluster() {
+    for pid in "${node_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${node_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    node_pids=()
+}
+
+# wrk_spread NAME SCRIPT: 50 connections over the three nodes, three wrk processes at once.
+wrk_spread() {
+    local name=$1 script=$2 pids=()
+    for i in 0 1 2; do
+        local connections=$((i == 0 ? 18 : 16))
+        wrk -t1 -c"$connections" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$((HTTP_BASE + i))" \
+            >"$work/$name.$i.wrk" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+}
+
+start_redis_cluster() {
+    redis_pids=()
+    local addresses=()
+    for i in 0 1 2; do
+        local port=$((REDIS_BASE + i))
+        mkdir -p "$work/redis$i"
+        (cd "$work/redis$i" && exec redis-server --port "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+            --save '' --appendonly no --daemonize no >"$work/redis$i.log" 2>&1) &
+        redis_pids+=($!)
+        addresses+=("127.0.0.1:$port")
+    done
+    for i in 0 1 2; do
+        for _ in $(seq 100); do redis-cli -p $((REDIS_BASE + i)) ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes >"$work/create.log" 2>&1
+    for _ in $(seq 100); do
+        redis-cli -p "$REDIS_BASE" cluster info | grep -q 'cluster_state:ok' && return 0
+        sleep 0.1
+    done
+    echo "the Redis cluster did not form:"; cat "$work/create.log"; exit 1
+}
+
+stop_redis_cluster() {
+    for pid in "${redis_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${redis_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    redis_pids=()
+    rm -rf "$work"/redis?
+}
+
+requests=$((DURATION * 50000))
+for round in $(seq "$ROUNDS"); do
+    start_cluster
+    wrk_spread "node_put_r$round" "$work/put.lua"   # also stores the 10,000 keys the GETs read
+    wrk_spread "node_get_r$round" "$work/get.lua"
+    wrk -t1 -c10 -d"${DURATION}s" --latency -s "$work/get.lua" "http://127.0.0.1:$HTTP_BASE" >"$work/node_get_c10_r$round.wrk"
+    stop_cluster
+
+    start_redis_cluster
+    # (--cluster prints the masters it found before the CSV.)
+    redis-benchmark --cluster -p "$REDIS_BASE" -c 50 -n "$requests" -t set,get -d 3 -r 10000 --csv \
+        | sed -n '/^"test"/,$p' >"$work/redis_c50_r$round.csv"
+    redis-benchmark --cluster -p "$REDIS_BASE" -c 10 -n "$requests" -t get -d 3 -r 10000 --csv \
+        | sed -n '/^"test"/,$p' >"$work/redis_c10_r$round.csv"
+    stop_redis_cluster
+done
+
+python3 - "$work" "$ROUNDS" <<PY
+$REPORT_HELPERS
+rounds = range(1, int(sys.argv[2]) + 1)
+
+def spread(name):
+    """Three wrk runs at once: throughput summed, p50 the median, p99 the worst, errors summed."""
+    parts = [wrk(f"{name}.{i}") for i in range(3)]
+    return (sum(p[0] for p in parts), median([p[1] for p in parts]), max(p[2] for p in parts), sum(p[3] for p in parts))
+
+print(f"3-node cache-node cluster (N=3, quorum) against a 3-master Redis Cluster, median of {len(rounds)} alternating rounds")
+header("")
+compare("PUT quorum vs SET (c=50)", [spread(f"node_put_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["SET"] for r in rounds])
+compare("GET quorum vs GET (c=50)", [spread(f"node_get_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["GET"] for r in rounds])
+compare("GET quorum vs GET (c=10)", [wrk(f"node_get_c10_r{r}") for r in rounds], [redis(f"redis_c10_r{r}")["GET"] for r in rounds])
+PY
