@@ -332,4 +332,41 @@ struct ClusterProcessTests {
             #expect(log.contains("cannot reach peer"), "the log does not say the seed is unreachable")
         }
     }
+
+    /// Bytes from peers are input: garbage, a frame declaring more than the limit, and an entry over
+    /// the key limit each close their connection and are counted; the node serves on, data intact.
+    @Test func badPeerBytesCloseTheConnectionAndNeverHurtTheNode() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let node = try await cluster.start("solo")
+            try await waitUntilServing(port: node.httpPort)
+            let client = try cluster.client("solo")
+            #expect(try client.put("kept", "value").status == 200)
+            var oversizedKey: [UInt8] = [0, 0, 0, 0, 1, 2, 1, 0, 0x61, 1, 0, 0x62, 1]
+            oversizedKey += withUnsafeBytes(of: UInt64(7).littleEndian, Array.init)
+            oversizedKey += withUnsafeBytes(of: UInt32(2000).littleEndian, Array.init)
+            oversizedKey += [UInt8](repeating: 0x6B, count: 2000)
+            oversizedKey += [UInt8](repeating: 0, count: 12) + [1, 0, 0x6E, 1]
+            oversizedKey += withUnsafeBytes(of: UInt32(1).littleEndian, Array.init) + [0x76, 0]
+            let length = UInt32(oversizedKey.count - 4).littleEndian
+            withUnsafeBytes(of: length) { for index in 0..<4 { oversizedKey[index] = $0[index] } }
+            let inputs: [[UInt8]] = [
+                Array("GET / HTTP/1.1\r\n\r\n".utf8) + [UInt8](repeating: 0xFF, count: 64),
+                withUnsafeBytes(of: UInt32(64 << 20).littleEndian, Array.init) + [1, 1],
+                oversizedKey,
+            ]
+            for input in inputs {
+                let peer = try HTTPTestClient(port: node.peerPort)
+                try peer.send(input)
+                #expect(peer.readsEndOfStream(), "the node kept a connection that sent \(input.prefix(8))")
+            }
+            #expect(try client.request("GET", "/health").status == 200)
+            #expect(try client.value("kept") == "value")
+            let metrics = try client.request("GET", "/metrics").text
+            let line = metrics.split(separator: "\n").first {
+                $0.hasPrefix("cache_peer_connections_closed_invalid_total")
+            }
+            #expect(line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } == 3, "\(line ?? "no counter")")
+        }
+    }
 }
