@@ -373,7 +373,11 @@ public struct Membership: Sendable {
             }
         }
         if now >= nextPeriod {
-            nextPeriod = now.advanced(by: configuration.protocolPeriod * (localHealth + 1))
+            // A node that holds every other member dead has no probe to time and nobody to be slow
+            // with: it reaches out every period, unstretched, until someone answers (two sides of a
+            // healed partition otherwise each wait many stretched periods to try).
+            let alone = liveMembers().isEmpty
+            nextPeriod = now.advanced(by: configuration.protocolPeriod * (alone ? 1 : localHealth + 1))
             periods += 1
             if case .idle = probe, let target = nextProbeTarget() {
                 let probeSequence = nextSequence()
@@ -383,7 +387,7 @@ public struct Membership: Sendable {
                     periodEnd: nextPeriod, askedOthers: false)
                 effects.append(.send(to: member(target).address, message(.ping(sequence: probeSequence))))
             }
-            if periods % configuration.syncEveryPeriods == 0 {
+            if periods % configuration.syncEveryPeriods == 0 || alone {
                 let live = liveMembers()
                 if let partner = live.randomElement(using: &random) {
                     effects.append(.send(to: member(partner).address, message(.sync(view))))
