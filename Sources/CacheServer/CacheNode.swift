@@ -230,8 +230,9 @@ public final class CacheNode: Sendable {
             if case .leaving(let keys) = node.leaveState { leaving = ["keys_to_hand_off": keys] }
             let document: [String: Any] = [
                 "node_id": node.me.rawValue,
-                "ring_version": String(node.ringVersion, radix: 16),
+                "ring_version": Self.hexadecimal(node.ringVersion),
                 "ring_members": node.ring.members.count,
+                "virtual_nodes": node.ring.virtualNodes,
                 "replication_factor": configuration.replicationFactor,
                 "effective_replication_factor": min(configuration.replicationFactor, node.ring.members.count),
                 "consistency": configuration.consistency.rawValue,
@@ -370,6 +371,12 @@ public final class CacheNode: Sendable {
                 statistics: state.node?.statistics ?? StoreStatistics(), allocated: Jemalloc.allocatedBytes(),
                 memoryLimit: memoryLimit, uptime: uptime)
         }
+    }
+
+    /// A ring version as 16 hexadecimal digits, as the `x-ring-version` header carries it.
+    static func hexadecimal(_ version: UInt64) -> String {
+        let digits = String(version, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     static func serialize(_ document: [String: Any]) -> [UInt8] {

@@ -222,7 +222,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         guard let context else { return }
         let (status, body) = ResponseBody.outcome(
             reply.outcome, key: request.route.key, allocator: context.channel.allocator, now: node.clock.now())
-        answer(request, status: status, body: body)
+        answer(request, status: status, body: body, ringVersion: node.driver.ring.version)
     }
 
     private func answer<T>(
@@ -246,13 +246,13 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     /// Writes the answer to the request being answered, then carries on with what was held.
     private func answer(
         _ request: HTTPConnectionStateMachine.Request, status: HTTPResponseStatus, body: ByteBuffer,
-        contentType: StaticString = "application/json", allow: String? = nil
+        contentType: StaticString = "application/json", allow: String? = nil, ringVersion: UInt64? = nil
     ) {
         guard let context else { return }
         let keepAlive = machine.keepsAlive(request.head)
         write(
             context: context, head: request.head, route: request.route.name, started: request.started, status: status,
-            body: body, contentType: contentType, allow: allow, close: !keepAlive)
+            body: body, contentType: contentType, allow: allow, ringVersion: ringVersion, close: !keepAlive)
         switch machine.answerWritten(keptAlive: keepAlive) {
         case .close:
             break
@@ -268,14 +268,14 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     private func write(
         context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName, started: ContinuousClock.Instant,
         status: HTTPResponseStatus, body: ByteBuffer, contentType: StaticString = "application/json",
-        allow: String? = nil, close: Bool
+        allow: String? = nil, ringVersion: UInt64? = nil, close: Bool
     ) {
         var body = body
         var response = context.channel.allocator.buffer(
             capacity: 128 + min(body.readableBytes, HTTPResponseEncoding.inlineBodyLimit))
         HTTPResponseEncoding.head(
             version: head.version, status: status, contentType: contentType, contentLength: body.readableBytes,
-            keepAlive: !close, allow: allow, into: &response)
+            keepAlive: !close, allow: allow, ringVersion: ringVersion, into: &response)
         if body.readableBytes <= HTTPResponseEncoding.inlineBodyLimit {
             response.writeBuffer(&body)
             context.write(wrapOutboundOut(response), promise: nil)

@@ -11,6 +11,10 @@ enum HTTPResponseEncoding {
     /// ones go out as a second buffer in the same flush.
     static let inlineBodyLimit = 16 * 1024
 
+    /// The header data answers carry the node's ring version in (16 hexadecimal digits, as
+    /// `/cluster`'s `ring_version`).
+    static let ringVersionHeader: StaticString = "x-ring-version"
+
     /// The head of a response with `contentLength` body bytes.
     static func head(
         version: HTTPVersion,
@@ -19,6 +23,7 @@ enum HTTPResponseEncoding {
         contentLength: Int,
         keepAlive: Bool,
         allow: String?,
+        ringVersion: UInt64? = nil,
         into buffer: inout ByteBuffer
     ) {
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
@@ -30,6 +35,13 @@ enum HTTPResponseEncoding {
         if let allow {
             buffer.writeStaticString("\r\nallow: ")
             buffer.writeString(allow)
+        }
+        if let ringVersion {
+            // Clients compare it with the ring they route by and refresh theirs when it differs.
+            buffer.writeStaticString("\r\n")
+            buffer.writeStaticString(ringVersionHeader)
+            buffer.writeStaticString(": ")
+            buffer.writeHexadecimal(ringVersion)
         }
         if !keepAlive {
             buffer.writeStaticString("\r\nconnection: close")
@@ -56,6 +68,16 @@ enum HTTPResponseEncoding {
 }
 
 extension ByteBuffer {
+    /// Writes `value` as 16 lowercase hexadecimal digits.
+    mutating func writeHexadecimal(_ value: UInt64) {
+        let digits: StaticString = "0123456789abcdef"
+        var shift = 60
+        while shift >= 0 {
+            writeInteger(digits.utf8Start[Int((value >> UInt64(shift)) & 0xF)])
+            shift -= 4
+        }
+    }
+
     /// Writes a non-negative integer in decimal without going through `String`.
     @inlinable
     mutating func writeDecimal(_ value: Int) {

@@ -2,6 +2,7 @@ import CacheCore
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What waits on the node's loop for the answer to a client's request: a connection, usually.
 protocol ClientReplyReceiver: AnyObject {
@@ -38,6 +39,9 @@ final class NodeDriver: Sendable {
     private let configuration: NodeConfiguration
     private let clock: NodeClock
     private let state: NIOLoopBoundBox<DriverState>
+    /// The ring's version as of the node's last membership change, for any loop to read (data
+    /// answers carry it, so that clients notice a changed ring).
+    let ring: RingVersionCell
 
     init(
         configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
@@ -46,10 +50,13 @@ final class NodeDriver: Sendable {
         self.loop = loop
         self.configuration = configuration
         self.clock = clock
+        let ring = RingVersionCell()
+        self.ring = ring
         // Made here, used only on `loop` from now on.
         self.state = NIOLoopBoundBox.makeBoxSendingValue(
             DriverState(
-                configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed),
+                configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed,
+                ring: ring),
             as: DriverState.self, eventLoop: loop)
     }
 
@@ -179,6 +186,15 @@ final class NodeDriver: Sendable {
     }
 }
 
+/// The node's ring version, written on the node's loop and read from any.
+final class RingVersionCell: Sendable {
+    private let value = Atomic<UInt64>(0)
+
+    var version: UInt64 { value.load(ordering: .relaxed) }
+
+    func store(_ version: UInt64) { value.store(version, ordering: .relaxed) }
+}
+
 /// What the driver holds on the node's loop.
 final class DriverState {
     let configuration: NodeConfiguration
@@ -187,6 +203,7 @@ final class DriverState {
     let logger: Logger
     let loop: any EventLoop
     let seed: UInt64
+    let ring: RingVersionCell
     /// The node, once started.
     private(set) var node: ClusterNode?
     private(set) var files: LogFiles?
@@ -207,7 +224,7 @@ final class DriverState {
 
     init(
         configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
-        seed: UInt64
+        seed: UInt64, ring: RingVersionCell
     ) {
         self.configuration = configuration
         self.clock = clock
@@ -215,6 +232,7 @@ final class DriverState {
         self.logger = logger
         self.loop = loop
         self.seed = seed
+        self.ring = ring
     }
 
     /// The name, addresses and seeds the node started with.
@@ -252,6 +270,7 @@ final class DriverState {
         }
         let effects = node.start(seeds: configuration.seeds.map(\.description), now: now)
         self.node = node
+        ring.store(node.ringVersion)
         carryOut(effects)
         scheduleMemoryReport()
         return ready.futureResult
@@ -312,6 +331,7 @@ final class DriverState {
     func withNode<T>(_ body: (inout ClusterNode, Instant) -> ([ClusterNode.Effect], T)) -> T {
         let (effects, answer) = body(&node!, clock.now())
         carryOut(effects)
+        if let node { ring.store(node.ringVersion) }
         return answer
     }
 
@@ -349,6 +369,7 @@ final class DriverState {
                 setTimer(deadline)
             case .memberStatusChanged(let member, let status):
                 logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
+                if let node { ring.store(node.ringVersion) }
             case .evicted, .collected:
                 break
             case .leaveCompleted:
