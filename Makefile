@@ -14,7 +14,7 @@ SIM_LONG_SEEDS ?= 5000
 CLUSTER_SEEDS ?= 150
 CLUSTER_LONG_SEEDS ?= 2000
 
-.PHONY: all deps build release run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean docker-dist compose-test
+.PHONY: all deps build release tools run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean docker-dist compose-test
 
 all: build
 
@@ -31,6 +31,12 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# cachectl and cache-bench, release builds in .build/release/.
+tools: deps
+	$(SWIFT) build -c release --product cachectl
+	$(SWIFT) build -c release --product cache-bench
+	@echo "built .build/release/cachectl and .build/release/cache-bench"
 
 # A local cluster in the foreground: HTTP on 8000-8002, peers on 9000-9002, data in .cluster-data,
 # one log tagged by node; Ctrl-C stops it. `make run NODES=1` runs a single node.

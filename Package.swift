@@ -18,8 +18,11 @@ let package = Package(
     products: [
         .library(name: "CacheCore", targets: ["CacheCore"]),
         .library(name: "CacheServer", targets: ["CacheServer"]),
+        .library(name: "CacheClient", targets: ["CacheClient"]),
         .executable(name: "cache-node", targets: ["cache-node"]),
         .executable(name: "cache-sim", targets: ["cache-sim"]),
+        .executable(name: "cachectl", targets: ["cachectl"]),
+        .executable(name: "cache-bench", targets: ["cache-bench"]),
     ],
     // Exact versions: two builds of one commit get the same dependencies. (Package.resolved is not
     // committed: this project's machines resolve through a mirror whose revisions are its own.)
@@ -34,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", exact: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", exact: "0.2.0"),
     ],
     targets: [
         // The pure core: state machines and codecs. Standard library only, so that the simulator,
@@ -78,6 +82,45 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The client library: routing with the nodes' own ring, pooled connections, failover.
+        .target(
+            name: "CacheClient",
+            dependencies: [
+                "CacheCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "cachectl",
+            dependencies: [
+                "CacheClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "cache-bench",
+            dependencies: [
+                "CacheClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The README's client example, built and run by the tests so that it stays true.
+        .executableTarget(
+            name: "cache-client-example",
+            dependencies: ["CacheClient"],
+            swiftSettings: strictSettings
+        ),
         // The deterministic simulator: CacheCore nodes under one seed (`Simulation/`).
         .target(
             name: "Simulator",
@@ -110,7 +153,11 @@ let package = Package(
             dependencies: [
                 "CacheServer",
                 "CacheCore",
+                "CacheClient",
                 "cache-node",
+                "cachectl",
+                "cache-bench",
+                "cache-client-example",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -9,8 +9,9 @@
 # Redis side runs without persistence), 10,000 keys of 3-byte values. Load from wrk: PUT and GET at
 # `quorum` with 50 connections spread over the three nodes (three wrk processes, one thread each;
 # throughput summed, p50 the median of the three, p99 the worst), and GET with 10 connections to one
-# node for the latency figure. Redis: redis-benchmark --cluster (one thread) SET and GET with the
-# same shapes. Neither side pipelines. The load tools differ (wrk speaks HTTP, redis-benchmark
+# node for the latency figure. Then the same PUT and GET loads from cache-bench, this project's load
+# tool, through the Swift client (CacheClient: 50 callers, each call sent to the key's first owner).
+# Redis: redis-benchmark --cluster (one thread) SET and GET with the same shapes. Neither side pipelines. The load tools differ (wrk speaks HTTP, redis-benchmark
 # RESP), and so do the guarantees: Redis Cluster acknowledges a write once its one master has it
 # (replication is asynchronous, and here there are no replicas at all); cache-node acknowledges a
 # quorum write once two of the key's three replicas hold it, and a quorum read asks the replicas too.
@@ -26,6 +27,8 @@ REDIS_BASE=${REDIS_BASE:-17001}
 NODE_PORT=$HTTP_BASE
 
 ensure_tools
+BENCH=${BENCH:-.build/release/cache-bench}
+swift build -c release --product cache-bench >/dev/null
 work=$(mktemp -d)
 node_pids=()
 redis_pids=()
@@ -126,6 +129,13 @@ for round in $(seq "$ROUNDS"); do
     wrk_spread "node_put_r$round" "$work/put.lua"   # also stores the 10,000 keys the GETs read
     wrk_spread "node_get_r$round" "$work/get.lua"
     wrk -t1 -c10 -d"${DURATION}s" --latency -s "$work/get.lua" "http://127.0.0.1:$HTTP_BASE" >"$work/node_get_c10_r$round.wrk"
+    nodes="127.0.0.1:$HTTP_BASE,127.0.0.1:$((HTTP_BASE + 1)),127.0.0.1:$((HTTP_BASE + 2))"
+    for shape in put:0:1 get:1:0; do
+        IFS=: read -r name reads writes <<<"$shape"
+        "$BENCH" --nodes "$nodes" --duration "$DURATION" --warmup 1 --keys 10000 --value-size 3 \
+            --ratio "$reads:$writes" --consistency quorum --concurrency 50 --json --no-progress \
+            >"$work/bench_${name}_r$round.json"
+    done
     stop_cluster
 
     start_redis_cluster
@@ -151,4 +161,14 @@ header("")
 compare("PUT quorum vs SET (c=50)", [spread(f"node_put_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["SET"] for r in rounds])
 compare("GET quorum vs GET (c=50)", [spread(f"node_get_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["GET"] for r in rounds])
 compare("GET quorum vs GET (c=10)", [wrk(f"node_get_c10_r{r}") for r in rounds], [redis(f"redis_c10_r{r}")["GET"] for r in rounds])
+
+def bench(name):
+    """cache-bench's JSON: throughput, p50, p99 (ms), errors and timeouts."""
+    import json
+    total = json.load(open(f"{sys.argv[1]}/{name}.json"))["operations"]["total"]
+    return (total["ops_per_second"], total["latency_ms"]["p50"], total["latency_ms"]["p99"], total["errors"] + total["timeouts"])
+
+print("the same loads from cache-bench (Swift client, calls sent to each key's first owner)")
+compare("cache-bench PUT quorum vs SET (c=50)", [bench(f"bench_put_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["SET"] for r in rounds])
+compare("cache-bench GET quorum vs GET (c=50)", [bench(f"bench_get_r{r}") for r in rounds], [redis(f"redis_c50_r{r}")["GET"] for r in rounds])
 PY

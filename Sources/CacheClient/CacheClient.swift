@@ -1,0 +1,721 @@
+import AsyncHTTPClient
+import CacheCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A client of a cache-node cluster: it routes each key to one of its replicas, keeps pooled
+/// keep-alive connections to every node, and fails over when a node is down.
+///
+/// It reads the membership (`GET /cluster`) from any of `config.nodes` on first use and again every
+/// `topologyRefreshInterval`, at once after a refused connection or a timeout, and whenever an answer
+/// carries a ring version other than its own. It places keys with the same ring code the nodes run,
+/// sends each call to the key's first owner seen alive, and on a refused connection, a timeout or a
+/// 503 tries the next owner, then any node, with exponential backoff and full jitter, within the
+/// call's deadline. A node that failed is skipped for `downPeriod`, then probed (`GET /health`) in
+/// the background until it answers.
+///
+/// Call `shutdown()` when done, or use `withCacheClient(_:logger:_:)`, or run the client as a
+/// swift-service-lifecycle `Service`.
+///
+/// ```swift
+/// try await withCacheClient(CacheClientConfig(nodes: ["127.0.0.1:8000"])) { cache in
+///     try await cache.put("user:1", "Ada", ttl: .seconds(60))
+///     let name = try await cache.get("user:1")  // "Ada"
+/// }
+/// ```
+public final class CacheClient: Sendable {
+    /// The client's settings.
+    public let config: CacheClientConfig
+    let logger: Logger
+    let metrics = ClientMetrics()
+    private let http: HTTPClient
+    private let state: Mutex<State>
+
+    /// The calls the client makes, as metrics label them.
+    enum Operation: String, CaseIterable, Sendable {
+        case get, put, delete, stats, health, cluster, leave, forget, plan
+    }
+
+    /// What the client knows, behind one lock held only for short updates.
+    private struct State {
+        var topology: Topology?
+        var refreshedAt: ContinuousClock.Instant?
+        var refresh: Task<Void, Never>?
+        var nodes: [NodeAddress: NodeHealth] = [:]
+        var probes: [NodeAddress: Task<Void, Never>] = [:]
+        var isShutDown = false
+    }
+
+    /// One node as the client sees it.
+    private struct NodeHealth {
+        let permits: ConnectionPermits
+        /// Skipped until then (a refused connection or a timeout).
+        var downUntil: ContinuousClock.Instant?
+        /// Failures in a row, for the probe's backoff.
+        var failures = 0
+    }
+
+    /// Answers bodies are read up to this size (a value is at most 1 MiB, escaped in JSON).
+    static let maxResponseBytes = 8 << 20
+    /// Refreshes prompted by failures or ring changes are at most this frequent.
+    static let minimumRefreshSpacing = Duration.milliseconds(100)
+
+    /// A client of the cluster `config.nodes` belong to. Connects lazily: nothing is sent until the
+    /// first call.
+    public init(_ config: CacheClientConfig, logger: Logger = Logger(label: "cache-client")) throws(CacheClientError) {
+        try config.validate()
+        self.config = config
+        self.logger = logger
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .nanoseconds(config.connectTimeout.nanoseconds), read: nil),
+            connectionPool: .init(
+                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: config.connectionsPerNode),
+            decompression: .disabled)
+        configuration.httpVersion = .http1Only
+        // A refused connection should fail now, so that the call moves to another replica, not be
+        // retried against the same dead address until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        state = Mutex(State())
+    }
+
+    /// Closes every connection and fails calls in flight and to come with `shutDown`.
+    public func shutdown() async {
+        let (tasks, permits, wasShutDown) = state.withLock { state in
+            let wasShutDown = state.isShutDown
+            state.isShutDown = true
+            let tasks = Array(state.probes.values) + (state.refresh.map { [$0] } ?? [])
+            state.probes = [:]
+            state.refresh = nil
+            return (tasks, state.nodes.values.map(\.permits), wasShutDown)
+        }
+        guard !wasShutDown else { return }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        for permit in permits { permit.close() }
+        try? await http.shutdown()
+    }
+
+    // MARK: Data calls
+
+    /// The value stored under `key`, or nil when there is none.
+    public func get(_ key: String, consistency: CacheConsistency? = nil) async throws -> String? {
+        let answer = try await call(
+            .get, key: key, method: .GET, path: "/get/" + Self.escapePath(key) + query(consistency), body: nil)
+        switch answer.status {
+        case 200:
+            guard case .object(let members) = try? JSONParser.parse(answer.body),
+                let value = members.first(where: { $0.name == Array("value".utf8) }),
+                case .string(let bytes) = value.value
+            else { throw CacheClientError.invalidResponse(node: answer.node, detail: "no value in \(answer.text)") }
+            return String(decoding: bytes, as: UTF8.self)
+        default:
+            return nil
+        }
+    }
+
+    /// Stores `value` under `key`.
+    public func put(
+        _ key: String, _ value: String, ttl: CacheTTL = .nodeDefault, consistency: CacheConsistency? = nil
+    ) async throws {
+        var body = Array(#"{"key":"#.utf8)
+        Self.appendJSONString(key, to: &body)
+        body.append(contentsOf: #","value":"#.utf8)
+        Self.appendJSONString(value, to: &body)
+        switch ttl {
+        case .nodeDefault: break
+        case .never: body.append(contentsOf: #","ttl":0"#.utf8)
+        case .seconds(let seconds): body.append(contentsOf: #","ttl":\#(seconds)"#.utf8)
+        }
+        body.append(UInt8(ascii: "}"))
+        _ = try await call(.put, key: key, method: .PUT, path: "/put" + query(consistency), body: body)
+    }
+
+    /// Deletes `key`; whether it held a value.
+    @discardableResult
+    public func delete(_ key: String, consistency: CacheConsistency? = nil) async throws -> Bool {
+        let answer = try await call(
+            .delete, key: key, method: .DELETE, path: "/delete/" + Self.escapePath(key) + query(consistency), body: nil)
+        return answer.status == 200
+    }
+
+    /// The values of `keys` that exist. Keys are grouped by first owner and the groups read
+    /// concurrently (up to `connectionsPerNode` calls per node at a time); any call's failure fails
+    /// the batch.
+    public func getMany(
+        _ keys: some Sequence<String>, consistency: CacheConsistency? = nil
+    ) async throws -> [String:
+        String]
+    {
+        let groups = await groupByOwner(Array(Set(keys)))
+        return try await withThrowingTaskGroup(of: [(String, String?)].self) { group in
+            for keys in groups {
+                group.addTask { try await self.inBatches(keys) { try await self.get($0, consistency: consistency) } }
+            }
+            var values: [String: String] = [:]
+            for try await results in group {
+                for case (let key, let value?) in results { values[key] = value }
+            }
+            return values
+        }
+    }
+
+    /// Stores every entry, grouped by first owner and sent concurrently as `getMany` reads; any
+    /// call's failure fails the batch (entries already stored stay stored).
+    public func putMany(
+        _ entries: [String: String], ttl: CacheTTL = .nodeDefault, consistency: CacheConsistency? = nil
+    ) async throws {
+        let groups = await groupByOwner(Array(entries.keys))
+        try await withThrowingTaskGroup(of: [(String, Void)].self) { group in
+            for keys in groups {
+                group.addTask {
+                    try await self.inBatches(keys) { key in
+                        try await self.put(key, entries[key]!, ttl: ttl, consistency: consistency)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Runs `body` for each key, `connectionsPerNode` at a time.
+    private func inBatches<T: Sendable>(
+        _ keys: [String], _ body: @escaping @Sendable (String) async throws -> T
+    ) async throws -> [(String, T)] {
+        let width = config.connectionsPerNode
+        return try await withThrowingTaskGroup(of: (String, T).self) { group in
+            var results: [(String, T)] = []
+            var next = 0
+            while next < keys.count || !group.isEmpty {
+                while next < keys.count, next - results.count < width {
+                    let key = keys[next]
+                    next += 1
+                    group.addTask { (key, try await body(key)) }
+                }
+                if let result = try await group.next() { results.append(result) }
+            }
+            return results
+        }
+    }
+
+    /// Keys grouped by the node a call for them goes to first.
+    private func groupByOwner(_ keys: [String]) async -> [[String]] {
+        if topology == nil { await awaitFirstTopology() }
+        var groups: [NodeAddress: [String]] = [:]
+        for key in keys {
+            let first = candidates(for: key).first ?? NodeAddress(config.nodes[0])!
+            groups[first, default: []].append(key)
+        }
+        return Array(groups.values)
+    }
+
+    // MARK: Node and cluster calls
+
+    /// Node `node`'s `/stats` (any node of the cluster when nil).
+    public func stats(node: String? = nil) async throws -> NodeStats {
+        let answer = try await call(.stats, node: node, method: .GET, path: "/stats")
+        return try decode(NodeStats.self, answer)
+    }
+
+    /// Node `node`'s `/health` (any node of the cluster when nil). A node that is not healthy answers
+    /// 503 with its status word; that is returned, not thrown.
+    public func health(node: String? = nil) async throws -> NodeHealthStatus {
+        let answer = try await call(.health, node: node, method: .GET, path: "/health", acceptUnavailable: true)
+        return try decode(NodeHealthStatus.self, answer)
+    }
+
+    /// The cluster as node `node` sees it (any node when nil).
+    public func cluster(node: String? = nil) async throws -> ClusterStatus {
+        let answer = try await call(.cluster, node: node, method: .GET, path: "/cluster")
+        let status = try decode(ClusterStatus.self, answer)
+        install(Topology(status))
+        return status
+    }
+
+    /// Asks node `node` to leave the cluster for good (it hands its keys to the other members first).
+    /// Not retried: the node may have begun.
+    public func leave(node: String) async throws {
+        _ = try await call(.leave, node: node, method: .POST, path: "/cluster/leave", retries: false)
+    }
+
+    /// Asks node `via` (any node when nil) to forget `member`, a dead member that will not return.
+    public func forget(_ member: String, via node: String? = nil) async throws {
+        _ = try await call(
+            .forget, node: node, method: .DELETE, path: "/cluster/members/" + Self.escapePath(member))
+    }
+
+    /// What adding and removing members would move (a dry run), as JSON text.
+    public func plan(adding: [String] = [], removing: [String] = [], via node: String? = nil) async throws -> String {
+        var parameters: [String] = []
+        if !adding.isEmpty { parameters.append("add=" + adding.map(Self.escapePath).joined(separator: ",")) }
+        if !removing.isEmpty { parameters.append("remove=" + removing.map(Self.escapePath).joined(separator: ",")) }
+        let path = "/cluster/plan" + (parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&"))
+        return try await call(.plan, node: node, method: .GET, path: path).text
+    }
+
+    /// The JSON text node `node` (any when nil) answers `path` with: for tools that print it as is.
+    public func rawJSON(_ path: String, node: String? = nil) async throws -> String {
+        try await call(.stats, node: node, method: .GET, path: path).text
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ answer: Answer) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(answer.body))
+        } catch {
+            throw CacheClientError.invalidResponse(node: answer.node, detail: "\(error) in \(answer.text.prefix(200))")
+        }
+    }
+
+    // MARK: Routing
+
+    private var topology: Topology? { state.withLock { $0.topology } }
+
+    /// Where a call for `key` may go, best first: its replicas seen alive (first owner first), the
+    /// other members seen alive, its replicas not seen alive, the configured nodes.
+    private func candidates(for key: String?) -> [NodeAddress] {
+        let (topology, nodes) = state.withLock { ($0.topology, $0.nodes) }
+        var ordered: [NodeAddress] = []
+        func add(_ node: NodeAddress) { if !ordered.contains(node) { ordered.append(node) } }
+        if let topology {
+            let owners = key.map { topology.owners(of: $0) } ?? []
+            for owner in owners where owner.alive { add(owner.address) }
+            for node in topology.coordinators { add(node) }
+            for owner in owners { add(owner.address) }
+        }
+        for node in config.nodes.compactMap(NodeAddress.init) { add(node) }
+        // Nodes marked down go last, in the same order.
+        let now = ContinuousClock.now
+        let up = ordered.filter { nodes[$0]?.downUntil.map { $0 <= now } ?? true }
+        return up + ordered.filter { !up.contains($0) }
+    }
+
+    /// Installs a newer view of the cluster.
+    private func install(_ topology: Topology) {
+        let changed = state.withLock { state in
+            let changed = state.topology?.version != topology.version
+            state.topology = topology
+            state.refreshedAt = .now
+            return changed
+        }
+        metrics.refreshed()
+        if changed {
+            logger.debug(
+                "cluster topology changed",
+                metadata: [
+                    "ring_version": "\(topology.version)", "members": "\(topology.status.members.count)",
+                    "answered_by": "\(topology.status.nodeID)",
+                ])
+        }
+    }
+
+    /// Reads `/cluster` from the first node that answers.
+    private func refreshTopology() async {
+        let (nodes, isShutDown) = state.withLock { state in
+            (state.topology?.coordinators ?? [], state.isShutDown)
+        }
+        guard !isShutDown else { return }
+        var tried = nodes
+        for node in config.nodes.compactMap(NodeAddress.init) where !tried.contains(node) { tried.append(node) }
+        for node in tried {
+            guard !Task.isCancelled else { return }
+            do {
+                let answer = try await attempt(
+                    method: .GET, path: "/cluster", body: nil, on: node,
+                    timeout: min(config.timeout, .seconds(1)))
+                guard answer.status == 200 else { continue }
+                let status = try JSONDecoder().decode(ClusterStatus.self, from: Data(answer.body))
+                guard !status.members.isEmpty else { continue }
+                install(Topology(status))
+                return
+            } catch {
+                logger.trace("topology refresh: \(node) did not answer", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.debug("topology refresh: no node answered", metadata: ["tried": "\(tried.count)"])
+        state.withLock { $0.refreshedAt = .now }
+    }
+
+    /// Starts a refresh in the background unless one runs or one finished moments ago.
+    private func requestRefresh(force: Bool) {
+        _ = startRefresh { last in
+            let age = ContinuousClock.now - last
+            return age >= (force ? Self.minimumRefreshSpacing : config.topologyRefreshInterval)
+        }
+    }
+
+    /// Waits for a first view of the cluster: the one refresh in flight, or a new one. Concurrent
+    /// first calls share it.
+    private func awaitFirstTopology() async {
+        if let refresh = startRefresh({ ContinuousClock.now - $0 >= Self.minimumRefreshSpacing }) {
+            await refresh.value
+        }
+    }
+
+    /// The refresh in flight, or a new one when none has run yet or `due` says so of the last one.
+    private func startRefresh(_ due: (ContinuousClock.Instant) -> Bool) -> Task<Void, Never>? {
+        state.withLock { state in
+            guard !state.isShutDown else { return nil }
+            if let refresh = state.refresh { return refresh }
+            if let last = state.refreshedAt, !due(last) { return nil }
+            let refresh = Task { [self] in
+                await refreshTopology()
+                self.state.withLock { $0.refresh = nil }
+            }
+            state.refresh = refresh
+            return refresh
+        }
+    }
+
+    /// Marks `node` down after a refused connection or a timeout and starts probing it.
+    private func markDown(_ node: NodeAddress, because reason: String) {
+        let started: Bool = state.withLock { state in
+            guard !state.isShutDown else { return false }
+            var health = state.nodes[node] ?? NodeHealth(permits: permits(for: node, in: &state))
+            health.failures += 1
+            health.downUntil = .now + config.downPeriod
+            state.nodes[node] = health
+            guard state.probes[node] == nil else { return false }
+            state.probes[node] = Task { [self] in await probe(node) }
+            return true
+        }
+        metrics.nodeMarkedDown()
+        if started { logger.debug("node marked down", metadata: ["node": "\(node)", "reason": "\(reason)"]) }
+    }
+
+    /// Asks `/health` of a node marked down until it answers, waiting `downPeriod` (doubling, up to
+    /// 8×) between asks; then the node is used again.
+    private func probe(_ node: NodeAddress) async {
+        var wait = config.downPeriod
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: wait) } catch { return }
+            if let answer = try? await attempt(
+                method: .GET, path: "/health", body: nil, on: node, timeout: config.connectTimeout * 2),
+                answer.status == 200
+            {
+                state.withLock { state in
+                    state.nodes[node]?.downUntil = nil
+                    state.nodes[node]?.failures = 0
+                    state.probes[node] = nil
+                }
+                logger.debug("node answers again", metadata: ["node": "\(node)"])
+                requestRefresh(force: true)
+                return
+            }
+            state.withLock { $0.nodes[node]?.downUntil = .now + wait * 2 }
+            wait = min(wait * 2, config.downPeriod * 8)
+        }
+    }
+
+    private func permits(for node: NodeAddress, in state: inout State) -> ConnectionPermits {
+        if let health = state.nodes[node] { return health.permits }
+        let permits = ConnectionPermits(node: node.description, limit: config.connectionsPerNode)
+        state.nodes[node] = NodeHealth(permits: permits)
+        return permits
+    }
+
+    // MARK: Calls
+
+    /// A node's answer.
+    struct Answer: Sendable {
+        var status: Int
+        var body: [UInt8]
+        var node: String
+        var ringVersion: String?
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// What one attempt ended with, when it did not end with an answer to hand back.
+    private enum AttemptFailure: Error {
+        /// No connection, or it broke: the node is marked down.
+        case unreachable(String)
+        /// The attempt's share of the deadline passed.
+        case timedOut
+        /// The cluster answered 503 or 5xx.
+        case answered(CacheClientError)
+    }
+
+    /// Sends a data call for `key` to its replicas, retrying as the configuration says.
+    private func call(
+        _ operation: Operation, key: String, method: HTTPMethod, path: String, body: [UInt8]?
+    ) async throws -> Answer {
+        try await call(operation, key: key, node: nil, method: method, path: path, body: body)
+    }
+
+    private func call(
+        _ operation: Operation, key: String? = nil, node fixed: String?, method: HTTPMethod, path: String,
+        body: [UInt8]? = nil, retries: Bool = true, acceptUnavailable: Bool = false
+    ) async throws -> Answer {
+        metrics.started(operation)
+        let started = ContinuousClock.now
+        do {
+            let answer = try await perform(
+                operation, key: key, node: fixed, method: method, path: path, body: body, retries: retries,
+                acceptUnavailable: acceptUnavailable, started: started)
+            metrics.finished(operation, nanoseconds: (ContinuousClock.now - started).nanoseconds, failure: nil)
+            return answer
+        } catch {
+            metrics.finished(
+                operation, nanoseconds: (ContinuousClock.now - started).nanoseconds, failure: Self.reason(error))
+            throw error
+        }
+    }
+
+    private func perform(
+        _ operation: Operation, key: String?, node fixed: String?, method: HTTPMethod, path: String, body: [UInt8]?,
+        retries: Bool, acceptUnavailable: Bool, started: ContinuousClock.Instant
+    ) async throws -> Answer {
+        if state.withLock({ $0.isShutDown }) { throw CacheClientError.shutDown }
+        var target: NodeAddress?
+        if let fixed {
+            guard let address = NodeAddress(fixed) else {
+                throw CacheClientError.invalidRequest(status: 0, message: "node \"\(fixed)\" is not host:port")
+            }
+            target = address
+        } else if topology == nil {
+            await awaitFirstTopology()
+        } else {
+            requestRefresh(force: false)
+        }
+        let deadline = started + config.timeout
+        let attempts = retries ? config.maxRetries + 1 : 1
+        var tried: [String: String] = [:]
+        var failedHere: Set<NodeAddress> = []
+        var last: CacheClientError?
+        var previous: NodeAddress?
+        var made = 0
+        var lastFailure: String?
+        for number in 0..<attempts {
+            try Task.checkCancellation()
+            let node: NodeAddress
+            if let target {
+                node = target
+            } else {
+                let candidates = candidates(for: key)
+                // Every candidate failed in this call: start over from the best.
+                node = candidates.first { !failedHere.contains($0) } ?? candidates[0]
+            }
+            if number > 0 {
+                metrics.retried(operation, failover: node != previous)
+                // Moving to another node after one could not be reached costs no wait; asking the
+                // same node again, or after the cluster itself refused, backs off.
+                let unreached = previous.map { tried[$0.description]?.hasPrefix("unreachable") ?? false } ?? false
+                if node == previous || !unreached {
+                    try await backoff(attempt: number, deadline: deadline)
+                }
+            }
+            previous = node
+            let remaining = deadline - .now
+            guard remaining > .zero else { break }
+            // A node that hangs must leave time to ask another: every attempt but the last gets at most
+            // half of what remains.
+            let budget = number == attempts - 1 ? remaining : max(remaining / 2, min(remaining, .milliseconds(50)))
+            made += 1
+            do {
+                let answer = try await attempt(method: method, path: path, body: body, on: node, timeout: budget)
+                if let version = answer.ringVersion, let known = topology?.version, version != known {
+                    requestRefresh(force: true)
+                }
+                switch answer.status {
+                case 200..<300, 404:
+                    return answer
+                case 503 where acceptUnavailable:
+                    return answer
+                case 400..<500:
+                    throw CacheClientError.invalidRequest(status: answer.status, message: Self.message(answer))
+                default:
+                    throw AttemptFailure.answered(Self.serverError(answer))
+                }
+            } catch let failure as AttemptFailure {
+                failedHere.insert(node)
+                switch failure {
+                case .unreachable(let reason):
+                    tried[node.description] = "unreachable: \(reason)"
+                    markDown(node, because: reason)
+                    requestRefresh(force: true)
+                case .timedOut:
+                    tried[node.description] = "no answer within \(budget.milliseconds) ms"
+                    markDown(node, because: "timeout")
+                    requestRefresh(force: true)
+                case .answered(let error):
+                    tried[node.description] = "\(error)"
+                    last = error
+                }
+                lastFailure = "\(node): \(tried[node.description] ?? "")"
+                logger.trace(
+                    "attempt failed",
+                    metadata: [
+                        "operation": "\(operation)", "node": "\(node)", "attempt": "\(number + 1)",
+                        "failure": "\(tried[node.description] ?? "")",
+                    ])
+            } catch let error as CacheClientError {
+                if case .poolExhausted = error {
+                    failedHere.insert(node)
+                    tried[node.description] = "\(error)"
+                    lastFailure = "\(error)"
+                    last = error
+                    continue
+                }
+                throw error
+            }
+        }
+        if ContinuousClock.now >= deadline {
+            throw CacheClientError.timeout(
+                after: ContinuousClock.now - started, attempts: made, last: lastFailure)
+        }
+        if let last { throw last }
+        throw CacheClientError.noReachableNode(tried: tried)
+    }
+
+    /// Sleeps a full-jitter backoff before retry `attempt` (1 for the first retry), within `deadline`.
+    private func backoff(attempt: Int, deadline: ContinuousClock.Instant) async throws {
+        let ceiling = min(config.backoffCap, config.backoffBase * (1 << min(attempt - 1, 20)))
+        let nanoseconds = ceiling.nanoseconds
+        guard nanoseconds > 0 else { return }
+        let wait = Duration.nanoseconds(Int64.random(in: 0...nanoseconds))
+        let remaining = deadline - .now
+        try await Task.sleep(for: min(wait, max(.zero, remaining)))
+    }
+
+    /// One request to one node, holding one of its connection permits.
+    private func attempt(
+        method: HTTPMethod, path: String, body: [UInt8]?, on node: NodeAddress, timeout: Duration
+    ) async throws -> Answer {
+        let nodePermits = try state.withLock { state throws(CacheClientError) in
+            if state.isShutDown { throw .shutDown }
+            return self.permits(for: node, in: &state)
+        }
+        let waitStarted = ContinuousClock.now
+        if try await nodePermits.acquire(timeout: min(config.poolWaitTimeout, timeout)) { metrics.waitedForPool() }
+        defer { nodePermits.release() }
+        let remaining = timeout - (ContinuousClock.now - waitStarted)
+        guard remaining > .zero else { throw AttemptFailure.timedOut }
+        var request = HTTPClientRequest(url: node.url(path))
+        request.method = method
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        do {
+            let response = try await http.execute(
+                request, deadline: .now() + .nanoseconds(remaining.nanoseconds), logger: logger)
+            let collected = try await response.body.collect(upTo: Self.maxResponseBytes)
+            return Answer(
+                status: Int(response.status.code), body: Array(collected.readableBytesView), node: node.description,
+                ringVersion: response.headers.first(name: "x-ring-version"))
+        } catch let error as HTTPClientError {
+            if Task.isCancelled || error == .cancelled { throw CancellationError() }
+            if error == .deadlineExceeded || error == .readTimeout { throw AttemptFailure.timedOut }
+            if error == .alreadyShutdown { throw CacheClientError.shutDown }
+            throw AttemptFailure.unreachable("\(error)")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as NIOTooManyBytesError {
+            throw CacheClientError.invalidResponse(node: node.description, detail: "\(error)")
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw AttemptFailure.unreachable(Self.describe(error))
+        }
+    }
+
+    // MARK: Helpers
+
+    private func query(_ consistency: CacheConsistency?) -> String {
+        guard let level = consistency ?? config.consistency else { return "" }
+        return "?consistency=" + level.rawValue
+    }
+
+    /// The `error` member of an error answer, or its text.
+    private static func message(_ answer: Answer) -> String {
+        if let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
+            let message = object["error"] as? String
+        {
+            return message
+        }
+        return answer.text
+    }
+
+    private static func serverError(_ answer: Answer) -> CacheClientError {
+        if answer.status == 503,
+            let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
+            let level = object["consistency"] as? String, let answered = object["answered"] as? Int,
+            let required = object["required"] as? Int
+        {
+            return .unavailable(level: level, answered: answered, required: required, node: answer.node)
+        }
+        return .server(status: answer.status, message: message(answer), node: answer.node)
+    }
+
+    private static func reason(_ error: any Error) -> ClientMetrics.FailureReason {
+        switch error {
+        case is CancellationError: return .cancelled
+        case let error as CacheClientError:
+            switch error {
+            case .timeout: return .timeout
+            case .unavailable: return .unavailable
+            case .invalidRequest, .invalidConfiguration: return .invalidRequest
+            case .server: return .server
+            case .noReachableNode: return .unreachable
+            case .poolExhausted: return .poolExhausted
+            case .invalidResponse: return .invalidResponse
+            case .shutDown: return .shutDown
+            }
+        default: return .unreachable
+        }
+    }
+
+    /// A connection error in one short phrase ("connection refused", not a struct dump).
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let first = error.connectionErrors.first { return describe(first.error) }
+            return "could not connect"
+        }
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode)).lowercased()
+        }
+        return "\(error)"
+    }
+
+    /// A key as one path segment: everything but unreserved characters percent-encoded.
+    static func escapePath(_ key: String) -> String {
+        key.addingPercentEncoding(withAllowedCharacters: .urlPathSegmentAllowed) ?? key
+    }
+
+    /// Appends `text` as a JSON string literal.
+    static func appendJSONString(_ text: String, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: #"\u00"#.utf8)
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension CharacterSet {
+    /// RFC 3986's unreserved characters: what a path segment keeps as is.
+    static let urlPathSegmentAllowed = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

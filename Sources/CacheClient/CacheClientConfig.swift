@@ -1,0 +1,111 @@
+/// How a `CacheClient` reaches a cluster: where to start, how long a call may take, how hard it
+/// tries.
+///
+/// Only `nodes` is required. The defaults suit a cluster on one network: a call gives up after
+/// `timeout` however many retries it made, a refused connection moves on to the next replica at once,
+/// and a node that failed is left alone for `downPeriod` (then probed in the background).
+public struct CacheClientConfig: Sendable {
+    /// HTTP addresses (`host:port`) to learn the cluster from; any one reachable member is enough.
+    public var nodes: [String]
+    /// The longest a call may take, retries included.
+    public var timeout: Duration
+    /// Retries after the first attempt (0: none). Only calls that are safe to repeat are retried.
+    public var maxRetries: Int
+    /// The first retry's backoff ceiling; each further retry doubles it, up to `backoffCap`. The wait
+    /// is drawn uniformly below the ceiling ("full jitter").
+    public var backoffBase: Duration
+    /// The most a backoff ceiling grows to.
+    public var backoffCap: Duration
+    /// Open connections kept per node at most; calls beyond it wait for one.
+    public var connectionsPerNode: Int
+    /// How long a call waits for one of a node's connections before failing with `poolExhausted`.
+    public var poolWaitTimeout: Duration
+    /// How long establishing a connection may take.
+    public var connectTimeout: Duration
+    /// The level asked for when a call names none (nil: the node's own default).
+    public var consistency: CacheConsistency?
+    /// How often the cluster's membership is read again when nothing suggests it changed.
+    public var topologyRefreshInterval: Duration
+    /// How long a node that refused a connection or timed out is skipped before it is probed.
+    public var downPeriod: Duration
+
+    public init(
+        nodes: [String],
+        timeout: Duration = .seconds(2),
+        maxRetries: Int = 3,
+        backoffBase: Duration = .milliseconds(10),
+        backoffCap: Duration = .milliseconds(500),
+        connectionsPerNode: Int = 16,
+        poolWaitTimeout: Duration = .seconds(1),
+        connectTimeout: Duration = .milliseconds(500),
+        consistency: CacheConsistency? = nil,
+        topologyRefreshInterval: Duration = .seconds(10),
+        downPeriod: Duration = .seconds(1)
+    ) {
+        self.nodes = nodes
+        self.timeout = timeout
+        self.maxRetries = maxRetries
+        self.backoffBase = backoffBase
+        self.backoffCap = backoffCap
+        self.connectionsPerNode = connectionsPerNode
+        self.poolWaitTimeout = poolWaitTimeout
+        self.connectTimeout = connectTimeout
+        self.consistency = consistency
+        self.topologyRefreshInterval = topologyRefreshInterval
+        self.downPeriod = downPeriod
+    }
+
+    /// What is wrong with this configuration, if anything.
+    func validate() throws(CacheClientError) {
+        func invalid(_ message: String) -> CacheClientError { .invalidConfiguration(message) }
+        if nodes.isEmpty { throw invalid("nodes is empty: name at least one node as host:port") }
+        for node in nodes where NodeAddress(node) == nil {
+            throw invalid("node \"\(node)\" is not host:port")
+        }
+        if timeout <= .zero { throw invalid("timeout must be positive") }
+        if maxRetries < 0 { throw invalid("maxRetries must be 0 or more") }
+        if backoffBase < .zero || backoffCap < backoffBase { throw invalid("backoff needs 0 <= base <= cap") }
+        if connectionsPerNode < 1 { throw invalid("connectionsPerNode must be at least 1") }
+        if poolWaitTimeout < .zero { throw invalid("poolWaitTimeout must be 0 or more") }
+        if connectTimeout <= .zero { throw invalid("connectTimeout must be positive") }
+        if topologyRefreshInterval <= .zero { throw invalid("topologyRefreshInterval must be positive") }
+        if downPeriod < .zero { throw invalid("downPeriod must be 0 or more") }
+    }
+}
+
+/// How many of a key's replicas must answer: the node's `consistency` parameter.
+public enum CacheConsistency: String, Sendable, CaseIterable {
+    case one, quorum, all
+}
+
+/// How long a value lives.
+public enum CacheTTL: Sendable, Equatable {
+    /// The node's `TTL_DEFAULT`.
+    case nodeDefault
+    /// Until deleted or evicted.
+    case never
+    /// This many seconds (at least 1).
+    case seconds(Int)
+}
+
+/// A node's HTTP address, `host:port` (a bracketed IPv6 host is accepted).
+struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
+    let host: String
+    let port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, !host.contains("/") else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// The URL of `path` on this node.
+    func url(_ path: String) -> String { "http://\(description)\(path)" }
+}

@@ -1,0 +1,272 @@
+import CacheClient
+import CacheCore
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Each node's count of coordinated calls of `operation` (`get`, `put`, `delete`).
+private func coordinated(_ operation: String, in cluster: LocalCluster, _ ids: [String]) throws -> [String: Int] {
+    var counts: [String: Int] = [:]
+    for id in ids {
+        let ops = try cluster.client(id).request("GET", "/stats").json["ops"] as? [String: Any]
+        counts[id] = ops?[operation] as? Int ?? -1
+    }
+    return counts
+}
+
+/// How many of `keys` each member is first owner of, by the nodes' own ring.
+private func firstOwners(of keys: [String], members: [String]) -> [String: Int] {
+    let ring = HashRing(members: members.map(NodeID.init))
+    var counts: [String: Int] = [:]
+    for member in members { counts[member] = 0 }
+    for key in keys { counts[ring.owner(of: Array(key.utf8))!.rawValue, default: 0] += 1 }
+    return counts
+}
+
+private func address(_ member: LocalCluster.Member) -> String { "127.0.0.1:\(member.httpPort)" }
+
+/// Reads and writes through a client at `quorum` until stopped; counts calls and failures.
+private final class ClientLoad: Sendable {
+    private let failures = Mutex<[String]>([])
+    private let calls = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+
+    func run(_ client: CacheClient, keys: [String]) async {
+        var round = 0
+        while !stopping.load(ordering: .relaxed) {
+            let key = keys[round % keys.count]
+            round += 1
+            do {
+                try await client.put(key, "v\(round)", consistency: .quorum)
+                let value = try await client.get(key, consistency: .quorum)
+                if value != "v\(round)" { record("\(key) read \(value ?? "nothing") after writing v\(round)") }
+            } catch {
+                record("\(key): \(error)")
+            }
+            calls.add(2, ordering: .relaxed)
+        }
+    }
+
+    private func record(_ failure: String) {
+        failures.withLock { if $0.count < 20 { $0.append(failure) } }
+    }
+
+    var callCount: Int { calls.load(ordering: .relaxed) }
+
+    func stop() -> [String] {
+        stopping.store(true, ordering: .relaxed)
+        return failures.withLock { $0 }
+    }
+}
+
+/// What the client does when a node is killed under load at `quorum`: the failed calls.
+private func killANodeUnderLoad(maxRetries: Int) async throws -> (failures: [String], stats: CacheClient.Statistics) {
+    try await withTemporaryDirectory { directory in
+        let cluster = LocalCluster(directory: directory)
+        let n0 = try await cluster.start("n0")
+        try await cluster.start("n1")
+        try await cluster.start("n2")
+        try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+        let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(5), maxRetries: maxRetries)
+        return try await withCacheClient(config) { client in
+            let load = ClientLoad()
+            let keys = (0..<50).map { "k\($0)" }
+            let running = Task { await load.run(client, keys: keys) }
+            try await eventually("calls under way") { load.callCount >= 100 }
+            try await cluster.kill("n1")
+            let before = load.callCount
+            try await eventually("calls after the kill") { load.callCount >= before + 300 }
+            let failures = load.stop()
+            await running.value
+            return (failures, client.statistics)
+        }
+    }
+}
+
+@Suite("CacheClient against real nodes", .serialized, .timeLimit(.minutes(5)))
+struct CacheClientTests {
+    @Test func callsGoToEachKeysFirstOwnerAndBatchesToo() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            try await cluster.start("n1")
+            try await cluster.start("n2")
+            let ids = ["n0", "n1", "n2"]
+            try await cluster.waitForMembership(alive: ids)
+            let keys = (0..<120).map { "user:\($0)" }
+            let expected = firstOwners(of: keys, members: ids)
+            try await withCacheClient(CacheClientConfig(nodes: [address(n0)])) { client in
+                let putsBefore = try coordinated("put", in: cluster, ids)
+                for key in keys { try await client.put(key, "value of \(key)", consistency: .quorum) }
+                let putsAfter = try coordinated("put", in: cluster, ids)
+                for id in ids {
+                    #expect(putsAfter[id]! - putsBefore[id]! == expected[id]!, "puts coordinated by \(id)")
+                }
+
+                let getsBefore = try coordinated("get", in: cluster, ids)
+                for key in keys { #expect(try await client.get(key, consistency: .quorum) == "value of \(key)") }
+                #expect(try await client.get("never written") == nil)
+                let getsAfter = try coordinated("get", in: cluster, ids)
+                // The absent key's read went to its owner too: one more somewhere.
+                let moved = ids.map { getsAfter[$0]! - getsBefore[$0]! - expected[$0]! }
+                #expect(moved.allSatisfy { $0 == 0 || $0 == 1 } && moved.reduce(0, +) == 1, "gets per node: \(moved)")
+
+                // Batches: grouped by owner, and the same owners do the work.
+                let batch = Dictionary(uniqueKeysWithValues: keys.map { ($0, "batch \($0)") })
+                let batchPutsBefore = try coordinated("put", in: cluster, ids)
+                try await client.putMany(batch, consistency: .quorum)
+                let batchPutsAfter = try coordinated("put", in: cluster, ids)
+                for id in ids { #expect(batchPutsAfter[id]! - batchPutsBefore[id]! == expected[id]!) }
+                let read = try await client.getMany(keys + ["absent:1", "absent:2"], consistency: .quorum)
+                #expect(read == batch)
+
+                #expect(try await client.delete(keys[0]))
+                #expect(try await client.delete(keys[0]) == false)
+                #expect(client.statistics.retries == 0)
+            }
+        }
+    }
+
+    @Test func aNodeKilledUnderLoadCostsNoFailedCallAtQuorum() async throws {
+        let (failures, stats) = try await killANodeUnderLoad(maxRetries: 3)
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(stats.nodesMarkedDown >= 1)
+        #expect(stats.failovers >= 1)
+    }
+
+    /// The check above catches a client that does not fail over: without retries, calls fail.
+    @Test func withoutRetriesTheSameKillFailsCalls() async throws {
+        let (failures, _) = try await killANodeUnderLoad(maxRetries: 0)
+        #expect(!failures.isEmpty)
+    }
+
+    @Test func retriesAreBoundedCountedAndTheErrorSaysWhy() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            try await cluster.start("n1")
+            try await cluster.start("n2")
+            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10), maxRetries: 2)
+            try await withCacheClient(config) { client in
+                try await client.put("k", "v", consistency: .all)
+                try await cluster.kill("n1")
+                try await cluster.kill("n2")
+                let before = client.statistics
+                await #expect {
+                    try await client.put("k", "w", consistency: .all)
+                } throws: { error in
+                    guard case CacheClientError.unavailable(let level, let answered, let required, _) = error else {
+                        return false
+                    }
+                    return level == "all" && answered < required && required == 3
+                }
+                let after = client.statistics
+                #expect(after.requests - before.requests == 1)
+                #expect(after.retries - before.retries == 2)
+                #expect(after.failures - before.failures == 1)
+                // A request that is invalid is not retried at all.
+                let invalid = client.statistics
+                await #expect(throws: CacheClientError.self) {
+                    try await client.put(String(repeating: "x", count: 2000), "v")
+                }
+                #expect(client.statistics.retries == invalid.retries)
+            }
+        }
+    }
+
+    @Test func cancellationStopsAWaitingCall() async throws {
+        let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
+        let port = try await node.waitUntilListening()
+        let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(30), maxRetries: 5)
+        try await withCacheClient(config) { client in
+            try await client.put("k", "v")
+            node.send(SIGSTOP)
+            defer { node.send(SIGCONT) }
+            let started = ContinuousClock.now
+            let call = Task { try await client.get("k") }
+            try await Task.sleep(for: .milliseconds(300))
+            call.cancel()
+            let result = await call.result
+            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(throws: CancellationError.self) { try result.get() }
+        }
+    }
+
+    @Test func aNodesConnectionLimitHoldsAndAWaitThatRunsOutNamesThePool() async throws {
+        let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
+        let port = try await node.waitUntilListening()
+        let config = CacheClientConfig(
+            nodes: ["127.0.0.1:\(port)"], timeout: .seconds(20), maxRetries: 0, connectionsPerNode: 2,
+            poolWaitTimeout: .milliseconds(300))
+        try await withCacheClient(config) { client in
+            try await client.put("k", "v")
+            node.send(SIGSTOP)
+            // Two calls take both connections and hang on the stopped node.
+            let hanging = (0..<2).map { _ in Task { try await client.get("k") } }
+            try await Task.sleep(for: .milliseconds(300))
+            await #expect {
+                try await client.get("k")
+            } throws: { error in
+                guard case CacheClientError.poolExhausted(let name, let inUse, let limit, _, _) = error else {
+                    return false
+                }
+                return name == "127.0.0.1:\(port)" && inUse == 2 && limit == 2
+            }
+            // Eight more callers wait their turn; still no more than two connections.
+            let waiting = (0..<8).map { _ in Task { try await client.get("k") } }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try Self.establishedConnections(toPort: port) <= 2)
+            node.send(SIGCONT)
+            for task in hanging { #expect(try await task.value == "v") }
+            for task in waiting { _ = await task.result }
+            #expect(try Self.establishedConnections(toPort: port) <= 2)
+        }
+    }
+
+    /// Established TCP connections to `port` on 127.0.0.1, from `ss`.
+    static func establishedConnections(toPort port: Int) throws -> Int {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ss")
+        process.arguments = ["-Htn", "state", "established", "dst", "127.0.0.1:\(port)"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).split(separator: "\n").count
+    }
+
+    @Test func aJoiningNodeIsRoutedToOnceAnAnswerShowsTheNewRing() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            try await cluster.start("n1")
+            try await cluster.start("n2")
+            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            // A long periodic refresh: only the ring version in answers can prompt the refresh.
+            let config = CacheClientConfig(nodes: [address(n0)], topologyRefreshInterval: .seconds(600))
+            try await withCacheClient(config) { client in
+                _ = try await client.get("warm")
+                let refreshes = client.statistics.topologyRefreshes
+                try await cluster.start("n3")
+                let ids = ["n0", "n1", "n2", "n3"]
+                try await cluster.waitForMembership(alive: ids)
+                try await eventually("the client reads the new ring") {
+                    _ = try await client.get("any")
+                    return client.statistics.topologyRefreshes > refreshes
+                }
+                let keys = (0..<100).map { "after-join:\($0)" }
+                let expected = firstOwners(of: keys, members: ids)
+                let before = try coordinated("get", in: cluster, ids)
+                for key in keys { _ = try await client.get(key) }
+                let after = try coordinated("get", in: cluster, ids)
+                for id in ids { #expect(after[id]! - before[id]! == expected[id]!, "gets coordinated by \(id)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A tool built beside the tests (`cachectl`, `cache-bench`), run to completion.
+private struct ToolRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+private func runTool(
+    _ name: String, _ arguments: [String], environment: [String: String] = [:]
+) async throws
+    -> ToolRun
+{
+    let process = Process()
+    process.executableURL = NodeProcess.binary.deletingLastPathComponent().appendingPathComponent(name)
+    process.arguments = arguments
+    var env = environment
+    env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+    env["SWIFT_BACKTRACE"] = "enable=no"
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    // Read on the pipes' own dispatch threads: a blocking read in the test's cooperative pool (two
+    // threads on two cores) would stall every other task of the test until the tool exits.
+    let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
+    out.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        collected.withLock { $0.out.append(data) }
+    }
+    err.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        collected.withLock { $0.err.append(data) }
+    }
+    try process.run()
+    while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    let rest = (out.fileHandleForReading.readDataToEndOfFile(), err.fileHandleForReading.readDataToEndOfFile())
+    let (stdout, stderr) = collected.withLock { ($0.out + rest.0, $0.err + rest.1) }
+    return ToolRun(
+        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+@Suite("cachectl and cache-bench against real nodes", .serialized, .timeLimit(.minutes(5)))
+struct ToolProcessTests {
+    @Test func cachectlReadsWritesOperatesAndExitsWithStatusesScriptsCanUse() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            let n1 = try await cluster.start("n1")
+            try await cluster.waitForMembership(alive: ["n0", "n1"])
+            let node = ["--node", "127.0.0.1:\(n0.httpPort)"]
+
+            var run = try await runTool("cachectl", ["put"] + node + ["greeting", "hello, \"world\"", "--ttl", "60"])
+            #expect(run.status == 0, "\(run.stderr)")
+            run = try await runTool("cachectl", ["get", "greeting", "--node", "127.0.0.1:\(n1.httpPort)"])
+            #expect(run.status == 0 && run.stdout == "hello, \"world\"\n", "\(run)")
+            run = try await runTool("cachectl", ["get", "absent"] + node)
+            #expect(run.status == 1 && run.stdout.isEmpty && run.stderr == "cachectl: absent: not found\n")
+            run = try await runTool("cachectl", ["del", "greeting"] + node)
+            #expect(run.status == 0)
+            run = try await runTool("cachectl", ["del", "greeting"] + node)
+            #expect(run.status == 1)
+            // The node list also comes from the environment.
+            run = try await runTool(
+                "cachectl", ["put", "from-env", "x"], environment: ["CACHE_NODES": "127.0.0.1:\(n1.httpPort)"])
+            #expect(run.status == 0)
+
+            run = try await runTool("cachectl", ["status"] + node)
+            #expect(run.status == 0)
+            let rows = run.stdout.split(separator: "\n").filter { $0.hasPrefix("ALIVE") }
+            #expect(rows.count == 2 && rows[0].contains("n0") && rows[1].contains("n1"), "\(run.stdout)")
+            #expect(run.stdout.contains("RING SHARE") && run.stdout.contains("ENTRIES"))
+
+            run = try await runTool("cachectl", ["stats", "--json"] + node)
+            let stats = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+            #expect(stats?["node_id"] as? String == "n0")
+            run = try await runTool("cachectl", ["stats"] + node)
+            #expect(run.status == 0 && run.stdout.contains("entries"))
+
+            run = try await runTool("cachectl", ["plan", "--add", "n9@127.0.0.1:1"] + node)
+            #expect(run.status == 0 && run.stdout.contains("moved_share"), "\(run)")
+
+            // Errors: one line each, and a status per kind.
+            run = try await runTool("cachectl", ["put", String(repeating: "k", count: 1025), "v"] + node)
+            #expect(run.status == 2 && run.stderr.split(separator: "\n").count == 1, "\(run)")
+            #expect(run.stderr.contains("1025 bytes"))
+            run = try await runTool("cachectl", ["forget", "n1"] + node)
+            #expect(run.status == 2 && run.stderr.contains("only a dead member can be forgotten"), "\(run)")
+            run = try await runTool("cachectl", ["get", "k", "--node", "127.0.0.1:1", "--timeout", "1"])
+            #expect(run.status == 3 && run.stderr.split(separator: "\n").count == 1, "\(run)")
+            #expect(run.stderr.contains("127.0.0.1:1"))
+            run = try await runTool("cachectl", ["get"])
+            #expect(run.status == 64)
+
+            run = try await runTool("cachectl", ["leave", "n1"] + node)
+            #expect(run.status == 0, "\(run)")
+            try await eventually("n1 left") { (try? cluster.statuses(seenBy: "n0")["n1"]) == "left" }
+        }
+    }
+
+    @Test func cacheBenchKeepsRunningWhileANodeIsKilledAndReportsEveryFigure() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            try await cluster.start("n1")
+            try await cluster.start("n2")
+            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            let bench = Task {
+                try await runTool(
+                    "cache-bench",
+                    [
+                        "--nodes", "127.0.0.1:\(n0.httpPort)", "--duration", "4", "--warmup", "0.5", "--preload",
+                        "--keys", "500", "--ratio", "8:1:1", "--distribution", "zipfian", "--value-size", "10-200",
+                        "--consistency", "quorum", "--concurrency", "4", "--json", "--progress",
+                    ])
+            }
+            try await Task.sleep(for: .seconds(2))
+            try await cluster.kill("n2")
+            let run = try await bench.value
+            #expect(run.status == 0, "\(run.stderr)")
+            let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] ?? [:]
+            let operations = report["operations"] as? [String: [String: Any]] ?? [:]
+            let total = operations["total"] ?? [:]
+            #expect(total["count"] as? Int ?? 0 > 100, "\(run.stdout)")
+            #expect(total["errors"] as? Int == 0 && total["timeouts"] as? Int == 0, "\(run.stdout)")
+            for name in ["get", "put", "delete"] {
+                let latency = operations[name]?["latency_ms"] as? [String: Double] ?? [:]
+                #expect(Set(latency.keys) == ["p50", "p90", "p99", "p99_9", "max", "mean"])
+                #expect((latency["p50"] ?? 0) > 0 && (latency["p50"] ?? 0) <= (latency["max"] ?? 0))
+            }
+            #expect((operations["get"]?["hits"] as? Int ?? 0) > 0)
+            let timeline = report["timeline"] as? [[String: Any]] ?? []
+            #expect(timeline.count >= 3)
+            let client = report["client"] as? [String: Int] ?? [:]
+            #expect(client["nodes_marked_down"] ?? 0 >= 1, "\(client) \(run.stderr)")
+        }
+    }
+
+    @Test func cacheBenchOpenLoopHoldsItsRate() async throws {
+        let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
+        let port = try await node.waitUntilListening()
+        let run = try await runTool(
+            "cache-bench",
+            [
+                "--nodes", "127.0.0.1:\(port)", "--rate", "200", "--duration", "2", "--warmup", "0.5",
+                "--concurrency", "16", "--json",
+            ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] ?? [:]
+        let total = (report["operations"] as? [String: [String: Any]])?["total"] ?? [:]
+        // 200 requests per second for 2 s: 400 due, give or take the edges.
+        #expect((380...420).contains(total["count"] as? Int ?? 0), "\(total)")
+        #expect((report["settings"] as? [String: Any])?["mode"] as? String == "open")
+        let bad = try await runTool("cache-bench", ["--ratio", "nine"])
+        #expect(bad.status == 64 && bad.stderr.contains("--ratio"))
+    }
+
+    @Test func theREADMEsClientExampleRunsAsWritten() async throws {
+        // The README shows the example's source verbatim.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let source = try String(
+            contentsOf: root.appendingPathComponent("Sources/cache-client-example/main.swift"), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains(source), "README.md must show Sources/cache-client-example/main.swift as it is")
+
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let n0 = try await cluster.start("n0")
+            let n1 = try await cluster.start("n1")
+            try await cluster.waitForMembership(alive: ["n0", "n1"])
+            let run = try await runTool(
+                "cache-client-example", ["127.0.0.1:\(n0.httpPort),127.0.0.1:\(n1.httpPort)"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let lines = run.stdout.split(separator: "\n").map(String.init)
+            #expect(
+                Array(lines.prefix(4)) == [
+                    "alice", #"[(key: "a", value: "1"), (key: "b", value: "2")]"#, "true", "absent",
+                ])
+            #expect(
+                lines.dropFirst(4).sorted() == [
+                    "n0 alive 127.0.0.1:\(n0.httpPort)", "n1 alive 127.0.0.1:\(n1.httpPort)",
+                ])
+        }
+    }
+}
