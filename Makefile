@@ -2,8 +2,9 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libjemalloc-dev
-# The partition test (root only) cuts real processes apart in network namespaces.
-TEST_PACKAGES := curl iproute2 iptables
+# The partition test (root only) cuts real processes apart in network namespaces; the monitoring
+# test runs a real Prometheus and its promtool.
+TEST_PACKAGES := curl iproute2 iptables prometheus
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
@@ -23,7 +24,7 @@ deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 build: deps
@@ -45,10 +46,10 @@ run: deps
 	$(SWIFT) build -c release --product cache-node
 	NODES=$(NODES) scripts/run-cluster.sh
 
-# Every test: unit, HTTP, process, a simulator sweep and fuzz smoke runs.
+# Every test: unit, HTTP, process, a simulator sweep and fuzz smoke runs. One line per step; the
+# full output is in .build/test-logs (VERBOSE=1 streams it).
 test:
-	$(MAKE) deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
-	$(MAKE) test-unit sim-sweep fuzz-smoke
+	TEST_PACKAGES="$(TEST_PACKAGES)" MAKE="$(MAKE)" scripts/test.sh
 
 test-unit:
 	$(SWIFT) build --build-tests

@@ -205,7 +205,7 @@ public final class CacheClient: Sendable {
 
     /// Keys grouped by the node a call for them goes to first.
     private func groupByOwner(_ keys: [String]) async -> [[String]] {
-        if topology == nil { await awaitFirstTopology() }
+        if topology == nil { await awaitFirstTopology(limit: config.timeout / 2) }
         var groups: [NodeAddress: [String]] = [:]
         for key in keys {
             let first = candidates(for: key).first ?? NodeAddress(config.nodes[0])!
@@ -348,11 +348,16 @@ public final class CacheClient: Sendable {
         }
     }
 
-    /// Waits for a first view of the cluster: the one refresh in flight, or a new one. Concurrent
-    /// first calls share it.
-    private func awaitFirstTopology() async {
-        if let refresh = startRefresh({ ContinuousClock.now - $0 >= Self.minimumRefreshSpacing }) {
-            await refresh.value
+    /// Waits for a first view of the cluster (the one refresh in flight, or a new one; concurrent
+    /// first calls share it), but at most `limit`: a call whose deadline is near goes to a configured
+    /// node instead, which serves any key.
+    private func awaitFirstTopology(limit: Duration) async {
+        guard startRefresh({ ContinuousClock.now - $0 >= Self.minimumRefreshSpacing }) != nil else { return }
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            let (installed, running) = state.withLock { ($0.topology != nil, $0.refresh != nil) }
+            if installed || !running { return }
+            try? await Task.sleep(for: .milliseconds(2))
         }
     }
 
@@ -477,7 +482,7 @@ public final class CacheClient: Sendable {
             }
             target = address
         } else if topology == nil {
-            await awaitFirstTopology()
+            await awaitFirstTopology(limit: config.timeout / 4)
         } else {
             requestRefresh(force: false)
         }

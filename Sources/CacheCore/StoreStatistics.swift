@@ -23,6 +23,16 @@ public struct StoreStatistics: Sendable, Equatable {
     public var evictions: UInt64 = 0
     /// Values removed because their time to live had passed.
     public var expirations: UInt64 = 0
+    /// Client requests answered that their consistency level was not met.
+    public var unavailable: UInt64 = 0
+    /// Stale replicas sent the newest entry by a read this node coordinated.
+    public var readRepairs: UInt64 = 0
+    /// Digest exchanges this node started with another replica.
+    public var antiEntropyRounds: UInt64 = 0
+    /// Entries this node pushed to a replica that lacked them, after comparing digests.
+    public var antiEntropyKeysPushed: UInt64 = 0
+    /// Held writes (hinted handoffs) that a returning replica acknowledged.
+    public var handoffsDelivered: UInt64 = 0
 
     /// Empty counters.
     public init() {}

@@ -11,6 +11,9 @@ import Synchronization
 /// Every decision about entries is `ClusterNode`'s; this type supplies time, answers the status
 /// routes from the node's loop, and keeps the lifecycle.
 public final class CacheNode: Sendable {
+    /// This release's version, as `--version`, the start-up log and `/stats` show it.
+    public static let version = "0.11.0"
+
     /// Where the node is in its life, as `/health` reports it.
     public enum Lifecycle: UInt8, Sendable {
         /// Loading state; not yet serving (503).
@@ -23,6 +26,8 @@ public final class CacheNode: Sendable {
 
     public let configuration: NodeConfiguration
     public let metrics: NodeMetrics
+    /// The access log and slow-request lines.
+    let requestLog: RequestLog
     public let clock: NodeClock
     let logger: Logger
     let driver: NodeDriver
@@ -42,6 +47,8 @@ public final class CacheNode: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = NodeMetrics()
+        self.requestLog = RequestLog(
+            logger: logger, accessLog: configuration.accessLog, slowThreshold: configuration.slowRequestThreshold)
         self.clock = NodeClock()
         self.driver = NodeDriver(
             configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed)
@@ -72,11 +79,13 @@ public final class CacheNode: Sendable {
             "recovered",
             metadata: [
                 "wal_dir": "\(configuration.walDirectory ?? "")", "sync": "\(configuration.syncPolicy)",
-                "snapshot_sequence": "\(report.snapshotSequence.map(String.init) ?? "none")",
-                "snapshot_entries": "\(report.snapshotEntries)", "replayed_records": "\(report.replayedRecords)",
-                "migrated_records": "\(report.legacyRecords)", "expired_dropped": "\(report.expiredDropped)",
-                "dropped_bytes": "\(report.droppedBytes)", "last_sequence": "\(report.lastSequence)",
-                "entries": "\(outcome.store.statistics.liveEntries)", "seconds": "\(started.duration(to: .now))",
+                "snapshot_sequence": report.snapshotSequence.map { .number(Int($0)) } ?? "none",
+                "snapshot_entries": .number(report.snapshotEntries),
+                "replayed_records": .number(report.replayedRecords),
+                "migrated_records": .number(report.legacyRecords), "expired_dropped": .number(report.expiredDropped),
+                "dropped_bytes": .number(report.droppedBytes), "last_sequence": .number(Int(report.lastSequence)),
+                "entries": .number(outcome.store.statistics.liveEntries),
+                "duration_seconds": .number(started.duration(to: .now).secondsValue),
             ])
         for problem in report.problems {
             logger.warning("recovery dropped data", metadata: ["problem": "\(problem)"])
@@ -135,7 +144,9 @@ public final class CacheNode: Sendable {
             let document: [String: Any] = [
                 "node_id": state.identity?.nodeID ?? configuration.nodeID,
                 "status": "\(lifecycle)",
-                "uptime_seconds": Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+                "version": CacheNode.version,
+                // Milliseconds are as fine as a reader needs (and no float noise such as 10.693093127000001).
+                "uptime_seconds": (uptime.secondsValue * 1000).rounded() / 1000,
                 "entries": statistics.entries,
                 "tombstones": statistics.tombstones,
                 "bytes": [
@@ -188,13 +199,16 @@ public final class CacheNode: Sendable {
     /// met another member) and not leaving. The status word says which.
     func readiness(from loop: any EventLoop) -> EventLoopFuture<(ready: Bool, status: String)> {
         let lifecycle = self.lifecycle
-        return driver.inspect(from: loop) { state in
-            guard lifecycle == .serving, let node = state.node else { return (false, "\(lifecycle)") }
-            if node.membership.isLeaving { return (false, "leaving") }
-            let others = node.membership.view.filter { $0.id != node.me && $0.status == .alive }
-            if !state.configuration.seeds.isEmpty, others.isEmpty, !Self.onlySelf(state) { return (false, "joining") }
-            return (true, "ready")
-        }
+        return driver.inspect(from: loop) { state in Self.readiness(state, lifecycle: lifecycle) }
+    }
+
+    /// Readiness as the node's loop sees it.
+    static func readiness(_ state: DriverState, lifecycle: Lifecycle) -> (ready: Bool, status: String) {
+        guard lifecycle == .serving, let node = state.node else { return (false, "\(lifecycle)") }
+        if node.membership.isLeaving { return (false, "leaving") }
+        let others = node.membership.view.filter { $0.id != node.me && $0.status == .alive }
+        if !state.configuration.seeds.isEmpty, others.isEmpty, !onlySelf(state) { return (false, "joining") }
+        return (true, "ready")
     }
 
     /// Whether every seed is this node itself (a cluster of one named by its own address).
@@ -366,10 +380,25 @@ public final class CacheNode: Sendable {
         let metrics = self.metrics
         let memoryLimit = configuration.maxMemoryBytes
         let uptime = clock.elapsed
+        let lifecycle = self.lifecycle
         return driver.inspect(from: loop) { state in
-            metrics.exposition(
-                statistics: state.node?.statistics ?? StoreStatistics(), allocated: Jemalloc.allocatedBytes(),
-                memoryLimit: memoryLimit, uptime: uptime)
+            var snapshot = NodeMetrics.Snapshot()
+            snapshot.allocatedBytes = Jemalloc.allocatedBytes()
+            snapshot.residentBytes = Jemalloc.residentBytes()
+            snapshot.memoryLimitBytes = memoryLimit
+            snapshot.uptime = uptime
+            if let node = state.node {
+                snapshot.statistics = node.statistics
+                for member in node.membership.view { snapshot.membersByStatus["\(member.status)", default: 0] += 1 }
+                snapshot.handoffBacklog = node.handoffBacklog
+                snapshot.requestsInFlight = node.requestsInFlight
+                snapshot.ready = Self.readiness(state, lifecycle: lifecycle).ready
+                if let log = node.log {
+                    snapshot.logBytes = log.logBytes
+                    snapshot.diskFailed = log.failure != nil
+                }
+            }
+            return metrics.exposition(snapshot)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,8 +38,13 @@ public struct CacheNodeService: Service {
 
     private func serve() async throws {
         let configuration = node.configuration
-        let server = try await HTTPServer.start(
-            node: node, host: configuration.host, port: configuration.port, group: group)
+        let server: HTTPServer
+        do {
+            server = try await HTTPServer.start(
+                node: node, host: configuration.host, port: configuration.port, group: group)
+        } catch {
+            throw listenFailed(host: configuration.host, port: configuration.port, setting: "PORT", error)
+        }
         let peers: PeerServer
         do {
             peers = try await PeerServer.start(
@@ -46,13 +52,13 @@ public struct CacheNodeService: Service {
                 metrics: node.metrics, logger: node.logger)
         } catch {
             try? await server.shutdown()
-            throw error
+            throw listenFailed(host: configuration.host, port: configuration.peerPort, setting: "PEER_PORT", error)
         }
         node.logger.info(
             "listening",
             metadata: [
-                "host": "\(configuration.host)", "port": "\(server.port)", "peer_port": "\(peers.port)",
-                "event_loops": "\(configuration.eventLoops)",
+                "host": "\(configuration.host)", "port": .number(server.port), "peer_port": .number(peers.port),
+                "event_loops": .number(configuration.eventLoops),
             ])
         onListening(server.port)
         do {
@@ -89,5 +95,40 @@ public struct CacheNodeService: Service {
         }
         await node.stop()
         await peers.close()
+    }
+}
+
+extension CacheNodeService {
+    /// Says which address and setting could not be bound, in the log, and returns the error to throw.
+    private func listenFailed(host: String, port: Int, setting: String, _ error: any Error) -> ListenError {
+        let failure = ListenError(host: host, port: port, setting: setting, reason: ListenError.reason(error))
+        node.logger.critical(
+            "cannot listen",
+            metadata: [
+                "address": "\(failure.address)", "setting": "\(setting)", "reason": "\(failure.reason)",
+            ])
+        return failure
+    }
+}
+
+/// A port the node could not listen on: which address, which setting chose it, and why.
+public struct ListenError: Error, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// `PORT` or `PEER_PORT`.
+    public var setting: String
+    /// The system's reason, e.g. "address already in use".
+    public var reason: String
+
+    var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    public var description: String {
+        "cannot listen on \(address) (\(setting)): \(reason)"
+            + (reason.contains("in use") ? "; another process has it: stop that one, or choose another \(setting)" : "")
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        return "\(error)"
     }
 }

@@ -297,6 +297,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         }
         let elapsed = started.duration(to: .now)
         node.metrics.recordRequest(route: route, status: Int(status.code), nanoseconds: elapsed.nanoseconds)
+        node.requestLog.answered(head, route: route, status: Int(status.code), nanoseconds: elapsed.nanoseconds)
     }
 
     private func flushIfNeeded(context: ChannelHandlerContext) {

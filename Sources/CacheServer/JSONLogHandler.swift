@@ -139,9 +139,29 @@ public struct JSONLogHandler: LogHandler {
     private static func jsonObject(_ value: Logger.MetadataValue) -> Any {
         switch value {
         case .string(let string): string
+        // Numbers and booleans stay numbers and booleans in JSON (log them with `.number(…)`).
+        case .stringConvertible(let number as Int): number
+        case .stringConvertible(let number as Int64): number
+        case .stringConvertible(let number as UInt64): number
+        case .stringConvertible(let number as Double): number.isFinite ? number : number.description
+        case .stringConvertible(let flag as Bool): flag
         case .stringConvertible(let convertible): convertible.description
         case .array(let array): array.map(jsonObject)
         case .dictionary(let dictionary): dictionary.mapValues(jsonObject)
         }
+    }
+}
+
+extension Logger.MetadataValue {
+    /// A number that the JSON log writes as a JSON number (`"port":8000`, not `"port":"8000"`).
+    public static func number(_ value: Int) -> Self { .stringConvertible(value) }
+
+    /// A number that the JSON log writes as a JSON number.
+    public static func number(_ value: UInt64) -> Self { .stringConvertible(value) }
+
+    /// A number that the JSON log writes as a JSON number, rounded to `digits` decimals.
+    public static func number(_ value: Double, digits: Int = 4) -> Self {
+        let scale = (0..<digits).reduce(1.0) { factor, _ in factor * 10 }
+        return .stringConvertible((value * scale).rounded() / scale)
     }
 }

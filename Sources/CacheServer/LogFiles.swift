@@ -46,12 +46,15 @@ final class LogFiles {
     private let report: (ClusterNode.Input) -> Void
     /// Snapshots written since start.
     private(set) var compactions = 0
+    /// Where sync latencies are recorded.
+    private let metrics: NodeMetrics?
 
     /// Opens `directory` for appending to a new segment whose first record is `firstSequence`.
     init(
         directory: LogDirectory, firstSequence: UInt64, loop: any EventLoop, logger: Logger,
-        report: @escaping (ClusterNode.Input) -> Void
+        metrics: NodeMetrics? = nil, report: @escaping (ClusterNode.Input) -> Void
     ) throws(DiskError) {
+        self.metrics = metrics
         self.directory = directory
         self.loop = loop
         self.logger = logger
@@ -121,7 +124,9 @@ final class LogFiles {
                 result = .snapshotWritten(upTo: snapshot.upTo)
                 logger.info(
                     "compacted the log",
-                    metadata: ["snapshot_sequence": "\(snapshot.upTo)", "entries": "\(snapshot.entryCount)"])
+                    metadata: [
+                        "snapshot_sequence": .number(Int(snapshot.upTo)), "entries": .number(snapshot.entryCount),
+                    ])
             } catch {
                 try? directory.remove(directory.snapshotName(snapshot.upTo) + ".tmp")
                 logger.error("compaction failed", metadata: ["error": "\(error)"])
@@ -211,8 +216,14 @@ final class LogFiles {
         let path = directory.fullPath(name)
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
+        let metrics = self.metrics
         syncThread.submit { _ in
+            let started = ContinuousClock.now
             let synced = fdatasync(duplicate) == 0
+            let elapsed = ContinuousClock.now - started
+            metrics?.logSynced(
+                nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+            )
             let code = errno
             Glibc.close(duplicate)
             loop.execute {

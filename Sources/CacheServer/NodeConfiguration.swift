@@ -14,10 +14,29 @@ import SystemPackage
 public struct NodeConfiguration: Sendable, Equatable {
     /// A configuration key, its environment and file name, and what it means.
     public struct Key: Sendable, Hashable {
+        /// Where `--help` lists a key.
+        public enum Group: String, Sendable, CaseIterable {
+            case network = "Network", storage = "Storage and limits", cluster = "Cluster"
+            case logging = "Logging", testing = "Testing"
+        }
+
         /// The name in the environment and the config file, for example `MAX_MEMORY_MB`.
         public let name: String
+        public let group: Group
+        /// What the node uses when no source sets the key, as `--help` shows it.
+        public let defaultValue: String
         /// A one-line explanation, for `--help` and the README.
         public let help: String
+        /// Whether the value is masked where the configuration is logged (keys and tokens, later).
+        public let isSecret: Bool
+
+        init(_ name: String, _ group: Group, default defaultValue: String, _ help: String, secret: Bool = false) {
+            self.name = name
+            self.group = group
+            self.defaultValue = defaultValue
+            self.help = help
+            self.isSecret = secret
+        }
 
         /// The flag spelling, for example `--max-memory-mb`.
         public var flag: String { "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") }
@@ -27,41 +46,42 @@ public struct NodeConfiguration: Sendable, Equatable {
 
     /// Every key the node understands.
     public static let keys: [Key] = [
-        Key(name: "NODE_ID", help: "This node's unique name in the cluster (default: HOST:PORT)."),
-        Key(name: "HOST", help: "Address to listen on (default 127.0.0.1)."),
-        Key(name: "PORT", help: "HTTP port (default 8000; 0 picks a free port)."),
-        Key(name: "WAL_DIR", help: "Directory for the write-ahead log; unset means memory only."),
-        Key(name: "WAL_SYNC", help: "always, interval or none: when the log is forced to disk (default interval)."),
-        Key(name: "WAL_SYNC_INTERVAL_MS", help: "With WAL_SYNC=interval, how often the log is synced (default 1000)."),
-        Key(name: "WAL_COMPACT_MIN_MB", help: "Compact the log once it holds at least this many MiB (default 64)..."),
-        Key(name: "WAL_COMPACT_RATIO", help: "...and at least this many times the live data (default 2)."),
-        Key(name: "MAX_MEMORY_MB", help: "Memory limit in MiB before eviction (default 1024; 0 = none)."),
-        Key(name: "MAX_SIZE", help: "Entry limit before eviction (default 0 = none)."),
-        Key(name: "REPLICATION_FACTOR", help: "Copies kept of each key in a cluster (default 3)."),
-        Key(name: "TTL_DEFAULT", help: "Seconds to live when a PUT gives no ttl (default 0 = never expires)."),
-        Key(name: "GOSSIP_INTERVAL", help: "Membership protocol period (default 1s)."),
-        Key(name: "HEARTBEAT_INTERVAL", help: "Probe timeout (default 500ms)."),
-        Key(name: "FAILURE_TIMEOUT", help: "Suspicion time before a member is declared dead (default 5s)."),
+        Key("NODE_ID", .cluster, default: "ADVERTISE_HOST:PORT", "This node's unique name in the cluster."),
+        Key("HOST", .network, default: "127.0.0.1", "Address to listen on (0.0.0.0: every interface)."),
+        Key("PORT", .network, default: "8000", "HTTP port for clients (0: a free port)."),
+        Key("PEER_PORT", .network, default: "PORT + 1000", "Port other nodes connect to (0: a free port)."),
         Key(
-            name: "SEEDS",
-            help:
-                "Comma-separated host:port (peer ports) of nodes to join through; DNS names are resolved at each attempt (default none: a node alone)."
-        ),
-        Key(name: "PEER_PORT", help: "Port peers connect to (default PORT + 1000; 0 picks a free one)."),
+            "ADVERTISE_HOST", .network, default: "HOST",
+            "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
+        Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
+        Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
+        Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
+        Key("WAL_SYNC_INTERVAL_MS", .storage, default: "1000", "With WAL_SYNC=interval, milliseconds between syncs."),
+        Key("WAL_COMPACT_MIN_MB", .storage, default: "64", "Compact once the log holds at least this many MiB..."),
+        Key("WAL_COMPACT_RATIO", .storage, default: "2", "...and at least this many times the live data."),
+        Key("MAX_MEMORY_MB", .storage, default: "1024", "Memory in MiB before eviction (0: no limit)."),
+        Key("MAX_SIZE", .storage, default: "0", "Entries before eviction (0: no limit)."),
+        Key("TTL_DEFAULT", .storage, default: "0", "Seconds to live when a PUT gives no ttl (0: never expires)."),
         Key(
-            name: "ADVERTISE_HOST",
-            help:
-                "Host name or address other nodes and clients use to reach this node (default HOST, or the machine's host name when HOST listens on all addresses)."
-        ),
-        Key(name: "CONSISTENCY", help: "one, quorum or all: the level of requests that name none (default quorum)."),
+            "SEEDS", .cluster, default: "none: a node alone",
+            "Comma-separated host:PEER_PORT of nodes to join through; names are resolved at each attempt."),
+        Key("REPLICATION_FACTOR", .cluster, default: "3", "Copies kept of each key."),
+        Key("CONSISTENCY", .cluster, default: "quorum", "Level of requests that name none: one, quorum or all."),
+        Key("GOSSIP_INTERVAL", .cluster, default: "1s", "Membership protocol period (500ms, 2s, 1m)."),
+        Key("HEARTBEAT_INTERVAL", .cluster, default: "500ms", "How long a probe waits for its answer."),
+        Key("FAILURE_TIMEOUT", .cluster, default: "5s", "How long a member stays suspect before it is declared dead."),
         Key(
-            name: "INJECT_BUG",
-            help: "A deliberately wrong behaviour, for tests that prove a checker can fail (default none)."),
-        Key(name: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default info)."),
-        Key(name: "LOG_FORMAT", help: "json (one object per line, default) or text (one readable line per event)."),
-        Key(name: "LOG_FILE", help: "Also write JSON logs to this file, rotated by size (default stdout only)."),
-        Key(name: "LOG_FILE_MAX_MB", help: "Size at which LOG_FILE is rotated (default 64)."),
-        Key(name: "EVENT_LOOPS", help: "Network threads (default: one per core but one, at least one)."),
+            "LOG_LEVEL", .logging, default: "info", "trace, debug, info, notice, warning, error or critical."),
+        Key("LOG_FORMAT", .logging, default: "json", "json (an object per line) or text (a readable line per event)."),
+        Key("LOG_FILE", .logging, default: "none: stdout only", "Also write the log to this file, rotated by size."),
+        Key("LOG_FILE_MAX_MB", .logging, default: "64", "Size in MiB at which LOG_FILE is rotated."),
+        Key(
+            "SLOW_REQUEST_MS", .logging, default: "100",
+            "Requests slower than this are logged (notice, at most one line a second; 0: never)."),
+        Key("ACCESS_LOG", .logging, default: "false", "true: one info line per HTTP request (route, status, time)."),
+        Key(
+            "INJECT_BUG", .testing, default: "none",
+            "A deliberately wrong behaviour, for tests that prove a checker can fail."),
     ]
 
     /// Where a node expects a peer to listen.
@@ -96,6 +116,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var logFormat: LogFormat
     public var logFile: String?
     public var logFileMaxBytes: Int
+    /// Requests slower than this are logged (nil: never).
+    public var slowRequestThreshold: Duration?
+    /// Whether every request is logged.
+    public var accessLog: Bool
     public var eventLoops: Int
     /// The port peers connect to (0: a free one, chosen at start).
     public var peerPort: Int
@@ -172,9 +196,80 @@ public struct NodeConfiguration: Sendable, Equatable {
         providers.append(
             EnvironmentVariablesProvider(environmentVariables: environment.filter { known.contains($0.key) }))
         let reader = ConfigReader(providers: providers)
-        return try NodeConfiguration(values: { name in
-            reader.string(forKey: ConfigKey(keys.first { $0.name == name }!.configKey))
-        })
+        func raw(_ name: String) -> String? {
+            guard let key = keys.first(where: { $0.name == name }) else {
+                preconditionFailure("\(name) is not a configuration key")
+            }
+            return reader.string(forKey: ConfigKey(key.configKey))
+        }
+        var configuration = try NodeConfiguration(values: raw)
+        let inFile = try configFile.map { try configFileKeys(at: $0) } ?? []
+        configuration.settings = keys.map { key in
+            let source: Setting.Source =
+                if flags[key.name] != nil { .flag } else if inFile.contains(key.name) {
+                    .file
+                } else if environment[key.name] != nil { .environment } else { .default }
+            let value = configuration.effectiveValue(of: key.name) ?? raw(key.name) ?? key.defaultValue
+            return Setting(key: key.name, value: key.isSecret && source != .default ? "***" : value, source: source)
+        }
+        return configuration
+    }
+
+    /// One key's effective value and where it came from, as the node logs them at start.
+    public struct Setting: Sendable, Equatable {
+        public enum Source: String, Sendable {
+            case `default`, environment, file, flag
+        }
+
+        public var key: String
+        /// The value in force (`***` for a secret), or the default's description.
+        public var value: String
+        public var source: Source
+    }
+
+    /// Every key's effective value and source (filled by `load`; empty for a configuration built
+    /// otherwise).
+    public var settings: [Setting] = []
+
+    /// The value in force for `name`, as a reader of the log wants it (the port chosen when PORT is 0
+    /// is logged when the node listens, and NODE_ID then).
+    func effectiveValue(of name: String) -> String? {
+        switch name {
+        case "NODE_ID": nodeIDGiven ? nodeID : "\(advertiseHost):PORT"
+        case "HOST": host
+        case "PORT": "\(port)"
+        case "PEER_PORT": "\(peerPort)"
+        case "ADVERTISE_HOST": advertiseHost
+        case "EVENT_LOOPS": "\(eventLoops)"
+        case "WAL_DIR": walDirectory ?? "none (memory only)"
+        case "MAX_MEMORY_MB": maxMemoryBytes.map { "\($0 >> 20)" } ?? "0 (no limit)"
+        case "MAX_SIZE": maxEntries.map { "\($0)" } ?? "0 (no limit)"
+        case "REPLICATION_FACTOR": "\(replicationFactor)"
+        case "TTL_DEFAULT": "\(defaultTTLSeconds)"
+        case "SEEDS": seeds.isEmpty ? "none" : seeds.map(\.description).joined(separator: ",")
+        case "CONSISTENCY": consistency.rawValue
+        case "LOG_LEVEL": logLevel.rawValue
+        case "LOG_FORMAT": logFormat.rawValue
+        case "LOG_FILE": logFile ?? "none"
+        case "SLOW_REQUEST_MS":
+            slowRequestThreshold.map {
+                "\($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)"
+            } ?? "0 (never)"
+        case "ACCESS_LOG": "\(accessLog)"
+        default: nil
+        }
+    }
+
+    /// The keys a config file sets.
+    static func configFileKeys(at path: String) throws -> Set<String> {
+        let contents = try String(contentsOfFile: path, encoding: .utf8)
+        var names: Set<String> = []
+        for line in contents.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
+            names.insert(trimmed[..<equals].trimmingCharacters(in: .whitespaces))
+        }
+        return names
     }
 
     /// Builds a configuration from raw strings by key name, validating every one.
@@ -252,6 +347,13 @@ public struct NodeConfiguration: Sendable, Equatable {
         logFormat = parsedFormat
         logFile = value("LOG_FILE")
         logFileMaxBytes = try integer("LOG_FILE_MAX_MB", default: 64, range: 1...(1 << 20)) << 20
+        let slowMilliseconds = try integer("SLOW_REQUEST_MS", default: 100, range: 0...3_600_000)
+        slowRequestThreshold = slowMilliseconds == 0 ? nil : .milliseconds(slowMilliseconds)
+        switch value("ACCESS_LOG")?.lowercased() ?? "false" {
+        case "true", "1", "yes", "on": accessLog = true
+        case "false", "0", "no", "off": accessLog = false
+        case let other: throw Error(key: "ACCESS_LOG", problem: "'\(other)' is not true or false")
+        }
         eventLoops = try integer("EVENT_LOOPS", default: Self.defaultEventLoops, range: 1...256)
         let consistencyName = value("CONSISTENCY")?.lowercased() ?? "quorum"
         guard let parsedConsistency = ConsistencyLevel(rawValue: consistencyName) else {

@@ -251,7 +251,8 @@ final class DriverState {
         }
         if let (outcome, directory) = recovered {
             files = try LogFiles(
-                directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger
+                directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger,
+                metrics: metrics
             ) { [unowned self] input in self.input(input) }
             recovery = outcome.report
         }
@@ -264,7 +265,7 @@ final class DriverState {
             self.ready = ready
             logger.notice(
                 "migrating a data directory written by an earlier release",
-                metadata: ["records": "\(recovered?.0.report.legacyRecords ?? 0)"])
+                metadata: ["records": .number(recovered?.0.report.legacyRecords ?? 0)])
         } else {
             ready.succeed(())
         }
@@ -392,7 +393,38 @@ final class DriverState {
     private func scheduleMemoryReport() {
         memoryReports = loop.assumeIsolated().scheduleTask(in: Self.memoryReportInterval) { [unowned self] in
             if let allocated = Jemalloc.allocatedBytes() { self.input(.memoryReported(allocatedBytes: allocated)) }
+            self.reportsSinceUpkeepLog += 1
+            if self.reportsSinceUpkeepLog >= Self.upkeepLogEvery {
+                self.reportsSinceUpkeepLog = 0
+                self.logUpkeep()
+            }
             self.scheduleMemoryReport()
         }
+    }
+
+    /// Every 5 s at `debug`, when something moved: the repair machinery's progress since the last line.
+    static let upkeepLogEvery = 50
+    private var reportsSinceUpkeepLog = 0
+    private var lastUpkeep = StoreStatistics()
+
+    private func logUpkeep() {
+        guard logger.logLevel <= .debug, let node else { return }
+        let now = node.statistics
+        let last = lastUpkeep
+        lastUpkeep = now
+        let moved =
+            now.readRepairs != last.readRepairs || now.antiEntropyKeysPushed != last.antiEntropyKeysPushed
+            || now.handoffsDelivered != last.handoffsDelivered || node.handoffBacklog > 0
+        guard moved else { return }
+        logger.debug(
+            "replica upkeep",
+            metadata: [
+                "handoff_backlog": .number(node.handoffBacklog),
+                "handoffs_delivered": .number(now.handoffsDelivered - last.handoffsDelivered),
+                "read_repairs": .number(now.readRepairs - last.readRepairs),
+                "anti_entropy_rounds": .number(now.antiEntropyRounds - last.antiEntropyRounds),
+                "anti_entropy_keys_pushed": .number(now.antiEntropyKeysPushed - last.antiEntropyKeysPushed),
+                "entries": .number(now.entries), "requests_in_flight": .number(node.requestsInFlight),
+            ])
     }
 }

@@ -250,6 +250,10 @@ final class TCPPeerTransport: PeerTransport {
         }
         if link.failuresLogged > 0 {
             logger.notice("peer reachable again", metadata: ["peer": "\(address)"])
+        } else {
+            logger.debug(
+                "peer connected",
+                metadata: ["peer": "\(address)", "queued_messages": .number(link.queue.count)])
         }
         link.failuresLogged = 0
         link.channel = channel
@@ -281,8 +285,8 @@ final class TCPPeerTransport: PeerTransport {
             logger.warning(
                 "cannot reach peer; retrying with backoff",
                 metadata: [
-                    "peer": "\(address)", "error": "\(error)", "failures": "\(link.failuresLogged + 1)",
-                    "next_attempt_ms": "\(wait.nanoseconds / 1_000_000)",
+                    "peer": "\(address)", "error": "\(error)", "failures": .number(link.failuresLogged + 1),
+                    "next_attempt_ms": .number(Int(wait.nanoseconds / 1_000_000)),
                 ])
         }
         link.failuresLogged += 1
@@ -293,6 +297,8 @@ final class TCPPeerTransport: PeerTransport {
 
     fileprivate func inactive(_ address: String, channel: any Channel) {
         guard var link = links[address], link.channel === channel else { return }
+        logger.debug(
+            "peer connection closed", metadata: ["peer": "\(address)", "queued_messages": .number(link.queue.count)])
         link.channel = nil
         if link.queue.isEmpty {
             // Nothing was waiting: connect again when there is something to send.

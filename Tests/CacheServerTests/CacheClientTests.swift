@@ -99,7 +99,9 @@ struct CacheClientTests {
             try await cluster.waitForMembership(alive: ids)
             let keys = (0..<120).map { "user:\($0)" }
             let expected = firstOwners(of: keys, members: ids)
-            try await withCacheClient(CacheClientConfig(nodes: [address(n0)])) { client in
+            try await withCacheClient(CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10))) { client in
+                // Until it has read the membership, a client sends calls to the nodes it was given.
+                _ = try await client.cluster()
                 let putsBefore = try coordinated("put", in: cluster, ids)
                 for key in keys { try await client.put(key, "value of \(key)", consistency: .quorum) }
                 let putsAfter = try coordinated("put", in: cluster, ids)
@@ -249,9 +251,10 @@ struct CacheClientTests {
             try await cluster.start("n2")
             try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
             // A long periodic refresh: only the ring version in answers can prompt the refresh.
-            let config = CacheClientConfig(nodes: [address(n0)], topologyRefreshInterval: .seconds(600))
+            let config = CacheClientConfig(
+                nodes: [address(n0)], timeout: .seconds(10), topologyRefreshInterval: .seconds(600))
             try await withCacheClient(config) { client in
-                _ = try await client.get("warm")
+                _ = try await client.cluster()
                 let refreshes = client.statistics.topologyRefreshes
                 try await cluster.start("n3")
                 let ids = ["n0", "n1", "n2", "n3"]

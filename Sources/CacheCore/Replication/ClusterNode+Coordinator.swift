@@ -420,10 +420,12 @@ extension ClusterNode {
             for node in stale {
                 send(.write(request: nil, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
             }
+            counters.readRepairs &+= UInt64(stale.count)
             answer(id, .found(chosen, key: coordination.key.bytes, now: now))
             return
         }
         coordination.phase = .repairing(chosen: chosen, holders: holders)
+        counters.readRepairs &+= UInt64(stale.count)
         coordination.restartTargets(done: holders, firstAttempt: now.advanced(by: backoff(attempt: 1)))
         coordinations[id] = coordination
         for target in coordination.targets where !target.done { ask(target.node, for: id) }
@@ -456,6 +458,7 @@ extension ClusterNode {
         switch outcome {
         case .found: counters.hits &+= 1
         case .notFound: counters.misses &+= 1
+        case .unavailable: counters.unavailable &+= 1
         default: break
         }
         effects.append(
@@ -512,6 +515,7 @@ extension ClusterNode {
 
     /// Answers a client at once, without a coordination.
     mutating func reply(_ client: UInt64, _ outcome: ClientOutcome, replicas: [NodeID]) {
+        if case .unavailable = outcome { counters.unavailable &+= 1 }
         effects.append(.reply(ClientReply(request: client, outcome: outcome, replicas: replicas, hinted: false)))
     }
 }

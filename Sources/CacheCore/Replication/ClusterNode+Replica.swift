@@ -298,6 +298,7 @@ extension ClusterNode {
         if case .refused = result { return }
         handoff.waiting.removeAll { $0 == node }
         if handoff.waiting.isEmpty {
+            counters.handoffsDelivered &+= 1
             dropHandoff(key)
             if !replicas(of: key).contains(me) { drop(key, ifVersion: handoff.version) }
         } else {
@@ -432,6 +433,7 @@ extension ClusterNode {
         let peer = peers[random.below(peers.count)]
         guard let digests = store.digests(sharedWith: peer) else { return }
         send(.digest(buckets: digests), to: peer)
+        counters.antiEntropyRounds &+= 1
     }
 
     /// Whether `key` is replicated by both this node and `peer`.
@@ -480,6 +482,7 @@ extension ClusterNode {
             pulls.append(item.key)
         }
         push(pushes, to: peer)
+        counters.antiEntropyKeysPushed &+= UInt64(pushes.count)
         for start in stride(from: 0, to: pulls.count, by: configuration.maximumItemsPerMessage) {
             let end = min(pulls.count, start + configuration.maximumItemsPerMessage)
             send(.pull(keys: Array(pulls[start..<end])), to: peer)

@@ -101,7 +101,7 @@ final class NodeProcess: Sendable {
         while ContinuousClock.now < deadline {
             for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    let port = (object["port"] as? String).flatMap(Int.init)
+                    let port = object["port"] as? Int
                 {
                     return port
                 }
@@ -117,8 +117,8 @@ final class NodeProcess: Sendable {
         _ = try await waitUntilListening(timeout: timeout)
         for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
             if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let http = (object["port"] as? String).flatMap(Int.init),
-                let peer = (object["peer_port"] as? String).flatMap(Int.init)
+                let http = object["port"] as? Int,
+                let peer = object["peer_port"] as? Int
             {
                 return (http, peer)
             }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# What `make test` runs: each step's output goes to a file under .build/test-logs, the terminal gets
+# one line per step (time and what it proved), and a failing step prints the end of its log.
+# VERBOSE=1 streams everything instead.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logs=.build/test-logs
+mkdir -p "$logs"
+MAKE=${MAKE:-make}
+started=$(date +%s)
+summary=()
+
+# step NAME COMMAND...: runs the command, its output in $logs/NAME.log.
+step() {
+    local name=$1
+    shift
+    local log="$logs/$name.log" begin end status
+    begin=$(date +%s)
+    printf '%-12s ' "$name"
+    if [ "${VERBOSE:-0}" = 1 ]; then
+        "$@" 2>&1 | tee "$log"
+        status=${PIPESTATUS[0]}
+    else
+        "$@" >"$log" 2>&1
+        status=$?
+    fi
+    end=$(date +%s)
+    if [ "$status" != 0 ]; then
+        echo "FAILED after $((end - begin)) s; the end of $log:"
+        tail -n 60 "$log" | sed 's/^/    /'
+        echo "make test: FAILED in step $name (all output: $log)"
+        exit "$status"
+    fi
+    local detail
+    detail=$(figures "$name" "$log")
+    echo "ok  $((end - begin)) s  $detail"
+    summary+=("$name: $detail")
+}
+
+# What a step's log says it did, in a few words.
+figures() {
+    case $1 in
+    build) echo "warnings: $(grep -c 'warning:' "$2" | tr -d ' ') (of our own: $(grep 'warning:' "$2" | grep -cv '/.build/checkouts/\|swift-distributed-tracing' | tr -d ' '))" ;;
+    tests) grep -Eo 'Test run with [0-9]+ tests in [0-9]+ suites passed' "$2" | tail -1 | sed 's/Test run with //; s/ passed//' ;;
+    simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - ;;
+    fuzz) grep -Eo 'Done [0-9]+ runs' "$2" | awk '{ runs += $2; n++ } END { printf "%d targets, %d executions", n, runs }' ;;
+    esac
+}
+
+step build bash -c "$MAKE --no-print-directory deps EXTRA_PACKAGES='$TEST_PACKAGES' && swift build --build-tests"
+step tests swift test --skip-build
+step simulator "$MAKE" --no-print-directory sim-sweep
+step fuzz "$MAKE" --no-print-directory fuzz-smoke
+
+echo "make test: passed in $(($(date +%s) - started)) s"
+for line in "${summary[@]}"; do echo "  $line"; done
