@@ -158,6 +158,7 @@ let package = Package(
                 "cachectl",
                 "cache-bench",
                 "cache-client-example",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -42,7 +42,7 @@ figures() {
     case $1 in
     build) echo "warnings: $(grep -c 'warning:' "$2" | tr -d ' ') (of our own: $(grep 'warning:' "$2" | grep -cv '/.build/checkouts/\|swift-distributed-tracing' | tr -d ' '))" ;;
     tests) grep -Eo 'Test run with [0-9]+ tests in [0-9]+ suites passed' "$2" | tail -1 | sed 's/Test run with //; s/ passed//' ;;
-    simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - ;;
+    simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - | sed 's/;/; /g' ;;
     fuzz) grep -Eo 'Done [0-9]+ runs' "$2" | awk '{ runs += $2; n++ } END { printf "%d targets, %d executions", n, runs }' ;;
     esac
 }

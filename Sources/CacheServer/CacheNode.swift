@@ -165,6 +165,12 @@ public final class CacheNode: Sendable {
                 "evictions": statistics.evictions,
                 "expirations": statistics.expirations,
                 "ops": ["get": statistics.gets, "put": statistics.puts, "delete": statistics.deletes],
+                "replication": [
+                    "unavailable": statistics.unavailable, "read_repairs": statistics.readRepairs,
+                    "anti_entropy_rounds": statistics.antiEntropyRounds,
+                    "anti_entropy_keys_pushed": statistics.antiEntropyKeysPushed,
+                    "handoffs_delivered": statistics.handoffsDelivered,
+                ],
                 "persistence": Self.persistenceDocument(state),
             ]
             return Self.serialize(document)

@@ -39,6 +39,7 @@ final class NodeDriver: Sendable {
     private let configuration: NodeConfiguration
     private let clock: NodeClock
     private let state: NIOLoopBoundBox<DriverState>
+    private let logger: Logger
     /// The ring's version as of the node's last membership change, for any loop to read (data
     /// answers carry it, so that clients notice a changed ring).
     let ring: RingVersionCell
@@ -50,6 +51,7 @@ final class NodeDriver: Sendable {
         self.loop = loop
         self.configuration = configuration
         self.clock = clock
+        self.logger = logger
         let ring = RingVersionCell()
         self.ring = ring
         // Made here, used only on `loop` from now on.
@@ -68,8 +70,10 @@ final class NodeDriver: Sendable {
         var recovered: (Recovery.Outcome, LogDirectory)?
         if let path = configuration.walDirectory {
             let now = clock.now()
+            let logger = self.logger
             recovered = try await NIOThreadPool.singleton.runIfActive {
-                try Self.recover(path: path, configuration: configuration, me: NodeID(identity.nodeID), now: now)
+                try Self.recover(
+                    path: path, configuration: configuration, me: NodeID(identity.nodeID), now: now, logger: logger)
             }
         }
         let started = try await loop.submit { [recovered] in
@@ -81,10 +85,16 @@ final class NodeDriver: Sendable {
 
     /// Reads the log directory and repairs what recovery asks; blocking file work, off the loop.
     private static func recover(
-        path: String, configuration: NodeConfiguration, me: NodeID, now: Instant
+        path: String, configuration: NodeConfiguration, me: NodeID, now: Instant, logger: Logger
     ) throws -> (Recovery.Outcome, LogDirectory) {
         let directory = try LogDirectory(path: path)
         let listing = try directory.listing()
+        logger.debug(
+            "recovery: reading the log directory",
+            metadata: [
+                "wal_dir": "\(path)", "snapshots": .number(listing.snapshots.count),
+                "segments": .number(listing.segments.count),
+            ])
         let snapshots = try listing.snapshots.map {
             Recovery.SnapshotFile(sequence: $0, bytes: try directory.read(directory.snapshotName($0)))
         }
@@ -96,6 +106,7 @@ final class NodeDriver: Sendable {
             seed: .random(in: .min ... .max),
             me: me, now: now)
         for repair in outcome.repairs {
+            logger.notice("recovery: repairing the log directory", metadata: ["repair": "\(repair)"])
             switch repair {
             case .truncateSegment(let first, let length):
                 try directory.truncate(directory.segmentName(first), to: length)

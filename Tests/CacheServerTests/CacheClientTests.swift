@@ -1,6 +1,8 @@
 import CacheClient
 import CacheCore
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -271,5 +273,21 @@ struct CacheClientTests {
                 for id in ids { #expect(after[id]! - before[id]! == expected[id]!, "gets coordinated by \(id)") }
             }
         }
+    }
+
+    @Test func asAServiceTheClientShutsDownWithItsGroup() async throws {
+        let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
+        let port = try await node.waitUntilListening()
+        let client = try CacheClient(CacheClientConfig(nodes: ["127.0.0.1:\(port)"]))
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: client)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await client.put("k", "v")
+            #expect(try await client.get("k") == "v")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        await #expect(throws: CacheClientError.shutDown) { try await client.get("k") }
     }
 }

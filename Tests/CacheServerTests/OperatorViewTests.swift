@@ -125,4 +125,19 @@ struct OperatorViewTests {
         let uptime = try #require(text.firstMatch(of: #/"uptime_seconds":([0-9.]+)/#)).output.1
         #expect(uptime.split(separator: ".").last.map { $0.count <= 3 } ?? true, "\(uptime)")
     }
+
+    @Test func theAccessLogHasALinePerRequestWithItsStatusAndTime() async throws {
+        let (node, client) = try await NodeProcess.serving(
+            environment: ["PORT": "0", "PEER_PORT": "0", "ACCESS_LOG": "true"])
+        defer { node.send(SIGKILL) }
+        _ = try client.request("GET", "/get/absent%20key")
+        try await eventually("the access log line") {
+            logLines(node).contains { $0["msg"] as? String == "request" && $0["route"] as? String == "get" }
+        }
+        let line = try #require(
+            logLines(node).first { $0["msg"] as? String == "request" && $0["route"] as? String == "get" })
+        #expect(line["status"] as? Int == 404)
+        #expect(line["method"] as? String == "GET" && line["uri"] as? String == "/get/absent%20key")
+        #expect(line["duration_ms"] is Double || line["duration_ms"] is Int)
+    }
 }
