@@ -526,7 +526,10 @@ public final class CacheClient: Sendable {
                     requestRefresh(force: true)
                 }
                 switch answer.status {
-                case 200..<300, 404:
+                case 200..<300:
+                    return answer
+                case 404 where operation == .get || operation == .delete:
+                    // The key is absent: an answer, not an error.
                     return answer
                 case 503 where acceptUnavailable:
                     return answer

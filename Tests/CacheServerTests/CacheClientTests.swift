@@ -69,10 +69,7 @@ private final class ClientLoad: Sendable {
 private func killANodeUnderLoad(maxRetries: Int) async throws -> (failures: [String], stats: CacheClient.Statistics) {
     try await withTemporaryDirectory { directory in
         let cluster = LocalCluster(directory: directory)
-        let n0 = try await cluster.start("n0")
-        try await cluster.start("n1")
-        try await cluster.start("n2")
-        try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+        let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
         let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(5), maxRetries: maxRetries)
         return try await withCacheClient(config) { client in
             let load = ClientLoad()
@@ -94,11 +91,8 @@ struct CacheClientTests {
     @Test func callsGoToEachKeysFirstOwnerAndBatchesToo() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            try await cluster.start("n1")
-            try await cluster.start("n2")
             let ids = ["n0", "n1", "n2"]
-            try await cluster.waitForMembership(alive: ids)
+            let n0 = try await cluster.startAll(ids)[0]
             let keys = (0..<120).map { "user:\($0)" }
             let expected = firstOwners(of: keys, members: ids)
             try await withCacheClient(CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10))) { client in
@@ -151,10 +145,7 @@ struct CacheClientTests {
     @Test func retriesAreBoundedCountedAndTheErrorSaysWhy() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            try await cluster.start("n1")
-            try await cluster.start("n2")
-            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
             let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10), maxRetries: 2)
             try await withCacheClient(config) { client in
                 try await client.put("k", "v", consistency: .all)
@@ -248,10 +239,7 @@ struct CacheClientTests {
     @Test func aJoiningNodeIsRoutedToOnceAnAnswerShowsTheNewRing() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            try await cluster.start("n1")
-            try await cluster.start("n2")
-            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
             // A long periodic refresh: only the ring version in answers can prompt the refresh.
             let config = CacheClientConfig(
                 nodes: [address(n0)], timeout: .seconds(10), topologyRefreshInterval: .seconds(600))

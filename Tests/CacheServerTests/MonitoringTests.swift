@@ -72,10 +72,7 @@ struct MonitoringTests {
     @Test func prometheusScrapesEveryNodeAndEveryDashboardQueryRuns() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            try await cluster.start("n0")
-            try await cluster.start("n1")
-            try await cluster.start("n2")
-            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            try await cluster.startAll(["n0", "n1", "n2"])
             let targets = cluster.members.map { "\"127.0.0.1:\($0.httpPort)\"" }.joined(separator: ", ")
             let config = directory.appendingPathComponent("prometheus.yml")
             try """

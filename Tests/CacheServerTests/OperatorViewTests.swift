@@ -117,6 +117,13 @@ struct OperatorViewTests {
         #expect(families(try clientB.request("GET", "/metrics").text) == families(idle))
     }
 
+    @Test func aNodeOnAChosenPortIsNamedAfterThePortItGot() async throws {
+        let (node, client) = try await NodeProcess.serving(environment: ["PORT": "0", "PEER_PORT": "0"])
+        defer { node.send(SIGKILL) }
+        let port = try await node.waitUntilListening()
+        #expect(try client.request("GET", "/stats").json["node_id"] as? String == "127.0.0.1:\(port)")
+    }
+
     @Test func statsRoundsUptimeForReaders() async throws {
         let (node, client) = try await NodeProcess.serving(environment: ["PORT": "0", "PEER_PORT": "0"])
         defer { node.send(SIGKILL) }

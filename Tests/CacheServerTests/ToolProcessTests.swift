@@ -56,9 +56,8 @@ struct ToolProcessTests {
     @Test func cachectlReadsWritesOperatesAndExitsWithStatusesScriptsCanUse() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            let n1 = try await cluster.start("n1")
-            try await cluster.waitForMembership(alive: ["n0", "n1"])
+            let started = try await cluster.startAll(["n0", "n1"])
+            let (n0, n1) = (started[0], started[1])
             let node = ["--node", "127.0.0.1:\(n0.httpPort)"]
 
             var run = try await runTool("cachectl", ["put"] + node + ["greeting", "hello, \"world\"", "--ttl", "60"])
@@ -95,6 +94,8 @@ struct ToolProcessTests {
             run = try await runTool("cachectl", ["put", String(repeating: "k", count: 1025), "v"] + node)
             #expect(run.status == 2 && run.stderr.split(separator: "\n").count == 1, "\(run)")
             #expect(run.stderr.contains("1025 bytes"))
+            run = try await runTool("cachectl", ["forget", "nobody"] + node)
+            #expect(run.status == 2 && run.stderr.contains("no member nobody"), "\(run)")
             run = try await runTool("cachectl", ["forget", "n1"] + node)
             #expect(run.status == 2 && run.stderr.contains("only a dead member can be forgotten"), "\(run)")
             run = try await runTool("cachectl", ["get", "k", "--node", "127.0.0.1:1", "--timeout", "1"])
@@ -112,10 +113,7 @@ struct ToolProcessTests {
     @Test func cacheBenchKeepsRunningWhileANodeIsKilledAndReportsEveryFigure() async throws {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            try await cluster.start("n1")
-            try await cluster.start("n2")
-            try await cluster.waitForMembership(alive: ["n0", "n1", "n2"])
+            let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
             let bench = Task {
                 try await runTool(
                     "cache-bench",
@@ -177,9 +175,8 @@ struct ToolProcessTests {
 
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
-            let n0 = try await cluster.start("n0")
-            let n1 = try await cluster.start("n1")
-            try await cluster.waitForMembership(alive: ["n0", "n1"])
+            let started = try await cluster.startAll(["n0", "n1"])
+            let (n0, n1) = (started[0], started[1])
             let run = try await runTool(
                 "cache-client-example", ["127.0.0.1:\(n0.httpPort),127.0.0.1:\(n1.httpPort)"])
             #expect(run.status == 0, "\(run.stderr)")

@@ -66,6 +66,15 @@ final class LocalCluster: @unchecked Sendable {
         return member
     }
 
+    /// Starts `ids` in order (the first seeds the others) and waits until each sees them all alive.
+    @discardableResult
+    func startAll(_ ids: [String]) async throws -> [Member] {
+        var started: [Member] = []
+        for id in ids { started.append(try await start(id)) }
+        try await waitForMembership(alive: ids)
+        return started
+    }
+
     func member(_ id: String) -> Member {
         guard let member = members.first(where: { $0.id == id }) else { preconditionFailure("no member \(id)") }
         return member
