@@ -71,16 +71,28 @@ struct CacheNodeCommand: AsyncParsableCommand {
             JSONLogHandler(label: label, sink: sink, level: configuration.logLevel, format: configuration.logFormat)
         }
         let logger = Logger(label: "cache-node")
-        logger.info(
-            "configuration",
-            metadata: [
-                "version": "\(CacheNode.version)",
-                "settings": .dictionary(
-                    Dictionary(
-                        uniqueKeysWithValues: configuration.settings.map {
-                            ($0.key, .dictionary(["value": "\($0.value)", "source": "\($0.source.rawValue)"]))
-                        })),
-            ])
+        if configuration.logFormat == .text {
+            // For people: the settings that were set, on one short line; the rest are defaults.
+            let set = configuration.settings.filter { $0.source != .default }
+            logger.info(
+                "configuration",
+                metadata: [
+                    "version": "\(CacheNode.version)",
+                    "set": "\(set.map { "\($0.key)=\($0.value) (\($0.source.rawValue))" }.joined(separator: ", "))",
+                    "defaults": .number(configuration.settings.count - set.count),
+                ])
+        } else {
+            logger.info(
+                "configuration",
+                metadata: [
+                    "version": "\(CacheNode.version)",
+                    "settings": .dictionary(
+                        Dictionary(
+                            uniqueKeysWithValues: configuration.settings.map {
+                                ($0.key, .dictionary(["value": "\($0.value)", "source": "\($0.source.rawValue)"]))
+                            })),
+                ])
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [

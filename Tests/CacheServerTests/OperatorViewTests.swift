@@ -1,3 +1,4 @@
+import CacheServer
 import Foundation
 import Testing
 
@@ -115,6 +116,15 @@ struct OperatorViewTests {
             text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map(String.init)
         }
         #expect(families(try clientB.request("GET", "/metrics").text) == families(idle))
+    }
+
+    @Test func theREADMEsTableListsEverySetting() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        for key in NodeConfiguration.keys where key.group != .testing {
+            #expect(readme.contains("| `\(key.name)` |"), "README.md's configuration table lacks \(key.name)")
+        }
     }
 
     @Test func aNodeOnAChosenPortIsNamedAfterThePortItGot() async throws {
