@@ -113,7 +113,7 @@ public struct JSONLogHandler: LogHandler {
         if format == .text {
             // time, level, message, then key=value in key order: one readable line.
             var line = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-            line += " " + event.level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+            line += " " + event.level.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
             line += event.message.description
             for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
             sink.write(line: Array((line + "\n").utf8))

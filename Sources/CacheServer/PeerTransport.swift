@@ -249,7 +249,9 @@ final class TCPPeerTransport: PeerTransport {
             return
         }
         if link.failuresLogged > 0 {
-            logger.notice("peer reachable again", metadata: ["peer": "\(address)"])
+            logger.log(
+                level: link.failuresLogged >= 3 ? .notice : .info, "peer reachable again",
+                metadata: ["peer": "\(address)", "failed_attempts": .number(link.failuresLogged)])
         } else {
             logger.debug(
                 "peer connected",
@@ -281,11 +283,16 @@ final class TCPPeerTransport: PeerTransport {
         let refused = link.queue
         link.queue.removeAll()
         link.channel = nil
-        if link.failuresLogged == 0 || link.failuresLogged % 20 == 0 {
-            logger.warning(
-                "cannot reach peer; retrying with backoff",
+        // A peer that is not up yet is normal while a cluster starts: the first failure is `info`; the
+        // third in a row is a `warning`, and so is every 20th after it.
+        let failures = link.failuresLogged + 1
+        if failures == 1 || failures == 3 || failures % 20 == 0 {
+            logger.log(
+                level: failures == 1 ? .info : .warning,
+                failures == 1
+                    ? "peer not reachable yet; retrying with backoff" : "cannot reach peer; retrying with backoff",
                 metadata: [
-                    "peer": "\(address)", "error": "\(error)", "failures": .number(link.failuresLogged + 1),
+                    "peer": "\(address)", "error": "\(Self.describe(error))", "failures": .number(failures),
                     "next_attempt_ms": .number(Int(wait.nanoseconds / 1_000_000)),
                 ])
         }
@@ -308,6 +315,17 @@ final class TCPPeerTransport: PeerTransport {
             links[address] = link
             failed(address, error: PeerFrameError(reason: "connection closed with messages queued"))
         }
+    }
+
+    /// A connection error in a short phrase ("connection refused"), not NIO's structure dump.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let first = error.connectionErrors.first { return describe(first.error) }
+            if let dns = error.dnsAAAAError ?? error.dnsAError { return "cannot resolve: \(dns)" }
+            return "could not connect"
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        return "\(error)"
     }
 
     /// `host:port`, `[v6]:port`.
