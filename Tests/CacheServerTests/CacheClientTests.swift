@@ -278,4 +278,34 @@ struct CacheClientTests {
         }
         await #expect(throws: CacheClientError.shutDown) { try await client.get("k") }
     }
+
+    @Test func aNodeMarkedDownIsUsedAgainOnceItIsBack() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            let ids = ["n0", "n1", "n2"]
+            let n0 = try await cluster.startAll(ids)[0]
+            let config = CacheClientConfig(
+                nodes: [address(n0)], timeout: .seconds(10), downPeriod: .milliseconds(200))
+            try await withCacheClient(config) { client in
+                _ = try await client.cluster()
+                let keys = (0..<60).map { "probe:\($0)" }
+                let owned = keys.filter {
+                    HashRing(members: ids.map(NodeID.init)).owner(of: Array($0.utf8)) == NodeID("n1")
+                }
+                try #require(!owned.isEmpty)
+                try await cluster.kill("n1")
+                // Calls for n1's keys fail over, and n1 is marked down.
+                for key in owned { _ = try await client.get(key) }
+                #expect(client.statistics.nodesMarkedDown >= 1)
+                try await cluster.restart("n1")
+                try await cluster.waitForMembership(alive: ids)
+                // Once back (probed, or its down period over), n1 coordinates its own keys again.
+                try await eventually("n1 used again") {
+                    let before = try coordinated("get", in: cluster, ["n1"])["n1"]!
+                    for key in owned { _ = try await client.get(key) }
+                    return try coordinated("get", in: cluster, ["n1"])["n1"]! - before == owned.count
+                }
+            }
+        }
+    }
 }

@@ -134,6 +134,20 @@ struct OperatorViewTests {
         #expect(try client.request("GET", "/stats").json["node_id"] as? String == "127.0.0.1:\(port)")
     }
 
+    @Test func aNodeWithALogExportsItsSizeFailureStateAndSyncLatency() async throws {
+        try await withTemporaryDirectory { directory in
+            let (node, client) = try await NodeProcess.serving(
+                environment: ["PORT": "0", "PEER_PORT": "0", "WAL_DIR": directory.path, "WAL_SYNC": "always"])
+            defer { node.send(SIGKILL) }
+            #expect(try client.request("PUT", "/put", json: #"{"key":"k","value":"v"}"#).status == 200)
+            let metrics = try client.request("GET", "/metrics").text
+            #expect(metrics.contains("\ncache_wal_disk_failed 0\n"))
+            #expect(metrics.contains("\ncache_wal_bytes "))
+            let syncs = metrics.split(separator: "\n").first { $0.hasPrefix("cache_wal_sync_duration_seconds_count ") }
+            #expect(syncs.flatMap { Int($0.split(separator: " ")[1]) } ?? 0 >= 1, "\(syncs ?? "no sync count")")
+        }
+    }
+
     @Test func statsRoundsUptimeForReaders() async throws {
         let (node, client) = try await NodeProcess.serving(environment: ["PORT": "0", "PEER_PORT": "0"])
         defer { node.send(SIGKILL) }
