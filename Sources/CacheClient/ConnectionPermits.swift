@@ -13,8 +13,8 @@ final class ConnectionPermits: Sendable {
         var waiting: Deque<(id: UInt64, continuation: CheckedContinuation<Void, any Error>)> = []
         /// Waiters that have neither a permit nor an error yet (queued, or about to queue).
         var unresolved: Set<UInt64> = []
-        /// Unresolved waiters cancelled (or timed out) before they queued.
-        var abandoned: Set<UInt64> = []
+        /// Unresolved waiters cancelled (or timed out) before they queued, and the error each gets.
+        var abandoned: [UInt64: any Error] = [:]
         var nextID: UInt64 = 0
         var closed = false
     }
@@ -63,9 +63,9 @@ final class ConnectionPermits: Sendable {
                         state.unresolved.remove(id)
                         return .failure(CacheClientError.shutDown)
                     }
-                    if state.abandoned.remove(id) != nil {
+                    if let error = state.abandoned.removeValue(forKey: id) {
                         state.unresolved.remove(id)
-                        return .failure(CancellationError())
+                        return .failure(error)
                     }
                     if state.inUse < limit {
                         state.unresolved.remove(id)
@@ -96,7 +96,7 @@ final class ConnectionPermits: Sendable {
                 state.unresolved.remove(id)
                 return state.waiting.remove(at: index).continuation
             }
-            state.abandoned.insert(id)
+            if state.abandoned[id] == nil { state.abandoned[id] = error }
             return nil
         }
         continuation?.resume(throwing: error)
