@@ -204,9 +204,15 @@ struct ClusterProcessTests {
         #expect(violations.isEmpty, "\(violations.prefix(5))")
     }
 
+    /// How many stale reads the bug shows depends on timing: hinted handoff may bring n2 up to date
+    /// before the reads reach it (seen once in four runs on a busy machine). The check must catch it
+    /// in one of three runs; a correct coordinator shows none in any (the test above).
     @Test func theRestartCheckCatchesAnInjectedBug() async throws {
-        let violations = try await restartedNodeReadsAtQuorum(injectedBug: "read-first-reply")
-        #expect(!violations.isEmpty, "a coordinator answering with its own stale replica went unnoticed")
+        for _ in 0..<3 {
+            let violations = try await restartedNodeReadsAtQuorum(injectedBug: "read-first-reply")
+            if !violations.isEmpty { return }
+        }
+        Issue.record("a coordinator answering with its own stale replica went unnoticed in three runs")
     }
 
     @Test func aFourthNodeTakesAQuarterWithoutAFailedReadAndALeaveLosesNothing() async throws {
