@@ -180,7 +180,7 @@ struct CacheClientTests {
         let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(30), maxRetries: 5)
         try await withCacheClient(config) { client in
             try await client.put("k", "v")
-            node.send(SIGSTOP)
+            try await node.pause()
             defer { node.send(SIGCONT) }
             let started = ContinuousClock.now
             let call = Task { try await client.get("k") }
@@ -200,7 +200,7 @@ struct CacheClientTests {
             poolWaitTimeout: .milliseconds(300))
         try await withCacheClient(config) { client in
             try await client.put("k", "v")
-            node.send(SIGSTOP)
+            try await node.pause()
             // Two calls take both connections and hang on the stopped node.
             let hanging = (0..<2).map { _ in Task { try await client.get("k") } }
             try await Task.sleep(for: .milliseconds(300))

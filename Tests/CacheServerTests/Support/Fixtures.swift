@@ -150,6 +150,18 @@ final class NodeProcess: Sendable {
         return (node, try HTTPTestClient(port: port))
     }
 
+    /// Stops the process (SIGSTOP) and waits until the kernel reports it stopped: a signal takes a
+    /// moment to land, and a request sent meanwhile would still be answered.
+    func pause() async throws {
+        send(SIGSTOP)
+        let stat = "/proc/\(process.processIdentifier)/stat"
+        try await eventually("process \(process.processIdentifier) stopped", timeout: .seconds(5)) {
+            guard let text = try? String(contentsOfFile: stat, encoding: .utf8), let close = text.lastIndex(of: ")")
+            else { return false }
+            return text[text.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
+        }
+    }
+
     /// Sends `signal` to the process.
     func send(_ signal: Int32) {
         kill(process.processIdentifier, signal)
