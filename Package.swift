@@ -102,6 +102,7 @@ let package = Package(
             name: "cachectl",
             dependencies: [
                 "CacheClient",
+                "CacheCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -110,6 +111,7 @@ let package = Package(
             name: "cache-bench",
             dependencies: [
                 "CacheClient",
+                "CacheCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

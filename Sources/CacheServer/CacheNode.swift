@@ -12,7 +12,7 @@ import Synchronization
 /// routes from the node's loop, and keeps the lifecycle.
 public final class CacheNode: Sendable {
     /// This release's version, as `--version`, the start-up log and `/stats` show it.
-    public static let version = "0.11.0"
+    public static let version = Release.version
 
     /// Where the node is in its life, as `/health` reports it.
     public enum Lifecycle: UInt8, Sendable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CacheClient
+import CacheCore
 import Foundation
 import Histogram
 import Synchronization
@@ -21,7 +22,7 @@ struct CacheBench: AsyncParsableCommand {
             (requests due at a constant rate, latency measured from when each was due). Errors and \
             timeouts are counted and the run goes on: kill a node during a run to see failover.
             """,
-        version: "cache-bench 0.11.0"
+        version: "cache-bench \(Release.version)"
     )
 
     @Option(name: .long, help: ArgumentHelp("Nodes' HTTP addresses, comma-separated.", valueName: "host:port,…"))

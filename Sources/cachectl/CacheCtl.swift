@@ -1,5 +1,6 @@
 import ArgumentParser
 import CacheClient
+import CacheCore
 import Foundation
 
 /// `cachectl`: reads, writes and operates a cache-node cluster from the command line.
@@ -18,7 +19,7 @@ struct CacheCtl: AsyncParsableCommand {
             Exit status: 0 done, 1 key not found (get, del), 2 request refused as invalid, \
             3 cluster unavailable or unreachable, 64 usage error.
             """,
-        version: "cachectl 0.11.0",
+        version: "cachectl \(Release.version)",
         subcommands: [
             Get.self, Put.self, Delete.self, Status.self, Stats.self, Leave.self, Forget.self, Plan.self,
         ]
