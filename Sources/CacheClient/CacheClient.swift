@@ -59,7 +59,7 @@ public final class CacheClient: Sendable {
         var failures = 0
     }
 
-    /// Answers bodies are read up to this size (a value is at most 1 MiB, escaped in JSON).
+    /// Answer bodies are read up to this size (a value is at most 1 MiB, escaped in JSON).
     static let maxResponseBytes = 8 << 20
     /// Refreshes prompted by failures or ring changes are at most this frequent.
     static let minimumRefreshSpacing = Duration.milliseconds(100)
