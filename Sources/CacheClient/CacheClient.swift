@@ -34,6 +34,8 @@ public final class CacheClient: Sendable {
     let metrics = ClientMetrics()
     private let http: HTTPClient
     private let state: Mutex<State>
+    /// `config.nodes`, parsed once.
+    private let configuredNodes: [NodeAddress]
 
     /// The calls the client makes, as metrics label them.
     enum Operation: String, CaseIterable, Sendable {
@@ -69,6 +71,7 @@ public final class CacheClient: Sendable {
     public init(_ config: CacheClientConfig, logger: Logger = Logger(label: "cache-client")) throws(CacheClientError) {
         try config.validate()
         self.config = config
+        configuredNodes = config.nodes.compactMap(NodeAddress.init)
         self.logger = logger
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
@@ -208,7 +211,7 @@ public final class CacheClient: Sendable {
         if topology == nil { await awaitFirstTopology(limit: config.timeout / 2) }
         var groups: [NodeAddress: [String]] = [:]
         for key in keys {
-            let first = candidates(for: key).first ?? NodeAddress(config.nodes[0])!
+            let first = candidates(for: key).first ?? configuredNodes[0]
             groups[first, default: []].append(key)
         }
         return Array(groups.values)
@@ -276,18 +279,17 @@ public final class CacheClient: Sendable {
     private var topology: Topology? { state.withLock { $0.topology } }
 
     /// Where a call for `key` may go, best first: its replicas seen alive (first owner first), the
-    /// other members seen alive, its replicas not seen alive, the configured nodes.
+    /// configured nodes (any node serves any key, and these the application can surely reach), the
+    /// other members seen alive, its replicas not seen alive.
     private func candidates(for key: String?) -> [NodeAddress] {
         let (topology, nodes) = state.withLock { ($0.topology, $0.nodes) }
         var ordered: [NodeAddress] = []
         func add(_ node: NodeAddress) { if !ordered.contains(node) { ordered.append(node) } }
-        if let topology {
-            let owners = key.map { topology.owners(of: $0) } ?? []
-            for owner in owners where owner.alive { add(owner.address) }
-            for node in topology.coordinators { add(node) }
-            for owner in owners { add(owner.address) }
-        }
-        for node in config.nodes.compactMap(NodeAddress.init) { add(node) }
+        let owners = topology.flatMap { topology in key.map { topology.owners(of: $0) } } ?? []
+        for owner in owners where owner.alive { add(owner.address) }
+        for node in configuredNodes { add(node) }
+        for node in topology?.coordinators ?? [] { add(node) }
+        for owner in owners { add(owner.address) }
         // Nodes marked down go last, in the same order.
         let now = ContinuousClock.now
         let up = ordered.filter { nodes[$0]?.downUntil.map { $0 <= now } ?? true }
@@ -320,7 +322,7 @@ public final class CacheClient: Sendable {
         }
         guard !isShutDown else { return }
         var tried = nodes
-        for node in config.nodes.compactMap(NodeAddress.init) where !tried.contains(node) { tried.append(node) }
+        for node in configuredNodes where !tried.contains(node) { tried.append(node) }
         for node in tried {
             guard !Task.isCancelled else { return }
             do {
