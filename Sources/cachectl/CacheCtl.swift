@@ -63,6 +63,11 @@ struct ConnectionOptions: ParsableArguments {
             case .invalidRequest, .invalidConfiguration: throw ExitCode(2)
             default: throw ExitCode(3)
             }
+        } catch {
+            // Anything else (a cancelled call, say) is the cluster not doing it: never status 1,
+            // which means "not found".
+            FileHandle.standardError.write(Data("cachectl: \(error)\n".utf8))
+            throw ExitCode(3)
         }
     }
 }
