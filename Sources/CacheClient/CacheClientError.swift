@@ -1,3 +1,5 @@
+import CacheCore
+
 /// Why a `CacheClient` call failed. Each case says what a caller can act on; `description` is one
 /// line naming the node and the figures involved.
 public enum CacheClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -51,14 +53,5 @@ public enum CacheClientError: Error, Sendable, Equatable, CustomStringConvertibl
 
 extension Duration {
     /// Whole milliseconds, for messages.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-
-    /// Seconds as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }

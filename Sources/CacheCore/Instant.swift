@@ -67,4 +67,10 @@ extension Duration {
         if overflowSum { return seconds > 0 ? .max : .min }
         return sum
     }
+
+    /// The duration in seconds, as a floating-point number (for logs, reports and metrics).
+    public var secondsValue: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
 }

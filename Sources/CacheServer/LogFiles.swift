@@ -221,9 +221,7 @@ final class LogFiles {
             let started = ContinuousClock.now
             let synced = fdatasync(duplicate) == 0
             let elapsed = ContinuousClock.now - started
-            metrics?.logSynced(
-                nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-            )
+            metrics?.logSynced(nanoseconds: elapsed.nanoseconds)
             let code = errno
             Glibc.close(duplicate)
             loop.execute {

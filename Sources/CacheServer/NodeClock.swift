@@ -37,11 +37,3 @@ public struct NodeClock: Sendable {
     /// Time since the clock was anchored, for uptime.
     public var elapsed: Duration { start.duration(to: .now) }
 }
-
-extension Duration {
-    /// Seconds as a floating-point number.
-    var secondsValue: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

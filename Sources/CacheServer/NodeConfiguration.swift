@@ -252,9 +252,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "LOG_FORMAT": logFormat.rawValue
         case "LOG_FILE": logFile ?? "none"
         case "SLOW_REQUEST_MS":
-            slowRequestThreshold.map {
-                "\($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)"
-            } ?? "0 (never)"
+            slowRequestThreshold.map { "\($0.nanoseconds / 1_000_000)" } ?? "0 (never)"
         case "ACCESS_LOG": "\(accessLog)"
         default: nil
         }

@@ -1,3 +1,4 @@
+import CacheCore
 import Logging
 import NIOHTTP1
 import Synchronization
@@ -15,9 +16,7 @@ final class RequestLog: Sendable {
     init(logger: Logger, accessLog: Bool, slowThreshold: Duration?) {
         self.logger = logger
         self.accessLog = accessLog
-        slowNanoseconds = slowThreshold.map {
-            $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000
-        }
+        slowNanoseconds = slowThreshold?.nanoseconds
     }
 
     /// One answered request.

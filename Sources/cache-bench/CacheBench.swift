@@ -175,20 +175,6 @@ struct Run: Sendable {
     let ttl: CacheTTL
     let makeWorkload: @Sendable (Int) -> Workload
 
-    init(
-        client: CacheClient, recorder: Recorder, concurrency: Int, rate: Double?, warmup: Duration,
-        duration: Duration, ttl: CacheTTL, makeWorkload: @escaping @Sendable (Int) -> Workload
-    ) {
-        self.client = client
-        self.recorder = recorder
-        self.concurrency = concurrency
-        self.rate = rate
-        self.warmup = warmup
-        self.duration = duration
-        self.ttl = ttl
-        self.makeWorkload = makeWorkload
-    }
-
     /// Runs the load; returns the seconds measured.
     func execute(progress: Bool) async throws -> Double {
         let start = ContinuousClock.now
@@ -215,8 +201,8 @@ struct Run: Sendable {
                         let outcome = await send(operation, &workload)
                         let finished = ContinuousClock.now
                         guard due >= measuredFrom else { continue }
-                        let microseconds = UInt64(max(0, (finished - due).nanosecondsValue / 1000))
-                        let second = Int((finished - measuredFrom).nanosecondsValue / 1_000_000_000)
+                        let microseconds = UInt64(max(0, (finished - due).nanoseconds / 1000))
+                        let second = Int((finished - measuredFrom).nanoseconds / 1_000_000_000)
                         recorder.record(operation, outcome, microseconds: microseconds, second: second)
                     }
                 }
@@ -259,7 +245,7 @@ struct Run: Sendable {
             try await Task.sleep(for: .milliseconds(200))
             let now = ContinuousClock.now
             guard now >= measuredFrom else { continue }
-            recorder.tick(second: Int((now - measuredFrom).nanosecondsValue / 1_000_000_000))
+            recorder.tick(second: Int((now - measuredFrom).nanoseconds / 1_000_000_000))
             guard let second = recorder.takeSecond(after: shown) else { continue }
             shown = second.index
             let figures = second.figures
@@ -271,15 +257,6 @@ struct Run: Sendable {
             FileHandle.standardError.write(Data(line.utf8))
         }
     }
-}
-
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-
-    var secondsValue: Double { Double(nanosecondsValue) / 1e9 }
 }
 
 /// Hands out 0, 1, 2, … to concurrent callers.

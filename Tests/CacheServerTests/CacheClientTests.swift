@@ -225,15 +225,9 @@ struct CacheClientTests {
 
     /// Established TCP connections to `port` on 127.0.0.1, from `ss`.
     static func establishedConnections(toPort port: Int) throws -> Int {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ss")
-        process.arguments = ["-Htn", "state", "established", "dst", "127.0.0.1:\(port)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: output, as: UTF8.self).split(separator: "\n").count
+        let ss = try runToCompletion("/usr/bin/ss", ["-Htn", "state", "established", "dst", "127.0.0.1:\(port)"])
+        guard ss.status == 0 else { throw TestFailure("ss failed: \(ss.output)") }
+        return ss.output.split(separator: "\n").count
     }
 
     @Test func aJoiningNodeIsRoutedToOnceAnAnswerShowsTheNewRing() async throws {

@@ -10,24 +10,10 @@ private let monitoring = URL(fileURLWithPath: #filePath).deletingLastPathCompone
 
 private let hasPrometheus = FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus")
 
-/// Runs `tool` to completion; its status and output.
-private func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-}
-
 /// A JSON answer from Prometheus's API (curl: the API answers chunked, which the tests' own plain
 /// client does not read).
 private func api(_ port: Int, _ path: String) throws -> [String: Any] {
-    let answer = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)\(path)"])
+    let answer = try runToCompletion("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)\(path)"])
     guard answer.status == 0,
         let object = try JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [String: Any]
     else { throw TestFailure("GET \(path): curl exited \(answer.status): \(answer.output)") }
@@ -58,13 +44,13 @@ private func freePort() throws -> Int {
 @Suite("Monitoring with a real Prometheus", .serialized, .timeLimit(.minutes(3)), .enabled(if: hasPrometheus))
 struct MonitoringTests {
     @Test func promtoolAcceptsTheConfigurationAndTheAlertsPassTheirUnitTests() throws {
-        let config = try run(
+        let config = try runToCompletion(
             "/usr/bin/promtool", ["check", "config", monitoring.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output)")
-        let rules = try run(
+        let rules = try runToCompletion(
             "/usr/bin/promtool", ["check", "rules", monitoring.appendingPathComponent("alerts.yml").path])
         #expect(rules.status == 0 && rules.output.contains("7 rules found"), "\(rules.output)")
-        let unit = try run(
+        let unit = try runToCompletion(
             "/usr/bin/promtool", ["test", "rules", monitoring.appendingPathComponent("alerts_test.yml").path])
         #expect(unit.status == 0, "\(unit.output)")
     }

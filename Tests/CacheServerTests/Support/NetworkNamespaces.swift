@@ -101,19 +101,8 @@ final class NamespaceNetwork: @unchecked Sendable {
 
     @discardableResult
     private static func ip(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: which("ip")!)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("ip \(arguments.joined(separator: " ")) failed: \(output)")
-        }
+        let (status, output) = try runToCompletion(which("ip")!, arguments)
+        guard status == 0 else { throw TestFailure("ip \(arguments.joined(separator: " ")) failed: \(output)") }
         return output
     }
 }
