@@ -188,8 +188,9 @@ public struct NodeConfiguration: Sendable, Equatable {
             flagValues[AbsoluteConfigKey(ConfigKey(key.configKey))] = ConfigValue(.string(value), isSecret: false)
         }
         var providers: [any ConfigProvider] = [InMemoryProvider(name: "flags", values: flagValues)]
+        var inFile: Set<String> = []
         if let configFile {
-            try validateConfigFile(at: configFile, known: known)
+            inFile = try validateConfigFile(at: configFile, known: known)
             providers.append(try await EnvironmentVariablesProvider(environmentFilePath: FilePath(configFile)))
         }
         // Only our own keys are taken from the environment, so an unrelated variable never interferes.
@@ -203,7 +204,6 @@ public struct NodeConfiguration: Sendable, Equatable {
             return reader.string(forKey: ConfigKey(key.configKey))
         }
         var configuration = try NodeConfiguration(values: raw)
-        let inFile = try configFile.map { try configFileKeys(at: $0) } ?? []
         configuration.settings = keys.map { key in
             let source: Setting.Source =
                 if flags[key.name] != nil { .flag } else if inFile.contains(key.name) {
@@ -256,18 +256,6 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "ACCESS_LOG": "\(accessLog)"
         default: nil
         }
-    }
-
-    /// The keys a config file sets.
-    static func configFileKeys(at path: String) throws -> Set<String> {
-        let contents = try String(contentsOfFile: path, encoding: .utf8)
-        var names: Set<String> = []
-        for line in contents.split(separator: "\n") {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
-            names.insert(trimmed[..<equals].trimmingCharacters(in: .whitespaces))
-        }
-        return names
     }
 
     /// Builds a configuration from raw strings by key name, validating every one.
@@ -398,14 +386,16 @@ public struct NodeConfiguration: Sendable, Equatable {
         }
     }
 
-    /// Refuses a config file that names a key the node does not know, or has a line that is not `KEY=value`.
-    static func validateConfigFile(at path: String, known: Set<String>) throws {
+    /// Refuses a config file that names a key the node does not know, or has a line that is not
+    /// `KEY=value`; returns the keys it sets.
+    static func validateConfigFile(at path: String, known: Set<String>) throws -> Set<String> {
         let contents: String
         do {
             contents = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw Error(key: path, problem: "cannot read config file (\(error.localizedDescription))")
         }
+        var names: Set<String> = []
         for (number, line) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
@@ -416,6 +406,8 @@ public struct NodeConfiguration: Sendable, Equatable {
             guard known.contains(name) else {
                 throw Error(key: name, problem: "unknown configuration key in \(path) line \(number + 1)")
             }
+            names.insert(name)
         }
+        return names
     }
 }
