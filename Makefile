@@ -8,7 +8,7 @@ TEST_PACKAGES := curl iproute2 iptables prometheus
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
-FUZZ_TARGETS := request-body wal-decoder peer-frame
+FUZZ_TARGETS := request-body wal-decoder peer-frame node-frames
 
 SIM_SEEDS ?= 200
 SIM_LONG_SEEDS ?= 5000

@@ -12,6 +12,10 @@ let strictSettings: [SwiftSetting] = [
 let hotPathSettings: [SwiftSetting] =
     strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+/// Debug builds (every test runs one) may switch on the simulator's deliberate bugs in a real node
+/// (`INJECT_BUG`); a release build cannot: no setting turns off a production node's durability.
+let injectedBugSettings: [SwiftSetting] = [.define("INJECTED_BUGS", .when(configuration: .debug))]
+
 let package = Package(
     name: "swift-cache",
     platforms: [.macOS(.v15)],
@@ -70,7 +74,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: hotPathSettings
+            swiftSettings: hotPathSettings + injectedBugSettings
         ),
         .executableTarget(
             name: "cache-node",
@@ -80,7 +84,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings + injectedBugSettings
         ),
         // The client library: routing with the nodes' own ring, pooled connections, failover.
         .target(

@@ -62,13 +62,13 @@ public struct ScaleExperiment {
                 now: origin)
             let state = MembershipMessage(
                 sender: everyone[0].id, senderAddress: everyone[0].address, senderIncarnation: 0, updates: [],
-                body: .state(everyone))
+                body: .state(nonce: 0, everyone))
             if index != 0 { _ = members[index]!.received(state, now: origin) }
         }
         _ = members[0]!.received(
             MembershipMessage(
                 sender: everyone[1].id, senderAddress: everyone[1].address, senderIncarnation: 0, updates: [],
-                body: .state(everyone)), now: origin)
+                body: .state(nonce: 0, everyone)), now: origin)
         for index in 0..<nodes { schedule(index) }
 
         // Steady state: the cost per node per period.

@@ -126,7 +126,7 @@ struct SimulatedNode {
                     output.replies.append(reply)
                 case .setTimer(let at):
                     output.timer = at
-                case .memberStatusChanged:
+                case .memberStatusChanged, .clockAheadChanged:
                     break
                 case .evicted(let key):
                     evictions[CacheKey(bytes: key)] = simulationTime

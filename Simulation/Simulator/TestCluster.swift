@@ -37,7 +37,7 @@ public struct TestCluster {
         self.now = now
         self.seed = SplitMix64(seed: seed)
         for index in 0..<size {
-            nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index)", drift: 0, offset: 0))
+            nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: 0))
         }
         for index in 0..<size { start(index) }
         settle()
@@ -111,7 +111,7 @@ public struct TestCluster {
     @discardableResult
     public mutating func addNode() -> Int {
         let index = nodes.count
-        nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index)", drift: 0, offset: 0))
+        nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: 0))
         start(index)
         settle()
         return index

@@ -33,6 +33,12 @@ public struct StoreStatistics: Sendable, Equatable {
     public var antiEntropyKeysPushed: UInt64 = 0
     /// Held writes (hinted handoffs) that a returning replica acknowledged.
     public var handoffsDelivered: UInt64 = 0
+    /// Versions from peers refused for being ahead of this node's clock by more than the maximum offset.
+    public var versionsRefused: UInt64 = 0
+    /// Peer messages ignored for naming this node as their sender.
+    public var peerMessagesIgnored: UInt64 = 0
+    /// Client writes refused while this node's clock ran ahead of its peers'.
+    public var writesRefusedForClock: UInt64 = 0
 
     /// Empty counters.
     public init() {}

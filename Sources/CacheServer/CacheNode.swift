@@ -212,7 +212,11 @@ public final class CacheNode: Sendable {
     static func readiness(_ state: DriverState, lifecycle: Lifecycle) -> (ready: Bool, status: String) {
         guard lifecycle == .serving, let node = state.node else { return (false, "\(lifecycle)") }
         if node.membership.isLeaving { return (false, "leaving") }
-        let others = node.membership.view.filter { $0.id != node.me && $0.status == .alive }
+        // The node coordinates only once it reached a member (`isJoining`); ready also needs one alive.
+        if node.isJoining { return (false, "joining") }
+        let others = node.membership.view.filter {
+            $0.id != node.me && $0.status == .alive && node.membership.isVouched($0.id)
+        }
         if !state.configuration.seeds.isEmpty, others.isEmpty, !onlySelf(state) { return (false, "joining") }
         return (true, "ready")
     }

@@ -45,44 +45,64 @@ public struct NodeConfiguration: Sendable, Equatable {
     }
 
     /// Every key the node understands.
-    public static let keys: [Key] = [
-        Key("NODE_ID", .cluster, default: "ADVERTISE_HOST:PORT", "This node's unique name in the cluster."),
-        Key("HOST", .network, default: "127.0.0.1", "Address to listen on (0.0.0.0: every interface)."),
-        Key("PORT", .network, default: "8000", "HTTP port for clients (0: a free port)."),
-        Key("PEER_PORT", .network, default: "PORT + 1000", "Port other nodes connect to (0: a free port)."),
-        Key(
-            "ADVERTISE_HOST", .network, default: "HOST",
-            "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
-        Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
-        Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
-        Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
-        Key("WAL_SYNC_INTERVAL_MS", .storage, default: "1000", "With WAL_SYNC=interval, milliseconds between syncs."),
-        Key("WAL_COMPACT_MIN_MB", .storage, default: "64", "Compact once the log holds at least this many MiB..."),
-        Key("WAL_COMPACT_RATIO", .storage, default: "2", "...and at least this many times the live data."),
-        Key("MAX_MEMORY_MB", .storage, default: "1024", "Memory in MiB before eviction (0: no limit)."),
-        Key("MAX_SIZE", .storage, default: "0", "Entries before eviction (0: no limit)."),
-        Key("TTL_DEFAULT", .storage, default: "0", "Seconds to live when a PUT gives no ttl (0: never expires)."),
-        Key(
-            "SEEDS", .cluster, default: "none: a node alone",
-            "Comma-separated host:PEER_PORT of nodes to join through; names are resolved at each attempt."),
-        Key("REPLICATION_FACTOR", .cluster, default: "3", "Copies kept of each key."),
-        Key("CONSISTENCY", .cluster, default: "quorum", "Level of requests that name none: one, quorum or all."),
-        Key("GOSSIP_INTERVAL", .cluster, default: "1s", "Membership protocol period (500ms, 2s, 1m)."),
-        Key("HEARTBEAT_INTERVAL", .cluster, default: "500ms", "How long a probe waits for its answer."),
-        Key("FAILURE_TIMEOUT", .cluster, default: "5s", "How long a member stays suspect before it is declared dead."),
-        Key(
-            "LOG_LEVEL", .logging, default: "info", "trace, debug, info, notice, warning, error or critical."),
-        Key("LOG_FORMAT", .logging, default: "json", "json (an object per line) or text (a readable line per event)."),
-        Key("LOG_FILE", .logging, default: "none: stdout only", "Also write the log to this file, rotated by size."),
-        Key("LOG_FILE_MAX_MB", .logging, default: "64", "Size in MiB at which LOG_FILE is rotated."),
-        Key(
-            "SLOW_REQUEST_MS", .logging, default: "100",
-            "Requests slower than this are logged (notice, at most one line a second; 0: never)."),
-        Key("ACCESS_LOG", .logging, default: "false", "true: one info line per HTTP request (route, status, time)."),
-        Key(
-            "INJECT_BUG", .testing, default: "none",
-            "A deliberately wrong behaviour, for tests that prove a checker can fail."),
-    ]
+    public static let keys: [Key] =
+        [
+            Key("NODE_ID", .cluster, default: "ADVERTISE_HOST:PORT", "This node's unique name in the cluster."),
+            Key("HOST", .network, default: "127.0.0.1", "Address to listen on (0.0.0.0: every interface)."),
+            Key("PORT", .network, default: "8000", "HTTP port for clients (0: a free port)."),
+            Key("PEER_PORT", .network, default: "PORT + 1000", "Port other nodes connect to (0: a free port)."),
+            Key(
+                "ADVERTISE_HOST", .network, default: "HOST",
+                "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
+            Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
+            Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
+            Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
+            Key(
+                "WAL_SYNC_INTERVAL_MS", .storage, default: "1000", "With WAL_SYNC=interval, milliseconds between syncs."
+            ),
+            Key("WAL_COMPACT_MIN_MB", .storage, default: "64", "Compact once the log holds at least this many MiB..."),
+            Key("WAL_COMPACT_RATIO", .storage, default: "2", "...and at least this many times the live data."),
+            Key("MAX_MEMORY_MB", .storage, default: "1024", "Memory in MiB before eviction (0: no limit)."),
+            Key("MAX_SIZE", .storage, default: "0", "Entries before eviction (0: no limit)."),
+            Key("TTL_DEFAULT", .storage, default: "0", "Seconds to live when a PUT gives no ttl (0: never expires)."),
+            Key(
+                "SEEDS", .cluster, default: "none: a node alone",
+                "Comma-separated host:PEER_PORT of nodes to join through; names are resolved at each attempt."),
+            Key("REPLICATION_FACTOR", .cluster, default: "3", "Copies kept of each key."),
+            Key("CONSISTENCY", .cluster, default: "quorum", "Level of requests that name none: one, quorum or all."),
+            Key("GOSSIP_INTERVAL", .cluster, default: "1s", "Membership protocol period (500ms, 2s, 1m)."),
+            Key("HEARTBEAT_INTERVAL", .cluster, default: "500ms", "How long a probe waits for its answer."),
+            Key(
+                "FAILURE_TIMEOUT", .cluster, default: "5s",
+                "How long a member stays suspect before it is declared dead."),
+            Key(
+                "MAX_CLOCK_OFFSET_MS", .cluster, default: "500",
+                "Most milliseconds a peer's version may be ahead of this node's clock; keep clocks closer (NTP)."),
+            Key(
+                "LOG_LEVEL", .logging, default: "info", "trace, debug, info, notice, warning, error or critical."),
+            Key(
+                "LOG_FORMAT", .logging, default: "json",
+                "json (an object per line) or text (a readable line per event)."),
+            Key(
+                "LOG_FILE", .logging, default: "none: stdout only", "Also write the log to this file, rotated by size."),
+            Key("LOG_FILE_MAX_MB", .logging, default: "64", "Size in MiB at which LOG_FILE is rotated."),
+            Key(
+                "SLOW_REQUEST_MS", .logging, default: "100",
+                "Requests slower than this are logged (notice, at most one line a second; 0: never)."),
+            Key(
+                "ACCESS_LOG", .logging, default: "false", "true: one info line per HTTP request (route, status, time)."),
+        ] + testingKeys
+
+    /// Settings of test builds only: a release build has no deliberately wrong behaviour to switch on.
+    #if INJECTED_BUGS
+        static let testingKeys: [Key] = [
+            Key(
+                "INJECT_BUG", .testing, default: "none",
+                "A deliberately wrong behaviour, for tests that prove a checker can fail (test builds only).")
+        ]
+    #else
+        static let testingKeys: [Key] = []
+    #endif
 
     /// Where a node expects a peer to listen.
     public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
@@ -129,7 +149,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var nodeIDGiven: Bool
     /// The level of requests that name none.
     public var consistency: ConsistencyLevel
-    /// A deliberately wrong behaviour (tests only).
+    /// How far ahead of this node's clock a peer's version may be.
+    public var maximumClockOffset: Duration
+    /// A deliberately wrong behaviour (test builds only: always `nil` in a release build).
     public var injectedBug: ClusterNode.Configuration.InjectedBug?
 
     /// The store limits these settings imply.
@@ -149,6 +171,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         configuration.membership.suspicionTimeout = failureTimeout
         configuration.readConsistency = consistency
         configuration.writeConsistency = consistency
+        configuration.maximumClockOffset = maximumClockOffset
         configuration.injectedBug = injectedBug
         return configuration
     }
@@ -254,6 +277,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "SLOW_REQUEST_MS":
             slowRequestThreshold.map { "\($0.nanoseconds / 1_000_000)" } ?? "0 (never)"
         case "ACCESS_LOG": "\(accessLog)"
+        case "MAX_CLOCK_OFFSET_MS": "\(maximumClockOffset.nanoseconds / 1_000_000)"
         default: nil
         }
     }
@@ -287,13 +311,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         advertiseHost = value("ADVERTISE_HOST") ?? (wildcard ? ProcessInfo.processInfo.hostName : host)
         nodeIDGiven = value("NODE_ID") != nil
         nodeID = value("NODE_ID") ?? "\(advertiseHost):\(port)"
-        guard nodeID.utf8.count <= 128,
-            nodeID.unicodeScalars.allSatisfy({
-                $0.isASCII
-                    && ($0.properties.isAlphabetic || $0.properties.numericType != nil
-                        || "._:-".unicodeScalars.contains($0))
-            })
-        else {
+        guard NodeID.isValid(nodeID) else {
             throw Error(
                 key: "NODE_ID", problem: "'\(nodeID)' must be 1-128 characters of letters, digits, '.', '_', ':' or '-'"
             )
@@ -346,14 +364,16 @@ public struct NodeConfiguration: Sendable, Equatable {
             throw Error(key: "CONSISTENCY", problem: "'\(consistencyName)' is not one of one, quorum, all")
         }
         consistency = parsedConsistency
-        if let bug = value("INJECT_BUG") {
-            guard let parsedBug = ClusterNode.Configuration.InjectedBug(rawValue: bug) else {
-                throw Error(key: "INJECT_BUG", problem: "'\(bug)' is not a known bug")
+        maximumClockOffset = .milliseconds(try integer("MAX_CLOCK_OFFSET_MS", default: 500, range: 1...60_000))
+        injectedBug = nil
+        #if INJECTED_BUGS
+            if let bug = value("INJECT_BUG") {
+                guard let parsedBug = ClusterNode.Configuration.InjectedBug(rawValue: bug) else {
+                    throw Error(key: "INJECT_BUG", problem: "'\(bug)' is not a known bug")
+                }
+                injectedBug = parsedBug
             }
-            injectedBug = parsedBug
-        } else {
-            injectedBug = nil
-        }
+        #endif
     }
 
     /// One event loop per core but one: the kernel's network stack, upkeep timers and (with

@@ -359,6 +359,8 @@ final class DriverState {
     }
 
     private func carryOut(_ effects: [ClusterNode.Effect]) {
+        // Any step may change the ring (a member reached, a status changed): data answers carry it.
+        if let node { ring.store(node.ringVersion) }
         for effect in effects {
             switch effect {
             case .send(let address, let message):
@@ -381,7 +383,17 @@ final class DriverState {
                 setTimer(deadline)
             case .memberStatusChanged(let member, let status):
                 logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
-                if let node { ring.store(node.ringVersion) }
+            case .clockAheadChanged(let ahead):
+                if ahead {
+                    logger.error(
+                        "this node's clock runs ahead of most members' by more than the maximum offset: writes refused",
+                        metadata: [
+                            "max_clock_offset_ms": .number(
+                                Int(configuration.maximumClockOffset.nanoseconds / 1_000_000))
+                        ])
+                } else {
+                    logger.notice("this node's clock is back within the maximum offset of its members'")
+                }
             case .evicted, .collected:
                 break
             case .leaveCompleted:

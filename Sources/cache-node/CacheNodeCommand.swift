@@ -32,7 +32,9 @@ struct CacheNodeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Storage and limits") var storage: StorageOptions
     @OptionGroup(title: "Cluster") var cluster: ClusterOptions
     @OptionGroup(title: "Logging") var logging: LoggingOptions
-    @OptionGroup(title: "Testing", visibility: .hidden) var testing: TestingOptions
+    #if INJECTED_BUGS
+        @OptionGroup(title: "Testing", visibility: .hidden) var testing: TestingOptions
+    #endif
 
     /// Usage mistakes exit 2 like every other configuration error (argument-parser's own is 64).
     static func main() async {
@@ -54,7 +56,12 @@ struct CacheNodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let flags = [network.given, storage.given, cluster.given, logging.given, testing.given].reduce(
+        #if INJECTED_BUGS
+            let testingFlags = testing.given
+        #else
+            let testingFlags: [String: String] = [:]
+        #endif
+        let flags = [network.given, storage.given, cluster.given, logging.given, testingFlags].reduce(
             into: [String: String]()
         ) { $0.merge($1) { first, _ in first } }
         let configuration: NodeConfiguration
@@ -195,6 +202,8 @@ struct ClusterOptions: ParsableArguments {
     var heartbeatInterval: String?
     @Option(name: .customLong("failure-timeout"), parsing: .unconditional, help: setting("FAILURE_TIMEOUT"))
     var failureTimeout: String?
+    @Option(name: .customLong("max-clock-offset-ms"), parsing: .unconditional, help: setting("MAX_CLOCK_OFFSET_MS"))
+    var maxClockOffsetMs: String?
 
     /// The flags given, by key name.
     var given: [String: String] {
@@ -202,6 +211,7 @@ struct ClusterOptions: ParsableArguments {
             ("NODE_ID", nodeId), ("SEEDS", seeds), ("REPLICATION_FACTOR", replicationFactor),
             ("CONSISTENCY", consistency), ("GOSSIP_INTERVAL", gossipInterval),
             ("HEARTBEAT_INTERVAL", heartbeatInterval), ("FAILURE_TIMEOUT", failureTimeout),
+            ("MAX_CLOCK_OFFSET_MS", maxClockOffsetMs),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }
@@ -232,14 +242,16 @@ struct LoggingOptions: ParsableArguments {
     }
 }
 
-/// Testing settings.
-struct TestingOptions: ParsableArguments {
-    @Option(name: .customLong("inject-bug"), parsing: .unconditional, help: setting("INJECT_BUG"))
-    var injectBug: String?
+#if INJECTED_BUGS
+    /// Testing settings (test builds only).
+    struct TestingOptions: ParsableArguments {
+        @Option(name: .customLong("inject-bug"), parsing: .unconditional, help: setting("INJECT_BUG"))
+        var injectBug: String?
 
-    /// The flags given, by key name.
-    var given: [String: String] {
-        let all: [(String, String?)] = [("INJECT_BUG", injectBug)]
-        return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
+        /// The flags given, by key name.
+        var given: [String: String] {
+            let all: [(String, String?)] = [("INJECT_BUG", injectBug)]
+            return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
+        }
     }
-}
+#endif

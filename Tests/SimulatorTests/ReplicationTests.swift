@@ -22,9 +22,15 @@ struct ReplicationTests {
         let second = clock.next(physical: start)
         #expect(first < second)
         let far = Version(wall: start.nanosecondsSinceEpoch + 5_000_000_000, logical: 7, node: NodeID("b"))
-        clock.observe(far)
+        let observed = clock.observe(far, now: start, maximumOffset: .seconds(6))
+        #expect(observed)
         // The physical clock is 5 s behind what it saw, yet the next version is greater.
         #expect(clock.next(physical: start.advanced(byNanoseconds: 1)) > far)
+        // Past the bound a reading is refused: it does not move the clock.
+        let forged = Version(wall: .max, logical: .max, node: NodeID("x"))
+        let adopted = clock.observe(forged, now: start, maximumOffset: .seconds(6))
+        #expect(!adopted)
+        #expect(clock.next(physical: start.advanced(byNanoseconds: 2)) < forged)
         #expect(Version(wall: 1, logical: 0, node: NodeID("a")) < Version(wall: 1, logical: 0, node: NodeID("b")))
     }
 
@@ -214,7 +220,8 @@ struct ReplicationTests {
         for index in 0..<3 { #expect(cluster.store(index).entry(for: CacheKey(bytes: key)) == nil) }
         // The late push arrives after the collection: the replica holds nothing and keeps nothing.
         let push = ReplicationMessage(
-            sender: NodeID("n1"), senderAddress: "n1", body: .push(items: [ReplicaItem(key: key, entry: tombstone)]))
+            sender: NodeID("n1"), senderAddress: "n1:7000",
+            body: .push(items: [ReplicaItem(key: key, entry: tombstone)]))
         cluster.deliver(.replication(push), to: 2)
         #expect(cluster.store(2).entry(for: CacheKey(bytes: key)) == nil)
         // A tombstone within its grace period is still taken: it may have a stale value to delete.
@@ -224,7 +231,7 @@ struct ReplicationTests {
         cluster.unreachable = []
         let fresh = try #require(cluster.store(0).entry(for: CacheKey(bytes: key)))
         let repair = ReplicationMessage(
-            sender: NodeID("n0"), senderAddress: "n0", body: .push(items: [ReplicaItem(key: key, entry: fresh)]))
+            sender: NodeID("n0"), senderAddress: "n0:7000", body: .push(items: [ReplicaItem(key: key, entry: fresh)]))
         cluster.deliver(.replication(repair), to: 2)
         #expect(cluster.store(2).entry(for: CacheKey(bytes: key)) == fresh)
     }
@@ -276,8 +283,8 @@ struct BoundTests {
     @Test func aPartitionAcknowledgesQuorumWritesOnlyOnTheSideWithAMajorityOfTheReplicas() throws {
         var cluster = TestCluster(size: 5, now: start)
         cluster.cut = [3, 4]
-        // Longer than the suspicion timeout: each side holds the other dead.
-        for _ in 0..<80 { cluster.advance(by: .milliseconds(100)) }
+        // Longer than a probe round plus the suspicion timeout: each side holds the other dead.
+        for _ in 0..<120 { cluster.advance(by: .milliseconds(100)) }
         #expect(cluster.node(0).membership.status(of: NodeID("n3")) == .dead)
         #expect(cluster.node(3).membership.status(of: NodeID("n0")) == .dead)
         #expect(cluster.node(3).ring.members.count == 5)

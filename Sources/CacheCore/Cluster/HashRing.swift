@@ -8,6 +8,20 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.rawValue = rawValue
     }
 
+    /// The longest name a node may have.
+    public static let maximumLength = 128
+
+    /// Whether `name` is a valid node name: 1 to 128 ASCII letters, digits, '.', '_', ':' or '-'.
+    /// `NODE_ID` is checked against it, and so is every name a peer sends.
+    public static func isValid(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard !utf8.isEmpty, utf8.count <= maximumLength else { return false }
+        return utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x3A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2E || byte == 0x5F || byte == 0x2D
+        }
+    }
+
     /// Names are equal when their bytes are: `String` equality would make two differently encoded
     /// names (precomposed and decomposed accents) one member.
     public static func == (lhs: NodeID, rhs: NodeID) -> Bool {

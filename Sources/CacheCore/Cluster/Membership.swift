@@ -34,13 +34,21 @@ public struct MemberUpdate: Equatable, Sendable {
     /// Raised only by the member itself, to refute a suspicion or to come back after being declared dead.
     public var incarnation: UInt64
     public var status: MemberStatus
+    /// In a full state answering this node's own `join` or `sync`: whether the member that answered
+    /// holds this member as reached (it had a direct answer from it, or was told so the same way).
+    /// Anywhere else it is ignored, since anyone can write it.
+    public var vouched: Bool
 
-    public init(id: NodeID, address: String, clientAddress: String = "", incarnation: UInt64, status: MemberStatus) {
+    public init(
+        id: NodeID, address: String, clientAddress: String = "", incarnation: UInt64, status: MemberStatus,
+        vouched: Bool = false
+    ) {
         self.id = id
         self.address = address
         self.clientAddress = clientAddress
         self.incarnation = incarnation
         self.status = status
+        self.vouched = vouched
     }
 
     /// Whether this claim replaces `current` (SWIM's precedence, with dead and left final for their
@@ -73,12 +81,13 @@ public enum MembershipMessageBody: Equatable, Sendable {
     case pingRequest(sequence: UInt64, target: NodeID, targetAddress: String)
     /// `target` answered the probe `sequence` (sent by the target itself, or relayed).
     case ack(sequence: UInt64, target: NodeID)
-    /// A new node asks for the whole membership.
-    case join
-    /// The whole membership, in answer to `join` or `sync`, and as the push half of push-pull.
-    case state([MemberUpdate])
-    /// Push-pull anti-entropy: here is my whole membership, send me yours.
-    case sync([MemberUpdate])
+    /// A new node asks for the whole membership; the answer echoes `nonce`.
+    case join(nonce: UInt64)
+    /// The whole membership, in answer to `join` or `sync` (echoing its `nonce`), and as the push
+    /// half of push-pull.
+    case state(nonce: UInt64, [MemberUpdate])
+    /// Push-pull anti-entropy: here is my whole membership, send me yours (echoing `nonce`).
+    case sync(nonce: UInt64, [MemberUpdate])
 }
 
 /// One message between members.
@@ -88,17 +97,21 @@ public struct MembershipMessage: Equatable, Sendable {
     /// Where the sender serves clients.
     public var senderClientAddress: String
     public var senderIncarnation: UInt64
+    /// The sender's physical clock when it made the message: receivers learn whether their own
+    /// clock runs ahead of their peers' (`Membership.clockAheadOfPeers`).
+    public var senderTime: Instant
     public var updates: [MemberUpdate]
     public var body: MembershipMessageBody
 
     public init(
         sender: NodeID, senderAddress: String, senderClientAddress: String = "", senderIncarnation: UInt64,
-        updates: [MemberUpdate], body: MembershipMessageBody
+        senderTime: Instant = .epoch, updates: [MemberUpdate], body: MembershipMessageBody
     ) {
         self.sender = sender
         self.senderAddress = senderAddress
         self.senderClientAddress = senderClientAddress
         self.senderIncarnation = senderIncarnation
+        self.senderTime = senderTime
         self.updates = updates
         self.body = body
     }
@@ -110,6 +123,8 @@ public enum MembershipEffect: Equatable, Sendable {
     case send(to: String, MembershipMessage)
     /// This node's view of `member` changed to `status` (the ring may need rebuilding).
     case statusChanged(NodeID, MemberStatus)
+    /// This node now holds `member` as reached: it takes its share of the ring.
+    case reached(NodeID)
 }
 
 /// SWIM-style membership and failure detection for one node, as a state machine.
@@ -215,9 +230,36 @@ public struct Membership: Sendable {
     public static let maximumMembers = 4096
     /// The highest `localHealth`: probe periods and timeouts stretch to at most 9×.
     public static let maximumLocalHealth = 8
+    /// The highest incarnation a claim may carry (frames with more are refused). A member raises its
+    /// own by one per refutation, so an honest one never gets near it (2^48 refutations); at the top,
+    /// refutations saturate instead of wrapping.
+    public static let maximumIncarnation: UInt64 = 1 << 48
+    /// How far above what this node knows of a member (0 for a member it does not know, its own for
+    /// itself) one claim may raise the member's incarnation; a claim that jumps further is ignored.
+    /// A forger would need 2^28 claims, each answered by a refutation, to reach the top.
+    public static let maximumIncarnationStep: UInt64 = 1 << 20
+    /// The most probes this node runs for others at once (`pingRequest`s past it are ignored).
+    public static let maximumRelays = 256
+    /// The most `join` and `sync` exchanges awaiting their answer.
+    public static let maximumExchanges = 64
     private var periods = 0
-    private var sequence: UInt64 = 0
     private var relays: [UInt64: Relay] = [:]
+    /// Members this node holds as reached: it had a direct answer from them (an `ack` to one of its own
+    /// probes, whose sequences are drawn at random, or a full state echoing its own nonce), or a member
+    /// it reached that way vouched for them in such a state. Only these take a share of the ring: a
+    /// member that exists only in somebody's claim owns no keys.
+    private var vouched: Set<NodeID> = []
+    /// Pings sent to members not reached yet, by sequence: their `ack` vouches for them.
+    private var confirmations: [UInt64: (member: NodeID, expires: Instant)] = [:]
+    /// Nonces of this node's `join` and `sync` messages still awaiting their `state`.
+    private var exchanges: [(nonce: UInt64, expires: Instant)] = []
+    /// How far this node's clock ran ahead of each reached member's, at the last message from it
+    /// (nanoseconds; negative when behind; one-way delay included).
+    private var clockLeads: [NodeID: Int64] = [:]
+    /// The time of the event being handled (messages carry it as `senderTime`).
+    private var eventTime: Instant
+    /// Claims ignored because they raised a member's incarnation by more than `maximumIncarnationStep`.
+    public private(set) var claimsIgnored: UInt64 = 0
     /// Claims still to be piggybacked, with how many times each went out (ordered for determinism).
     private var gossip: [(update: MemberUpdate, transmissions: Int)] = []
     private var leaving = false
@@ -235,6 +277,7 @@ public struct Membership: Sendable {
         self.configuration = configuration
         self.random = SplitMix64(seed: seed)
         self.nextPeriod = now
+        self.eventTime = now
     }
 
     // MARK: Queries
@@ -244,9 +287,30 @@ public struct Membership: Sendable {
         ([selfUpdate] + members.values.map(\.update)).sorted { $0.id < $1.id }
     }
 
-    /// The members that own keys (all but those that left), itself included, sorted by name.
+    /// The members that own keys, itself included, sorted by name: every reached member (see
+    /// ``isVouched(_:)``) that did not leave.
     public var keyOwners: [NodeID] {
-        view.filter { $0.status.ownsKeys }.map(\.id)
+        view.filter { $0.status.ownsKeys && ($0.id == me || vouched.contains($0.id)) }.map(\.id)
+    }
+
+    /// Whether this node holds `member` as reached (directly, or vouched for by a member it reached).
+    public func isVouched(_ member: NodeID) -> Bool { member == me || vouched.contains(member) }
+
+    /// Whether this node has reached any other member: until then a node with seeds has not joined.
+    public var hasReachedMember: Bool { !vouched.isEmpty }
+
+    /// Whether this node's clock runs ahead of most reached live members' by more than `bound`, as
+    /// the last message from each told (its versions would be refused by them).
+    public func isClockAhead(by bound: Duration) -> Bool {
+        let limit = bound.nanoseconds
+        var measured = 0
+        var ahead = 0
+        for id in memberOrder where vouched.contains(id) && member(id).status.isLive {
+            guard let lead = clockLeads[id] else { continue }
+            measured += 1
+            if lead > limit { ahead += 1 }
+        }
+        return measured > 0 && ahead * 2 > measured
     }
 
     /// When `member` was last heard from directly, if ever.
@@ -285,13 +349,15 @@ public struct Membership: Sendable {
 
     /// Joins through `seeds` (peer addresses): asks each for the whole membership.
     public mutating func join(seeds: [String], now: Instant) -> [MembershipEffect] {
+        eventTime = now
         self.seeds = seeds
-        return seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
+        return seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join(nonce: newExchange(now: now)))) }
     }
 
     /// Leaves on purpose: tells a few members, who spread the word. Afterwards the node answers
     /// nothing and probes no one.
     public mutating func leave(now: Instant) -> [MembershipEffect] {
+        eventTime = now
         leaving = true
         nextPeriod = now
         suspects = [:]
@@ -306,7 +372,8 @@ public struct Membership: Sendable {
         guard now >= nextPeriod else { return [] }
         nextPeriod = now.advanced(by: configuration.protocolPeriod)
         enqueueGossip(selfUpdate)
-        let targets = liveMembers().shuffled(using: &random).prefix(max(configuration.indirectProbes, 3))
+        let targets = liveMembers(reachedOnly: true).shuffled(using: &random).prefix(
+            max(configuration.indirectProbes, 3))
         return targets.map { .send(to: member($0).address, message(.ping(sequence: nextSequence()))) }
     }
 
@@ -323,12 +390,13 @@ public struct Membership: Sendable {
     /// syncing with it or lists it as dead. Should it come back after all, it refutes the claim (a
     /// member always may) and rejoins.
     public mutating func forget(_ id: NodeID, now: Instant) -> Result<[MembershipEffect], ForgetRefusal> {
+        eventTime = now
         guard id != me, let current = members[id]?.update else { return .failure(.unknown) }
         guard !current.status.isLive else { return .failure(.notDead(current.status)) }
         guard current.status != .left else { return .success([]) }
         var update = current
         update.status = .left
-        update.incarnation += 1
+        update.incarnation = min(current.incarnation, Self.maximumIncarnation - 1) + 1
         var effects: [MembershipEffect] = []
         apply(update, now: now, effects: &effects)
         return .success(effects)
@@ -337,6 +405,7 @@ public struct Membership: Sendable {
     /// Advances time: starts a protocol period when one is due, escalates or ends the current probe,
     /// and declares suspects dead whose time is up.
     public mutating func tick(now: Instant) -> [MembershipEffect] {
+        eventTime = now
         guard !leaving else { return leavingTick(now: now) }
         var effects: [MembershipEffect] = []
         // Suspects whose time is up are declared dead, in name order.
@@ -348,6 +417,8 @@ public struct Membership: Sendable {
             apply(update, now: now, effects: &effects)
         }
         relays = relays.filter { $0.value.expires > now }
+        confirmations = confirmations.filter { $0.value.expires > now }
+        exchanges.removeAll { $0.expires <= now }
         if case .waiting(let target, let probeSequence, let indirectAt, let periodEnd, let askedOthers) = probe {
             if now >= periodEnd {
                 // No ack, directly or through others: suspect the target.
@@ -362,7 +433,7 @@ public struct Membership: Sendable {
                     target: target, sequence: probeSequence, indirectAt: indirectAt, periodEnd: periodEnd,
                     askedOthers: true)
                 let address = members[target]?.update.address ?? ""
-                let helpers = liveMembers().filter { $0 != target }.shuffled(using: &random).prefix(
+                let helpers = liveMembers(reachedOnly: true).filter { $0 != target }.shuffled(using: &random).prefix(
                     configuration.indirectProbes)
                 for helper in helpers {
                     effects.append(
@@ -376,7 +447,7 @@ public struct Membership: Sendable {
             // A node that holds every other member dead has no probe to time and nobody to be slow
             // with: it reaches out every period, unstretched, until someone answers (two sides of a
             // healed partition otherwise each wait many stretched periods to try).
-            let alone = liveMembers().isEmpty
+            let alone = liveMembers(reachedOnly: true).isEmpty
             nextPeriod = now.advanced(by: configuration.protocolPeriod * (alone ? 1 : localHealth + 1))
             periods += 1
             if case .idle = probe, let target = nextProbeTarget() {
@@ -388,12 +459,15 @@ public struct Membership: Sendable {
                 effects.append(.send(to: member(target).address, message(.ping(sequence: probeSequence))))
             }
             if periods % configuration.syncEveryPeriods == 0 || alone {
-                let live = liveMembers()
+                let live = liveMembers(reachedOnly: true)
                 if let partner = live.randomElement(using: &random) {
-                    effects.append(.send(to: member(partner).address, message(.sync(view))))
+                    effects.append(
+                        .send(to: member(partner).address, message(.sync(nonce: newExchange(now: now), fullState))))
                 } else {
                     // Alone: perhaps everyone else declared this node dead while it was cut off.
-                    effects += seeds.filter { $0 != myAddress }.map { .send(to: $0, message(.join)) }
+                    for seed in seeds where seed != myAddress {
+                        effects.append(.send(to: seed, message(.join(nonce: newExchange(now: now)))))
+                    }
                 }
                 // A seed this node has never heard of may lead a group that formed apart from this
                 // one (after a full restart under a partition, say): two such groups never meet
@@ -401,14 +475,15 @@ public struct Membership: Sendable {
                 let known = Set(members.values.map(\.update.address))
                 let strangers = seeds.filter { $0 != myAddress && !known.contains($0) }
                 if !live.isEmpty, let stranger = strangers.randomElement(using: &random) {
-                    effects.append(.send(to: stranger, message(.join)))
+                    effects.append(.send(to: stranger, message(.join(nonce: newExchange(now: now)))))
                 }
                 // Reach out to one member held dead as well: if it is in fact running (it was cut
                 // off, not crashed), it learns it was declared dead and comes back with a higher
                 // incarnation. Without this, two sides that declared each other dead never talk again.
                 let dead = memberOrder.filter { member($0).status == .dead }
                 if let partner = dead.randomElement(using: &random) {
-                    effects.append(.send(to: member(partner).address, message(.sync(view))))
+                    effects.append(
+                        .send(to: member(partner).address, message(.sync(nonce: newExchange(now: now), fullState))))
                 }
             }
         }
@@ -417,6 +492,10 @@ public struct Membership: Sendable {
 
     /// Handles a message from a peer.
     public mutating func received(_ message: MembershipMessage, now: Instant) -> [MembershipEffect] {
+        eventTime = now
+        // A message that names this node as its sender is not from a peer (`PeerMessage.problem`
+        // refuses those before they arrive); it would have this node answer itself.
+        guard message.sender != me, message.senderAddress != myAddress else { return [] }
         // A node leaving still learns who is who (it hands its keys to the members it knows), but
         // never refutes its own departure (`apply`).
         var effects: [MembershipEffect] = []
@@ -427,6 +506,9 @@ public struct Membership: Sendable {
                 incarnation: message.senderIncarnation, status: .alive),
             now: now, effects: &effects, fromSender: true)
         if members[message.sender] != nil { lastContact[message.sender] = now }
+        if vouched.contains(message.sender) {
+            clockLeads[message.sender] = message.senderTime.nanoseconds(to: now)
+        }
         for update in message.updates { apply(update, now: now, effects: &effects) }
         switch message.body {
         case .ping(let pingSequence):
@@ -435,13 +517,19 @@ public struct Membership: Sendable {
                     to: message.senderAddress,
                     self.message(.ack(sequence: pingSequence, target: me), correcting: message.sender)))
         case .pingRequest(let requesterSequence, let target, let targetAddress):
+            // A bound on probes run for others: a flood of requests must not grow the table.
+            guard relays.count < Self.maximumRelays else { break }
             let relaySequence = nextSequence()
             relays[relaySequence] = Relay(
                 requesterAddress: message.senderAddress, requesterSequence: requesterSequence, target: target,
                 expires: now.advanced(by: configuration.protocolPeriod))
             effects.append(.send(to: targetAddress, self.message(.ping(sequence: relaySequence))))
         case .ack(let ackSequence, let target):
-            if let relay = relays.removeValue(forKey: ackSequence), relay.target == target {
+            // Sequences are drawn at random and sent only to the member probed (or to the helpers
+            // asked to probe it): an ack that names one is an answer from that member.
+            if let relay = relays[ackSequence], relay.target == target {
+                relays[ackSequence] = nil
+                vouch(target, effects: &effects)
                 effects.append(
                     .send(
                         to: relay.requesterAddress,
@@ -451,14 +539,24 @@ public struct Membership: Sendable {
             {
                 probe = .idle
                 localHealth = max(localHealth - 1, 0)
+                vouch(target, effects: &effects)
+            } else if let confirmation = confirmations[ackSequence], confirmation.member == target {
+                confirmations[ackSequence] = nil
+                vouch(target, effects: &effects)
             }
-        case .join:
-            effects.append(.send(to: message.senderAddress, self.message(.state(view))))
-        case .state(let updates):
+        case .join(let nonce):
+            effects.append(.send(to: message.senderAddress, self.message(.state(nonce: nonce, fullState))))
+        case .state(let nonce, let updates):
+            // The answer to this node's own join or sync: its sender was reached, and what it holds as
+            // reached counts as such here too.
+            let solicited = takeExchange(nonce)
+            if solicited { vouch(message.sender, effects: &effects) }
+            for update in updates {
+                apply(update, now: now, effects: &effects, fromFullState: true, vouchedFor: solicited && update.vouched)
+            }
+        case .sync(let nonce, let updates):
             for update in updates { apply(update, now: now, effects: &effects, fromFullState: true) }
-        case .sync(let updates):
-            for update in updates { apply(update, now: now, effects: &effects, fromFullState: true) }
-            effects.append(.send(to: message.senderAddress, self.message(.state(view))))
+            effects.append(.send(to: message.senderAddress, self.message(.state(nonce: nonce, fullState))))
         }
         return effects
     }
@@ -472,14 +570,60 @@ public struct Membership: Sendable {
         return member.update
     }
 
+    /// A probe sequence no outsider can guess (answers that echo one come from whom it was sent to).
     private mutating func nextSequence() -> UInt64 {
-        sequence += 1
+        var sequence = random.next()
+        while sequence == 0 || relays[sequence] != nil || confirmations[sequence] != nil { sequence = random.next() }
         return sequence
     }
 
-    /// Members that are neither dead nor departed, excluding this node, in name order.
-    private func liveMembers() -> [NodeID] {
-        memberOrder.filter { member($0).status.isLive }
+    /// A nonce for a `join` or `sync`, remembered until its answer comes or two periods pass; the
+    /// oldest is forgotten when too many wait.
+    private mutating func newExchange(now: Instant) -> UInt64 {
+        let nonce = random.next()
+        if exchanges.count >= Self.maximumExchanges { exchanges.removeFirst() }
+        exchanges.append((nonce, now.advanced(by: configuration.protocolPeriod * 2 + configuration.probeTimeout * 4)))
+        return nonce
+    }
+
+    /// Whether `nonce` is one this node sent and has had no answer to yet (it is then spent).
+    private mutating func takeExchange(_ nonce: UInt64) -> Bool {
+        guard let index = exchanges.firstIndex(where: { $0.nonce == nonce }) else { return false }
+        exchanges.remove(at: index)
+        return true
+    }
+
+    /// This node's whole membership as a full state: each member marked with whether it is reached.
+    private var fullState: [MemberUpdate] {
+        view.map {
+            var update = $0
+            update.vouched = isVouched($0.id)
+            return update
+        }
+    }
+
+    /// Holds `id` as reached; its share of the ring follows (`vouched`).
+    private mutating func vouch(_ id: NodeID, effects: inout [MembershipEffect]) {
+        guard id != me, members[id] != nil, vouched.insert(id).inserted else { return }
+        effects.append(.reached(id))
+    }
+
+    /// Forgets a member that nobody vouched for once it is no longer live: it never owned keys, and
+    /// claims about members that do not exist must not fill the table.
+    private mutating func remove(_ id: NodeID) {
+        members[id] = nil
+        memberOrder.removeAll { $0 == id }
+        suspects[id] = nil
+        lastContact[id] = nil
+        clockLeads[id] = nil
+        gossip.removeAll { $0.update.id == id }
+        confirmations = confirmations.filter { $0.value.member != id }
+    }
+
+    /// Members that are neither dead nor departed, excluding this node, in name order (only reached
+    /// ones with `reachedOnly`: those asked to help with probes or to sync).
+    private func liveMembers(reachedOnly: Bool = false) -> [NodeID] {
+        memberOrder.filter { member($0).status.isLive && (!reachedOnly || vouched.contains($0)) }
     }
 
     /// The next member of the current shuffled round; a new round is shuffled when one ends.
@@ -521,7 +665,11 @@ public struct Membership: Sendable {
         }
         return MembershipMessage(
             sender: me, senderAddress: myAddress, senderClientAddress: myClientAddress, senderIncarnation: incarnation,
-            updates: updates, body: body)
+            senderTime: eventTime,
+            updates: updates.map {
+                var update = $0; update.vouched = false; return update
+            },
+            body: body)
     }
 
     /// λ·⌈log₂(n + 1)⌉ transmissions per claim.
@@ -540,19 +688,32 @@ public struct Membership: Sendable {
     /// Applies a claim if it overrides what this node believes, refuting claims about itself.
     private mutating func apply(
         _ update: MemberUpdate, now: Instant, effects: inout [MembershipEffect], fromSender: Bool = false,
-        fromFullState: Bool = false
+        fromFullState: Bool = false, vouchedFor: Bool = false
     ) {
+        var update = update
+        update.vouched = false
+        // Claims that jump a member's incarnation far past what this node knows are not believed:
+        // a member raises its own by one per refutation.
+        let known = update.id == me ? incarnation : members[update.id]?.update.incarnation ?? 0
+        guard update.incarnation <= known.addingSaturated(Self.maximumIncarnationStep),
+            update.incarnation <= Self.maximumIncarnation
+        else {
+            claimsIgnored &+= 1
+            return
+        }
         if update.id == me {
             // Only this node raises its incarnation: any suspicion or death at or above the current
             // one is refuted with a higher one.
             if update.status != .alive, update.incarnation >= incarnation, !leaving {
-                incarnation = update.incarnation + 1
+                incarnation = min(update.incarnation, Self.maximumIncarnation - 1) + 1
                 enqueueGossip(selfUpdate)
                 // Others suspect this node: perhaps it is the one that is slow.
                 localHealth = min(localHealth + 1, Self.maximumLocalHealth)
             }
             return
         }
+        // What a reached member holds as reached counts here too, whatever its claim's status.
+        if vouchedFor, members[update.id] != nil { vouch(update.id, effects: &effects) }
         if let current = members[update.id]?.update {
             // The sender's own liveness counts only at an incarnation newer than a death we know of.
             if fromSender, !current.status.isLive, update.incarnation <= current.incarnation { return }
@@ -564,6 +725,17 @@ public struct Membership: Sendable {
             guard wins else { return }
         }
         let previous = members[update.id]?.update.status
+        let addressChanged = members[update.id].map { $0.update.address != update.address } ?? true
+        // A member nobody reached is forgotten once it is no longer live (it never owned keys), and
+        // one first heard of as dead or departed is news only from a member that reached it: anyone
+        // can claim that a member nobody knows has died.
+        if !update.status.isLive, !vouched.contains(update.id), !vouchedFor {
+            if previous != nil {
+                remove(update.id)
+                effects.append(.statusChanged(update.id, update.status))
+            }
+            return
+        }
         // A bound on the table: claims about one more member than a cluster may have are dropped
         // (peers are input; a broken or hostile one must not grow it without end).
         if previous == nil, members.count >= Self.maximumMembers { return }
@@ -574,12 +746,30 @@ public struct Membership: Sendable {
         }
         members[update.id] = Member(update: update)
         suspects[update.id] = update.status == .suspect ? now : nil
+        if vouchedFor { vouch(update.id, effects: &effects) }
+        // A live member this node has not reached is pinged at once (again when it moved): its ack
+        // vouches for it, long before the probe round would come to it.
+        if !vouched.contains(update.id), addressChanged, confirmations.count < Self.maximumMembers {
+            let sequence = nextSequence()
+            confirmations[sequence] = (
+                update.id, now.advanced(by: configuration.protocolPeriod + configuration.probeTimeout)
+            )
+            effects.append(.send(to: update.address, message(.ping(sequence: sequence))))
+        }
         // Gossip what changed. A member first met in a full-state exchange is not gossiped: push-pull
         // is its own way of spreading, and re-gossiping a whole membership would bury fresh claims
         // under a backlog of old ones for many periods.
         let isNews = fromSender ? previous != .alive : !(fromFullState && previous == nil)
         if isNews { enqueueGossip(update) }
         if previous != update.status { effects.append(.statusChanged(update.id, update.status)) }
+    }
+}
+
+extension UInt64 {
+    /// `self + other`, or `.max` where that overflows.
+    fileprivate func addingSaturated(_ other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
     }
 }
 

@@ -16,16 +16,18 @@ public enum PeerFrameStep: Equatable, Sendable {
     case invalid(reason: String)
 }
 
-/// The peer wire protocol, version 1 (`docs/protocol.md`): length-prefixed binary frames.
+/// The peer wire protocol, version 2 (`docs/protocol.md`): length-prefixed binary frames.
 ///
 /// ```
-/// frame := length u32 (bytes after this field) | version u8 (=1) | type u8 | payload
+/// frame := length u32 (bytes after this field) | version u8 (=2) | type u8 | payload
 /// ```
 /// All integers little-endian; strings are `u16 length | UTF-8 bytes`. Pure code; the decoder never
-/// traps, and reports an incomplete frame or a malformed one as a value.
+/// traps, and reports an incomplete frame or a malformed one as a value. A frame whose fields are
+/// well formed but out of range (`problem(with:)`) is malformed too: peers are input.
 public enum PeerProtocol {
-    /// The protocol version written in every frame.
-    public static let version: UInt8 = 1
+    /// The protocol version written in every frame (2: nonces, reached members and the sender's
+    /// clock in membership messages).
+    public static let version: UInt8 = 2
     /// The largest frame accepted: one write of a maximal key and value, and batches of at most
     /// `maximumBatchBytes`, fit with room to spare; a peer announcing more is refused before anything is
     /// buffered.
@@ -34,6 +36,12 @@ public enum PeerProtocol {
     public static let maximumBatchBytes = 4 << 20
     /// The longest string accepted (node names and addresses).
     static let maximumStringLength = 1024
+    /// The most items (keys, entries) one batch message carries.
+    public static let maximumBatchItems = 1024
+    /// How far past its version a value may expire: the longest TTL a client may give.
+    static let maximumExpiryNanoseconds = PutRequest.maxTTLSeconds * 1_000_000_000
+    /// Marks a member update as vouched for, in its status byte.
+    static let vouchedFlag: UInt8 = 0x80
 
     enum FrameType: UInt8 {
         case membership = 1
@@ -48,6 +56,8 @@ public enum PeerProtocol {
 
     /// The frame carrying `message`.
     public static func encode(_ message: PeerMessage) -> [UInt8] {
+        // The other side of the boundary: this node never sends what a peer would refuse.
+        assert(problem(with: message) == nil, "PeerProtocol: sending an invalid message: \(problem(with: message)!)")
         var writer = Writer()
         writer.bytes.append(contentsOf: [0, 0, 0, 0, version])
         switch message {
@@ -84,7 +94,7 @@ public enum PeerProtocol {
             string(update.address)
             string(update.clientAddress)
             integer(update.incarnation)
-            bytes.append(update.status.rawValue)
+            bytes.append(update.status.rawValue | (update.vouched ? PeerProtocol.vouchedFlag : 0))
         }
 
         mutating func updates(_ updates: [MemberUpdate]) {
@@ -97,6 +107,7 @@ public enum PeerProtocol {
             string(message.senderAddress)
             string(message.senderClientAddress)
             integer(message.senderIncarnation)
+            integer(message.senderTime.nanosecondsSinceEpoch)
             updates(message.updates)
             switch message.body {
             case .ping(let sequence):
@@ -111,13 +122,16 @@ public enum PeerProtocol {
                 bytes.append(BodyTag.ack.rawValue)
                 integer(sequence)
                 string(target.rawValue)
-            case .join:
+            case .join(let nonce):
                 bytes.append(BodyTag.join.rawValue)
-            case .state(let all):
+                integer(nonce)
+            case .state(let nonce, let all):
                 bytes.append(BodyTag.state.rawValue)
+                integer(nonce)
                 updates(all)
-            case .sync(let all):
+            case .sync(let nonce, let all):
                 bytes.append(BodyTag.sync.rawValue)
+                integer(nonce)
                 updates(all)
             }
         }
@@ -150,6 +164,7 @@ public enum PeerProtocol {
             return .invalid(reason: "unknown frame type")
         }
         guard reader.isAtEnd else { return .invalid(reason: "trailing bytes in frame") }
+        if let problem = problem(with: message) { return .invalid(reason: problem) }
         return .frame(message, next: offset + 4 + length)
     }
 
@@ -189,11 +204,13 @@ public enum PeerProtocol {
 
         mutating func update() -> MemberUpdate? {
             guard let id = string(), !id.isEmpty, let address = string(), let clientAddress = string(),
-                let incarnation = integer(UInt64.self), let status = byte().flatMap(MemberStatus.init(rawValue:))
+                let incarnation = integer(UInt64.self), let flags = byte(),
+                let status = MemberStatus(rawValue: flags & ~PeerProtocol.vouchedFlag)
             else { return nil }
             return MemberUpdate(
-                id: NodeID(id), address: address, clientAddress: clientAddress, incarnation: incarnation, status: status
-            )
+                id: NodeID(id), address: address, clientAddress: clientAddress, incarnation: incarnation,
+                status: status,
+                vouched: flags & PeerProtocol.vouchedFlag != 0)
         }
 
         mutating func updates() -> [MemberUpdate]? {
@@ -214,7 +231,7 @@ public enum PeerProtocol {
         mutating func membership() -> MembershipMessage? {
             guard let sender = string(), !sender.isEmpty, let senderAddress = string(),
                 let senderClientAddress = string(), let senderIncarnation = integer(UInt64.self),
-                let updates = updates(),
+                let senderTime = integer(Int64.self), let updates = updates(),
                 let tag = byte().flatMap(BodyTag.init(rawValue:))
             else { return nil }
             let body: MembershipMessageBody
@@ -231,17 +248,19 @@ public enum PeerProtocol {
                 guard let sequence = integer(UInt64.self), let target = string(), !target.isEmpty else { return nil }
                 body = .ack(sequence: sequence, target: NodeID(target))
             case .join:
-                body = .join
+                guard let nonce = integer(UInt64.self) else { return nil }
+                body = .join(nonce: nonce)
             case .state:
-                guard let all = self.updates() else { return nil }
-                body = .state(all)
+                guard let nonce = integer(UInt64.self), let all = self.updates() else { return nil }
+                body = .state(nonce: nonce, all)
             case .sync:
-                guard let all = self.updates() else { return nil }
-                body = .sync(all)
+                guard let nonce = integer(UInt64.self), let all = self.updates() else { return nil }
+                body = .sync(nonce: nonce, all)
             }
             return MembershipMessage(
                 sender: NodeID(sender), senderAddress: senderAddress, senderClientAddress: senderClientAddress,
-                senderIncarnation: senderIncarnation, updates: updates, body: body)
+                senderIncarnation: senderIncarnation, senderTime: Instant(nanosecondsSinceEpoch: senderTime),
+                updates: updates, body: body)
         }
     }
 }

@@ -81,6 +81,7 @@ public struct Recovery {
         seed: UInt64,
         me: NodeID,
         now: Instant,
+        maximumClockOffset: Duration = ClusterNode.Configuration.defaultMaximumClockOffset,
         recordsEvictedKeys: Bool = false
     ) -> Outcome {
         var report = Report()
@@ -88,12 +89,12 @@ public struct Recovery {
         func emptyStore() -> ReplicaStore {
             ReplicaStore(limits: limits, seed: seed, recordsEvictedKeys: recordsEvictedKeys)
         }
-        var replay = Replay(store: emptyStore(), me: me, now: now)
+        var replay = Replay(store: emptyStore(), me: me, now: now, maximumOffset: maximumClockOffset)
 
         // The newest snapshot that is whole wins; damaged ones are set aside.
         var snapshotSequence: UInt64 = 0
         for snapshot in snapshots.sorted(by: { $0.sequence > $1.sequence }) {
-            var candidate = Replay(store: emptyStore(), me: me, now: now)
+            var candidate = Replay(store: emptyStore(), me: me, now: now, maximumOffset: maximumClockOffset)
             let result = snapshot.bytes.withUnsafeBytes { bytes in
                 SnapshotFormat.read(bytes) { operation in candidate.apply(operation) }
             }
@@ -168,6 +169,11 @@ public struct Recovery {
         report.expiredDropped += replay.expired
         report.legacyRecords = replay.legacy
         report.newestVersion = replay.newest
+        if replay.ahead > 0 {
+            report.problems.append(
+                "\(replay.ahead) records whose version is ahead of this node's clock by more than "
+                    + "\(maximumClockOffset) ignored (a peer's clock or a forged frame)")
+        }
         return Outcome(store: replay.store, report: report, repairs: repairs)
     }
 
@@ -183,11 +189,15 @@ public struct Recovery {
         var expired = 0
         var legacy = 0
         var newest: Version?
+        let maximumOffset: Duration
+        /// Versioned records ignored because their version was too far ahead of `now`.
+        var ahead = 0
 
-        init(store: ReplicaStore, me: NodeID, now: Instant) {
+        init(store: ReplicaStore, me: NodeID, now: Instant, maximumOffset: Duration) {
             self.store = store
             self.clock = HybridClock(node: me)
             self.now = now
+            self.maximumOffset = maximumOffset
         }
 
         mutating func apply(_ operation: WALOperation) {
@@ -200,8 +210,13 @@ public struct Recovery {
             case .versioned(let versionedKey, let versioned):
                 key = versionedKey
                 entry = versioned
+                // A version from a clock far ahead (a peer's, or a forged frame's, stored by an
+                // earlier release) would outrank every later write: it is not brought back.
                 // Legacy records met after versioned ones (never in a real directory) come after them.
-                clock.observe(versioned.version)
+                guard clock.observe(versioned.version, now: now, maximumOffset: maximumOffset) else {
+                    ahead += 1
+                    return
+                }
             case .put(let putKey, let value, let expiresAt):
                 legacy += 1
                 key = putKey

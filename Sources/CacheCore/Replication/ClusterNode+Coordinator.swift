@@ -114,6 +114,18 @@ extension ClusterNode {
             reply(client, .notReady(reason: "joining the cluster: no seed has answered yet"), replicas: [])
             return
         }
+        // A write versioned by a clock ahead of the members' would be refused by its replicas (or,
+        // taken by this node's own, outrank the writes others make meanwhile): refuse it here.
+        if isClockAhead, entry != nil {
+            counters.writesRefusedForClock &+= 1
+            reply(
+                client,
+                .refused(
+                    reason:
+                        "this node's clock is ahead of most members' by more than \(configuration.maximumClockOffset)"),
+                replicas: [])
+            return
+        }
         let replicas = replicas(of: key)
         guard !replicas.isEmpty else {
             // No member owns keys (this node alone, leaving): nobody can take the request.

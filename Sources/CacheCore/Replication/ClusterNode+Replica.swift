@@ -19,12 +19,21 @@ extension ClusterNode {
         let sender = message.sender
         switch message.body {
         case .write(let request, let key, let entry, let repair):
-            clock.observe(entry.version)
+            guard admits(entry.version, now: now) else {
+                if let request {
+                    send(
+                        .writeReply(request: request, result: .refused(reason: clockRefusal)),
+                        toAddress: message.senderAddress)
+                }
+                return
+            }
             replicaWrite(
                 request: request, key: KeyReference(key), entry, repair: repair, replyTo: message.senderAddress,
                 admission: .evictIfNeeded, now: now)
-        case .writeReply(let request, let result):
-            if case .stale(let current) = result { clock.observe(current) }
+        case .writeReply(let request, var result):
+            if case .stale(let current) = result, !admits(current, now: now) {
+                result = .refused(reason: clockRefusal)
+            }
             if handoffRequests[request] != nil {
                 handoffReplied(request, from: sender, result)
             } else if collectionRequests[request] != nil {
@@ -39,12 +48,16 @@ extension ClusterNode {
             answerWhenDurable(
                 pendingSequence(of: reference), to: message.senderAddress, .readReply(request: request, entry: entry))
         case .readReply(let request, let entry):
-            if let entry { clock.observe(entry.version) }
+            // An answer holding a version from too far ahead is no answer: the read waits for others.
+            if let entry, !admits(entry.version, now: now) { return }
             readReplied(request, from: sender, entry, now: now)
         case .digest(let buckets):
             digestReceived(buckets, from: sender)
         case .summary(let buckets, let versions):
-            summaryReceived(buckets: buckets, versions: versions, from: sender)
+            // A key whose version is too far ahead is not pulled.
+            let admitted = versions.filter { admits($0.version, now: now) }
+            if admitted.count < versions.count { counters.versionsRefused &+= UInt64(versions.count - admitted.count) }
+            summaryReceived(buckets: buckets, versions: admitted, from: sender)
         case .pull(let keys):
             var items: [ReplicaItem] = []
             for key in keys {
@@ -54,8 +67,7 @@ extension ClusterNode {
             }
             push(items, to: sender)
         case .push(let items):
-            for item in items {
-                clock.observe(item.entry.version)
+            for item in items where admits(item.entry.version, now: now) {
                 replicaWrite(
                     request: nil, key: KeyReference(item.key), item.entry, repair: true, replyTo: nil,
                     admission: .onlyIfRoom, now: now)
@@ -66,6 +78,21 @@ extension ClusterNode {
                 drop(reference, ifVersion: version)
             }
         }
+    }
+
+    /// Whether `version` is at most the maximum clock offset ahead of `now`; the clock takes note
+    /// of it when it is (later versions of this node are greater). One that is not is counted.
+    mutating func admits(_ version: Version, now: Instant) -> Bool {
+        guard clock.observe(version, now: now, maximumOffset: configuration.maximumClockOffset) else {
+            counters.versionsRefused &+= 1
+            return false
+        }
+        return true
+    }
+
+    /// What a replica answers a write whose version is too far ahead of its clock.
+    var clockRefusal: String {
+        "the write's version is ahead of this replica's clock by more than \(configuration.maximumClockOffset)"
     }
 
     /// Takes a write as a replica: logs and applies it when newer, and answers once the log record

@@ -12,6 +12,8 @@ public struct ClusterNode: Sendable {
     public struct Configuration: Sendable {
         /// Replicas of every key (capped at the number of key owners).
         public var replicationFactor = 3
+        /// Points per member on the ring (`/cluster` tells clients, whose rings must match).
+        public var virtualNodes = HashRing.defaultVirtualNodes
         /// Level of writes that do not name one.
         public var writeConsistency = ConsistencyLevel.quorum
         /// Level of reads that do not name one.
@@ -54,6 +56,12 @@ public struct ClusterNode: Sendable {
         public var membership = Membership.Configuration()
         /// Report every evicted key as an effect (the simulator's checkers need them; a server does not).
         public var reportsEvictedKeys = false
+        /// How far ahead of this node's physical clock a version may be (`MAX_CLOCK_OFFSET_MS`): one
+        /// further ahead is refused, never adopted, so a peer's broken clock or a forged frame cannot
+        /// outrank later writes. Nodes' clocks must stay this close (NTP keeps them within milliseconds).
+        public var maximumClockOffset = Self.defaultMaximumClockOffset
+        /// CockroachDB's default bound.
+        public static let defaultMaximumClockOffset = Duration.milliseconds(500)
         /// A deliberately wrong behaviour, to prove the simulator's checkers can fail.
         public var injectedBug: InjectedBug?
 
@@ -182,6 +190,9 @@ public struct ClusterNode: Sendable {
         case collected(key: [UInt8], version: Version)
         /// The node asked to leave has handed every key it held to the key's owners: it may stop.
         case leaveCompleted
+        /// This node's clock now runs ahead of most members' by more than the maximum offset (it
+        /// refuses writes until it does not), or no longer does.
+        case clockAheadChanged(Bool)
     }
 
     public let configuration: Configuration
@@ -220,6 +231,8 @@ public struct ClusterNode: Sendable {
     /// A node leaving has handed everything off (`leaveCompleted` was said).
     var leaveCompleted = false
     var announcedTimer: Instant?
+    /// Whether the clock was ahead of the members' at the last membership message (`clockAheadChanged`).
+    public internal(set) var isClockAhead = false
     var counters = StoreStatistics()
     /// Effects of the step in progress.
     var effects: [Effect] = []
@@ -255,8 +268,10 @@ public struct ClusterNode: Sendable {
                 limits: configuration.limits, seed: storeSeed.next(),
                 recordsEvictedKeys: configuration.reportsEvictedKeys)
         store.setRecordsEvictedKeys(configuration.reportsEvictedKeys)
-        if let newest = recovered?.report.newestVersion { clock.observe(newest) }
-        let ring = HashRing(members: [me])
+        if let newest = recovered?.report.newestVersion {
+            clock.observe(newest, now: now, maximumOffset: configuration.maximumClockOffset)
+        }
+        let ring = HashRing(members: [me], virtualNodes: configuration.virtualNodes)
         store.placementChanged(
             ReplicaStore.Placement(me: me, ring: ring, replicationFactor: configuration.replicationFactor))
         self.store = store
@@ -293,8 +308,19 @@ public struct ClusterNode: Sendable {
             startCoordination(client: request, operation, now: now)
         case .peer(.membership(let message)):
             for effect in membership.received(message, now: now) { carryOut(effect) }
+            let ahead = membership.isClockAhead(by: configuration.maximumClockOffset)
+            if ahead != isClockAhead {
+                isClockAhead = ahead
+                effects.append(.clockAheadChanged(ahead))
+            }
         case .peer(.replication(let message)):
-            received(message, now: now)
+            // A peer's message naming this node as its sender is forged or misrouted: answering it
+            // would have the node talk to itself (the self-inbox is for its own messages only).
+            if message.sender == me || message.senderAddress == address {
+                counters.peerMessagesIgnored &+= 1
+            } else {
+                received(message, now: now)
+            }
         case .logWritten(let sequence):
             log?.writeCompleted(upTo: sequence)
             releaseDurable(now: now)
@@ -332,7 +358,8 @@ public struct ClusterNode: Sendable {
     /// and this node's copies reach the new owners before it goes.
     public mutating func leave(now: Instant) -> Result<[Effect], LeaveRefusal> {
         guard !membership.isLeaving else { return .success(finishStep(now: now)) }
-        guard membership.view.contains(where: { $0.id != me && $0.status == .alive }) else {
+        guard membership.view.contains(where: { $0.id != me && $0.status == .alive && membership.isVouched($0.id) })
+        else {
             return .failure(.noOtherMember)
         }
         for effect in membership.leave(now: now) { carryOut(effect) }
@@ -397,7 +424,7 @@ public struct ClusterNode: Sendable {
     /// Whether the node was given seeds and has met no member yet. It does not coordinate requests
     /// then: its ring holds only itself, and it would answer from its own store alone (a restarted
     /// node from a stale one).
-    public var isJoining: Bool { !seeds.isEmpty && membership.view.count == 1 }
+    public var isJoining: Bool { !seeds.isEmpty && !membership.hasReachedMember }
 
     /// Whether a directory written by an earlier release is being rewritten as a snapshot: until it is
     /// durable the node must not serve (a crash would replay the old records with new versions).
@@ -474,6 +501,8 @@ public struct ClusterNode: Sendable {
         case .statusChanged(let member, let status):
             effects.append(.memberStatusChanged(member, status))
             rebuildRing()
+        case .reached:
+            rebuildRing()
         }
     }
 
@@ -483,7 +512,7 @@ public struct ClusterNode: Sendable {
         self.addresses = addresses
         let owners = membership.keyOwners
         if owners != ring.members {
-            ring = HashRing(members: owners)
+            ring = HashRing(members: owners, virtualNodes: configuration.virtualNodes)
             store.placementChanged(
                 ReplicaStore.Placement(me: me, ring: ring, replicationFactor: configuration.replicationFactor))
         }

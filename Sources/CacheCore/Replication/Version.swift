@@ -47,7 +47,9 @@ public struct HybridClock: Sendable {
             wall = physical.nanosecondsSinceEpoch
             logical = 0
         } else if logical == .max {
-            wall += 1
+            // `observe` never takes a reading far ahead of the physical clock, so the wall part
+            // stays centuries from its top; saturating keeps a broken clock from trapping.
+            wall = wall < .max ? wall + 1 : wall
             logical = 0
         } else {
             logical += 1
@@ -55,12 +57,23 @@ public struct HybridClock: Sendable {
         return Version(wall: wall, logical: logical, node: node)
     }
 
-    /// Takes note of a version made elsewhere: later versions from this clock will be greater.
-    public mutating func observe(_ version: Version) {
+    /// Takes note of a version made elsewhere: later versions from this clock will be greater. A
+    /// version more than `maximumOffset` ahead of `now` (this node's physical clock) is not taken:
+    /// it comes from a clock that is wrong, or from a forger, and adopting it would make every later
+    /// version of this node wrong too.
+    @discardableResult
+    public mutating func observe(_ version: Version, now: Instant, maximumOffset: Duration) -> Bool {
+        guard Self.admits(version, now: now, maximumOffset: maximumOffset) else { return false }
         if version.wall > wall || (version.wall == wall && version.logical > logical) {
             wall = version.wall
             logical = version.logical
         }
+        return true
+    }
+
+    /// Whether `version` is at most `maximumOffset` ahead of `now`.
+    public static func admits(_ version: Version, now: Instant, maximumOffset: Duration) -> Bool {
+        version.wall <= now.advanced(by: maximumOffset).nanosecondsSinceEpoch
     }
 }
 

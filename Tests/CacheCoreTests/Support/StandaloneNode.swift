@@ -51,7 +51,7 @@ struct StandaloneNode {
                 replies[reply.request] = reply
             case .evicted(let key):
                 evicted.append(key)
-            case .send, .setTimer, .memberStatusChanged, .repairLog, .collected, .leaveCompleted:
+            case .send, .setTimer, .memberStatusChanged, .repairLog, .collected, .leaveCompleted, .clockAheadChanged:
                 break
             }
         }
