@@ -26,6 +26,8 @@ enum SimulatedTime {
     static let minimumDiskLatency: Int64 = 50_000
     /// When the wall clocks of the simulated nodes start.
     static let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
+    /// The nodes' `maximumClockOffset`: above what drift does to their clocks in a run.
+    static let maximumClockOffset: Int64 = 10 * second
 }
 
 /// Whether the cluster has converged: every node sees every other alive, all compute the same ring,
@@ -111,5 +113,23 @@ enum AcknowledgmentChecker {
             return "durability: n\(index) acknowledged \(write.key)@\(write.version) before it was on its durable log"
         }
         return nil
+    }
+}
+
+/// No node holds a version further ahead of its own clock than the bound: a clock set past it (a
+/// broken one, or a forger's) never gets into another node's store, nor into its clock.
+enum ClockChecker {
+    static func violations(_ nodes: [SimulatedNode], localTime: (Int) -> Instant, bound: Duration) -> [String] {
+        var found: [String] = []
+        for index in nodes.indices {
+            guard let state = nodes[index].state else { continue }
+            let limit = localTime(index).advanced(by: bound).nanosecondsSinceEpoch
+            for key in state.store.sortedKeys {
+                guard let version = state.store.entry(for: key)?.version, version.wall > limit else { continue }
+                found.append("clock: n\(index) holds \(key) at \(version), past its clock's bound")
+                break
+            }
+        }
+        return found
     }
 }

@@ -21,6 +21,8 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
     public var evictions = 0
     /// Snapshots written during the run, over all nodes.
     public var snapshots = 0
+    /// Client writes refused by a node whose clock ran ahead of the others' past the bound.
+    public var writesRefusedForClock = 0
     /// Flags `cache-sim` needs besides the seed to replay this run.
     public var replayFlags = ""
 
@@ -206,6 +208,9 @@ public struct ClusterSimulation {
         configuration.limits = StoreLimits(maxEntries: swarm.maximumEntries)
         configuration.compaction = CompactionPolicy(minimumLogBytes: swarm.compactionBytes, minimumRatio: 2)
         configuration.reportsEvictedKeys = true
+        // Well above the skew drift makes over a run (±5 % of 80 s), so that only a clock set past it
+        // on purpose (`SwarmConfiguration.fastClock`) is past it.
+        configuration.maximumClockOffset = .nanoseconds(SimulatedTime.maximumClockOffset)
         self.configuration = configuration
         let addresses = (0..<swarm.nodes).map { "10.0.0.\($0):7000" }
         network = SimulatedNetwork(addresses: addresses, swarm: swarm, random: root.derived(stream: 6))
@@ -224,7 +229,9 @@ public struct ClusterSimulation {
     public mutating func run() -> SimulationResult {
         for index in 0..<swarm.nodes {
             let drift = (random.nextUnit() * 2 - 1) * swarm.maximumClockDrift
-            let offset = Int64(random.below(options.membershipOnly ? 2_000_000_000 : 50_000_000))
+            var offset = Int64(random.below(options.membershipOnly ? 2_000_000_000 : 50_000_000))
+            // One node's clock set past the bound: it must refuse writes, and nobody may adopt its clock.
+            if swarm.fastClock, index == swarm.nodes - 1 { offset += 3 * SimulatedTime.maximumClockOffset }
             nodes.append(
                 SimulatedNode(id: NodeID("n\(index)"), address: network.addresses[index], drift: drift, offset: offset))
         }
@@ -264,6 +271,10 @@ public struct ClusterSimulation {
             violations.append("convergence: not reached within \(bound) of healing: \(reason ?? "converged too late")")
         }
         if violations.isEmpty, !options.membershipOnly { checkHistory() }
+        if violations.isEmpty, !options.membershipOnly {
+            violations += ClockChecker.violations(
+                nodes, localTime: localTime(of:), bound: configuration.maximumClockOffset)
+        }
         var flags = ""
         if options.membershipOnly { flags += " --membership-only" }
         if let nodes = options.nodes { flags += " --nodes \(nodes)" }
@@ -277,7 +288,9 @@ public struct ClusterSimulation {
             violations: violations, lastEvents: trace.lines, operations: history.count,
             linearizabilityChecked: linearizabilityChecked,
             evictions: nodes.reduce(0) { $0 + Int($1.state?.statistics.evictions ?? 0) },
-            snapshots: snapshotsWritten, replayFlags: flags)
+            snapshots: snapshotsWritten,
+            writesRefusedForClock: nodes.reduce(0) { $0 + Int($1.state?.statistics.writesRefusedForClock ?? 0) },
+            replayFlags: flags)
     }
 
     // MARK: Events

@@ -33,6 +33,9 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var compactionBytes: Int
     /// A change of membership an operator makes during the run (cluster runs only).
     public var membershipChange: MembershipChange = .none
+    /// One node's clock runs ahead of the others' by more than the maximum offset (cluster runs):
+    /// it must refuse the writes it would coordinate, and no node may adopt a version from it.
+    public var fastClock = false
 
     /// What an operator does to the cluster during a run.
     public enum MembershipChange: String, Sendable, Equatable {
@@ -96,6 +99,8 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
         if keepsLogs {
             swarm.membershipChange = change < 6 ? .none : change < 8 ? .join : change < 10 ? .leave : .forget
         }
+        let fast = random.below(8)
+        if keepsLogs { swarm.fastClock = fast == 0 }
         return swarm
     }
 
@@ -110,5 +115,6 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
             + (powerLossesPerSecond > 0 ? " power-losses/s=\(permille(powerLossesPerSecond))" : "")
             + (maximumEntries.map { " max-entries=\($0)" } ?? "")
             + (membershipChange == .none ? "" : " change=\(membershipChange.rawValue)")
+            + (fastClock ? " fast-clock" : "")
     }
 }

@@ -59,6 +59,18 @@ struct ClusterSimulationTests {
         #expect(result.passed, "\(result)")
     }
 
+    /// Seeds that set one node's clock past the maximum offset: that node refuses the writes it would
+    /// coordinate, and every checker (the clock checker included: no node holds a version past its
+    /// clock's bound) passes.
+    @Test func aClockPastTheBoundRefusesWritesAndIsAdoptedByNobody() {
+        let results = (UInt64(1)...40).map { run($0) }.filter(\.swarm.fastClock)
+        #expect(results.count >= 2)
+        for result in results { #expect(result.passed, "\(result)") }
+        // (A node's counters start again when it restarts, and the fast one may be crashed, late or
+        // leaving: some run must show its refusals.)
+        #expect(results.contains { $0.writesRefusedForClock > 0 }, "the fast node coordinated every write")
+    }
+
     @Test(arguments: ClusterNode.Configuration.InjectedBug.allCases)
     func everyInjectedBugIsCaughtBySomeSeed(bug: ClusterNode.Configuration.InjectedBug) {
         let caught = (UInt64(1)...40).first { !run($0, bug: bug).passed }

@@ -506,8 +506,10 @@ public struct Membership: Sendable {
                 incarnation: message.senderIncarnation, status: .alive),
             now: now, effects: &effects, fromSender: true)
         if members[message.sender] != nil { lastContact[message.sender] = now }
-        if vouched.contains(message.sender) {
-            clockLeads[message.sender] = message.senderTime.nanoseconds(to: now)
+        defer {
+            // After the body: the state answering this node's join vouches for its sender, and its
+            // clock counts from that first message on.
+            if vouched.contains(message.sender) { clockLeads[message.sender] = message.senderTime.nanoseconds(to: now) }
         }
         for update in message.updates { apply(update, now: now, effects: &effects) }
         switch message.body {

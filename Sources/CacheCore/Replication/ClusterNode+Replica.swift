@@ -83,7 +83,10 @@ extension ClusterNode {
     /// Whether `version` is at most the maximum clock offset ahead of `now`; the clock takes note
     /// of it when it is (later versions of this node are greater). One that is not is counted.
     mutating func admits(_ version: Version, now: Instant) -> Bool {
-        guard clock.observe(version, now: now, maximumOffset: configuration.maximumClockOffset) else {
+        let bound =
+            configuration.injectedBug == .adoptClocksPastTheBound
+            ? Duration.seconds(1 << 40) : configuration.maximumClockOffset
+        guard clock.observe(version, now: now, maximumOffset: bound) else {
             counters.versionsRefused &+= 1
             return false
         }

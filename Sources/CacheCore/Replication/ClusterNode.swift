@@ -75,6 +75,9 @@ public struct ClusterNode: Sendable {
             case readFirstReply = "read-first-reply"
             /// Tombstones are collected at once, without waiting for every replica to hold them.
             case collectTombstonesEarly = "collect-tombstones-early"
+            /// Versions are taken however far ahead of the clock they are, and a node whose clock runs
+            /// ahead of its members' still coordinates writes.
+            case adoptClocksPastTheBound = "adopt-clocks-past-the-bound"
         }
 
         public init() {}
