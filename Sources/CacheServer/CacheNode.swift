@@ -92,6 +92,22 @@ public final class CacheNode: Sendable {
         }
     }
 
+    /// Rereads the files of secrets (`CLUSTER_SECRET_FILE`, `TOKENS_FILE`) and the TLS certificate:
+    /// what SIGHUP does. A file that cannot be read or is invalid leaves what is in force as it was.
+    public func reloadSecrets() {
+        if let keyring = driver.peerKeyring {
+            do {
+                let count = try keyring.reload()
+                logger.notice(
+                    "reloaded the cluster secrets", metadata: ["file": "\(keyring.path)", "secrets": .number(count)])
+            } catch {
+                logger.error(
+                    "cannot reload the cluster secrets; the ones in force stay",
+                    metadata: ["file": "\(keyring.path)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Stops the node's timers and syncs and closes its log.
     public func stop() async {
         await driver.shutdown()

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
 /// Runs one node under swift-service-lifecycle: binds, recovers and starts the node, serves, and on
 /// graceful shutdown (SIGTERM or SIGINT) reports draining, stops accepting, finishes in-flight
@@ -37,6 +38,9 @@ public struct CacheNodeService: Service {
     }
 
     private func serve() async throws {
+        // Trapped first: a SIGHUP that comes while the node starts must not end the process (its
+        // default action), and is handled once the node serves.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let configuration = node.configuration
         let server: HTTPServer
         do {
@@ -48,8 +52,9 @@ public struct CacheNodeService: Service {
         let peers: PeerServer
         do {
             peers = try await PeerServer.start(
-                host: configuration.host, port: configuration.peerPort, group: group, driver: node.driver,
-                metrics: node.metrics, logger: node.logger)
+                host: configuration.host, port: configuration.peerPort, group: group,
+                keyring: node.driver.peerKeyring, driver: node.driver, metrics: node.metrics, logger: node.logger,
+                refusals: node.driver.peerRefusals)
         } catch {
             try? await server.shutdown()
             throw listenFailed(host: configuration.host, port: configuration.peerPort, setting: "PEER_PORT", error)
@@ -78,8 +83,13 @@ public struct CacheNodeService: Service {
         // Returns on SIGTERM/SIGINT (graceful shutdown), when the service group is cancelled, or when
         // the node asked to leave has handed everything off.
         let leaves = node.leaveCompleted
+        let node = self.node
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await gracefulShutdown() }
+            // SIGHUP rereads the secrets, tokens and certificate files: rotation without a restart.
+            group.addTask {
+                for await _ in hangups { node.reloadSecrets() }
+            }
             group.addTask {
                 for await _ in leaves { return }
             }

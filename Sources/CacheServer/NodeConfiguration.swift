@@ -16,7 +16,7 @@ public struct NodeConfiguration: Sendable, Equatable {
     public struct Key: Sendable, Hashable {
         /// Where `--help` lists a key.
         public enum Group: String, Sendable, CaseIterable {
-            case network = "Network", storage = "Storage and limits", cluster = "Cluster"
+            case network = "Network", security = "Security", storage = "Storage and limits", cluster = "Cluster"
             case logging = "Logging", testing = "Testing"
         }
 
@@ -55,6 +55,12 @@ public struct NodeConfiguration: Sendable, Equatable {
                 "ADVERTISE_HOST", .network, default: "HOST",
                 "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
             Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
+            Key(
+                "CLUSTER_SECRET_FILE", .security, default: "none: peers not authenticated",
+                "File of cluster secrets, one per line (32+ bytes each): the first seals, all open; reread on SIGHUP."),
+            Key(
+                "ALLOW_UNAUTHENTICATED_PEERS", .security, default: "false",
+                "true: let a node whose HOST reaches beyond loopback run without CLUSTER_SECRET_FILE."),
             Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
             Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
             Key(
@@ -151,6 +157,12 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var consistency: ConsistencyLevel
     /// How far ahead of this node's clock a peer's version may be.
     public var maximumClockOffset: Duration
+    /// Where the cluster's secrets are (`nil`: peers are not authenticated).
+    public var clusterSecretFile: String?
+    /// The secrets read from `clusterSecretFile` at start.
+    var peerKeyring: PeerKeyring?
+    /// Whether a node listening beyond loopback may run without peer authentication.
+    public var allowUnauthenticatedPeers: Bool
     /// A deliberately wrong behaviour (test builds only: always `nil` in a release build).
     public var injectedBug: ClusterNode.Configuration.InjectedBug?
 
@@ -278,6 +290,9 @@ public struct NodeConfiguration: Sendable, Equatable {
             slowRequestThreshold.map { "\($0.nanoseconds / 1_000_000)" } ?? "0 (never)"
         case "ACCESS_LOG": "\(accessLog)"
         case "MAX_CLOCK_OFFSET_MS": "\(maximumClockOffset.nanoseconds / 1_000_000)"
+        case "CLUSTER_SECRET_FILE":
+            clusterSecretFile.map { "\($0) (\(peerKeyring?.keys.count ?? 0) secrets)" } ?? "none"
+        case "ALLOW_UNAUTHENTICATED_PEERS": "\(allowUnauthenticatedPeers)"
         default: nil
         }
     }
@@ -353,10 +368,32 @@ public struct NodeConfiguration: Sendable, Equatable {
         logFileMaxBytes = try integer("LOG_FILE_MAX_MB", default: 64, range: 1...(1 << 20)) << 20
         let slowMilliseconds = try integer("SLOW_REQUEST_MS", default: 100, range: 0...3_600_000)
         slowRequestThreshold = slowMilliseconds == 0 ? nil : .milliseconds(slowMilliseconds)
-        switch value("ACCESS_LOG")?.lowercased() ?? "false" {
-        case "true", "1", "yes", "on": accessLog = true
-        case "false", "0", "no", "off": accessLog = false
-        case let other: throw Error(key: "ACCESS_LOG", problem: "'\(other)' is not true or false")
+        func boolean(_ name: String) throws -> Bool {
+            switch value(name)?.lowercased() ?? "false" {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            case let other: throw Error(key: name, problem: "'\(other)' is not true or false")
+            }
+        }
+        accessLog = try boolean("ACCESS_LOG")
+        clusterSecretFile = value("CLUSTER_SECRET_FILE")
+        if let path = clusterSecretFile {
+            do {
+                peerKeyring = try PeerKeyring(contentsOf: path)
+            } catch {
+                throw Error(key: "CLUSTER_SECRET_FILE", problem: "\(error)")
+            }
+        }
+        allowUnauthenticatedPeers = try boolean("ALLOW_UNAUTHENTICATED_PEERS")
+        // Secure by default, as Redis's protected mode: a peer port others can reach takes frames only
+        // from nodes that hold the cluster's secret, unless the operator says otherwise.
+        if clusterSecretFile == nil, !allowUnauthenticatedPeers, !Self.isLoopback(host) {
+            throw Error(
+                key: "CLUSTER_SECRET_FILE",
+                problem:
+                    "HOST \(host) lets other machines reach the peer port, and peers are not authenticated: set "
+                    + "CLUSTER_SECRET_FILE (docs/security.md), or ALLOW_UNAUTHENTICATED_PEERS=true if the network is yours alone"
+            )
         }
         eventLoops = try integer("EVENT_LOOPS", default: Self.defaultEventLoops, range: 1...256)
         let consistencyName = value("CONSISTENCY")?.lowercased() ?? "quorum"
@@ -374,6 +411,11 @@ public struct NodeConfiguration: Sendable, Equatable {
                 injectedBug = parsedBug
             }
         #endif
+    }
+
+    /// Whether `host` is reachable from this machine only.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
     /// One event loop per core but one: the kernel's network stack, upkeep timers and (with

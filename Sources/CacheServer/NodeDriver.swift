@@ -43,6 +43,10 @@ final class NodeDriver: Sendable {
     /// The ring's version as of the node's last membership change, for any loop to read (data
     /// answers carry it, so that clients notice a changed ring).
     let ring: RingVersionCell
+    /// The cluster's secrets (`CLUSTER_SECRET_FILE`), when peers authenticate; replaced on SIGHUP.
+    let peerKeyring: PeerKeyringBox?
+    /// Addresses whose refused peer connections were logged.
+    let peerRefusals = PeerRefusalLog()
 
     init(
         configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
@@ -54,6 +58,9 @@ final class NodeDriver: Sendable {
         self.logger = logger
         let ring = RingVersionCell()
         self.ring = ring
+        self.peerKeyring = configuration.peerKeyring.map {
+            PeerKeyringBox($0, path: configuration.clusterSecretFile ?? "")
+        }
         // Made here, used only on `loop` from now on.
         self.state = NIOLoopBoundBox.makeBoxSendingValue(
             DriverState(
@@ -257,9 +264,10 @@ final class DriverState {
     ) throws -> EventLoopFuture<Void> {
         let now = clock.now()
         self.identity = identity
-        transport = TCPPeerTransport(loop: loop, driver: driver, metrics: metrics, logger: logger) {
-            [unowned self] input in self.input(input)
-        }
+        transport = TCPPeerTransport(
+            loop: loop, driver: driver, metrics: metrics, logger: logger, keyring: driver.peerKeyring,
+            refusals: driver.peerRefusals
+        ) { [unowned self] input in self.input(input) }
         if let (outcome, directory) = recovered {
             files = try LogFiles(
                 directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger,

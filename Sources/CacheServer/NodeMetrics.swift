@@ -37,6 +37,7 @@ public final class NodeMetrics: Sendable {
     private let peerFramesSent = Counter()
     private let peerBytesSent = Counter()
     private let peerInvalid = Counter()
+    private let peerAuthenticationFailures = Counter()
     private let peerConnectFailures = Counter()
     private let peerRefused = Counter()
     private let logSyncs = Histogram(buckets: NodeMetrics.syncBuckets)
@@ -63,6 +64,8 @@ public final class NodeMetrics: Sendable {
 
     /// A peer connection closed because its bytes were not frames.
     func peerConnectionRefused() { peerInvalid.add(1) }
+    /// A peer connection closed because it did not prove it holds the cluster's secret.
+    func peerAuthenticationFailed() { peerAuthenticationFailures.add(1) }
     func peerConnectionFailed() { peerConnectFailures.add(1) }
     /// A message the transport could not take (peer unreachable, queue full).
     func peerMessageRefused() { peerRefused.add(1) }
@@ -186,6 +189,11 @@ public final class NodeMetrics: Sendable {
                 "cache_peer_connections_closed_invalid_total",
                 "Peer connections closed because their bytes were not frames.",
                 peerInvalid.value
+            ),
+            (
+                "cache_peer_authentication_failures_total",
+                "Peer connections closed before reaching the node: no handshake, an unknown secret, or a record that failed authentication.",
+                peerAuthenticationFailures.value
             ),
             (
                 "cache_peer_connect_failures_total", "Failed attempts to connect to another node.",

@@ -2,6 +2,7 @@ import CacheCore
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Why a peer connection was closed: its bytes were not peer frames.
 struct PeerFrameError: Error, CustomStringConvertible {
@@ -46,18 +47,21 @@ struct PeerFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Hands decoded peer messages to the node; closes a connection whose bytes are not frames.
+/// Hands decoded peer messages to the node; closes a connection whose bytes are not frames or that
+/// failed authentication, counts it, and logs it once per remote address.
 final class PeerInboundHandler: ChannelInboundHandler {
     typealias InboundIn = PeerMessage
 
     private let driver: NodeDriver
     private let metrics: NodeMetrics
     private let logger: Logger
+    private let refusals: PeerRefusalLog
 
-    init(driver: NodeDriver, metrics: NodeMetrics, logger: Logger) {
+    init(driver: NodeDriver, metrics: NodeMetrics, logger: Logger, refusals: PeerRefusalLog) {
         self.driver = driver
         self.metrics = metrics
         self.logger = logger
+        self.refusals = refusals
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -65,24 +69,61 @@ final class PeerInboundHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        metrics.peerConnectionRefused()
-        logger.warning(
-            "closing a peer connection",
-            metadata: ["remote": "\(context.remoteAddress?.description ?? "unknown")", "error": "\(error)"])
+        let authentication = error is PeerAuthenticationError
+        if authentication { metrics.peerAuthenticationFailed() } else { metrics.peerConnectionRefused() }
+        let remote = context.remoteAddress?.ipAddress ?? "unknown"
+        if refusals.firstTime(remote) {
+            logger.warning(
+                authentication ? "refused a peer connection" : "closing a peer connection",
+                metadata: [
+                    "remote": "\(context.remoteAddress?.description ?? "unknown")", "error": "\(error)",
+                    "note": "logged once per address; cache_peer_* metrics count every one",
+                ])
+        }
         context.close(promise: nil)
     }
 }
 
-/// The one place where a peer connection's pipeline is made, for both directions. TLS and an
-/// authentication handshake go here, before the framing, and nowhere else.
+/// Remote addresses whose refused connections were logged: each once, so that a flood of bad
+/// connections writes a few lines, not one per connection. Bounded: past the bound nothing more is
+/// logged (the metrics still count).
+final class PeerRefusalLog: Sendable {
+    static let maximumAddresses = 1024
+    private let logged = Mutex<Set<String>>([])
+
+    /// Whether `address` is seen for the first time (and may be logged).
+    func firstTime(_ address: String) -> Bool {
+        logged.withLock { logged in
+            guard logged.count < Self.maximumAddresses else { return false }
+            return logged.insert(address).inserted
+        }
+    }
+}
+
+/// Whether a peer connection is one this node made or one it accepted.
+enum PeerConnectionRole {
+    case connecting, accepted
+}
+
+/// The one place where a peer connection's pipeline is made, for both directions: with a cluster
+/// secret, the handshake and the sealing or opening of every record come first, so that nothing a
+/// connection sends reaches the frame decoder before it proved it holds the secret.
 enum PeerChannel {
     static func configure(
-        _ channel: any Channel, driver: NodeDriver, metrics: NodeMetrics, logger: Logger
+        _ channel: any Channel, role: PeerConnectionRole, keyring: PeerKeyringBox?, driver: NodeDriver,
+        metrics: NodeMetrics, logger: Logger, refusals: PeerRefusalLog
     ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(metrics: metrics)))
-            try channel.pipeline.syncOperations.addHandler(
-                PeerInboundHandler(driver: driver, metrics: metrics, logger: logger))
+            let pipeline = channel.pipeline.syncOperations
+            if let keyring {
+                switch role {
+                case .connecting: try pipeline.addHandler(PeerSealingHandler(key: keyring.keyring.sealing))
+                case .accepted: try pipeline.addHandler(ByteToMessageHandler(PeerOpeningDecoder(keyring: keyring)))
+                }
+            }
+            try pipeline.addHandler(ByteToMessageHandler(PeerFrameDecoder(metrics: metrics)))
+            try pipeline.addHandler(
+                PeerInboundHandler(driver: driver, metrics: metrics, logger: logger, refusals: refusals))
         }
     }
 }
@@ -99,7 +140,8 @@ final class PeerServer: Sendable {
     }
 
     static func start(
-        host: String, port: Int, group: any EventLoopGroup, driver: NodeDriver, metrics: NodeMetrics, logger: Logger
+        host: String, port: Int, group: any EventLoopGroup, keyring: PeerKeyringBox?, driver: NodeDriver,
+        metrics: NodeMetrics, logger: Logger, refusals: PeerRefusalLog
     ) async throws -> PeerServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -107,7 +149,9 @@ final class PeerServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
-                PeerChannel.configure(channel, driver: driver, metrics: metrics, logger: logger)
+                PeerChannel.configure(
+                    channel, role: .accepted, keyring: keyring, driver: driver, metrics: metrics, logger: logger,
+                    refusals: refusals)
             }
             .bind(host: host, port: port)
             .get()
@@ -141,6 +185,8 @@ final class TCPPeerTransport: PeerTransport {
     private let driver: NodeDriver
     private let metrics: NodeMetrics
     private let logger: Logger
+    private let keyring: PeerKeyringBox?
+    private let refusals: PeerRefusalLog
     private let report: (ClusterNode.Input) -> Void
     private var links: [String: Link] = [:]
     private var random = SystemRandomNumberGenerator()
@@ -149,13 +195,15 @@ final class TCPPeerTransport: PeerTransport {
     private var unflushed: Set<String> = []
 
     init(
-        loop: any EventLoop, driver: NodeDriver, metrics: NodeMetrics, logger: Logger,
-        report: @escaping (ClusterNode.Input) -> Void
+        loop: any EventLoop, driver: NodeDriver, metrics: NodeMetrics, logger: Logger, keyring: PeerKeyringBox?,
+        refusals: PeerRefusalLog, report: @escaping (ClusterNode.Input) -> Void
     ) {
         self.loop = loop
         self.driver = driver
         self.metrics = metrics
         self.logger = logger
+        self.keyring = keyring
+        self.refusals = refusals
         self.report = report
     }
 
@@ -220,6 +268,8 @@ final class TCPPeerTransport: PeerTransport {
         let driver = self.driver
         let metrics = self.metrics
         let logger = self.logger
+        let keyring = self.keyring
+        let refusals = self.refusals
         let bound = NIOLoopBound(self, eventLoop: loop)
         // A new resolution at every attempt: a peer named by DNS (a compose service) may move.
         ClientBootstrap(group: loop)
@@ -227,7 +277,10 @@ final class TCPPeerTransport: PeerTransport {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
-                PeerChannel.configure(channel, driver: driver, metrics: metrics, logger: logger).flatMapThrowing {
+                PeerChannel.configure(
+                    channel, role: .connecting, keyring: keyring, driver: driver, metrics: metrics, logger: logger,
+                    refusals: refusals
+                ).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(
                         PeerLinkWatcher(address: address, transport: bound))
                 }

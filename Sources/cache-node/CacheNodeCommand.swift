@@ -29,6 +29,7 @@ struct CacheNodeCommand: AsyncParsableCommand {
     var config: String?
 
     @OptionGroup(title: "Network") var network: NetworkOptions
+    @OptionGroup(title: "Security") var security: SecurityOptions
     @OptionGroup(title: "Storage and limits") var storage: StorageOptions
     @OptionGroup(title: "Cluster") var cluster: ClusterOptions
     @OptionGroup(title: "Logging") var logging: LoggingOptions
@@ -61,7 +62,7 @@ struct CacheNodeCommand: AsyncParsableCommand {
         #else
             let testingFlags: [String: String] = [:]
         #endif
-        let flags = [network.given, storage.given, cluster.given, logging.given, testingFlags].reduce(
+        let flags = [network.given, security.given, storage.given, cluster.given, logging.given, testingFlags].reduce(
             into: [String: String]()
         ) { $0.merge($1) { first, _ in first } }
         let configuration: NodeConfiguration
@@ -212,6 +213,24 @@ struct ClusterOptions: ParsableArguments {
             ("CONSISTENCY", consistency), ("GOSSIP_INTERVAL", gossipInterval),
             ("HEARTBEAT_INTERVAL", heartbeatInterval), ("FAILURE_TIMEOUT", failureTimeout),
             ("MAX_CLOCK_OFFSET_MS", maxClockOffsetMs),
+        ]
+        return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
+    }
+}
+
+/// Who may talk to the node: peers' secrets, clients' tokens, TLS.
+struct SecurityOptions: ParsableArguments {
+    @Option(name: .customLong("cluster-secret-file"), parsing: .unconditional, help: setting("CLUSTER_SECRET_FILE"))
+    var clusterSecretFile: String?
+    @Option(
+        name: .customLong("allow-unauthenticated-peers"), parsing: .unconditional,
+        help: setting("ALLOW_UNAUTHENTICATED_PEERS"))
+    var allowUnauthenticatedPeers: String?
+
+    /// The flags given, by key name.
+    var given: [String: String] {
+        let all: [(String, String?)] = [
+            ("CLUSTER_SECRET_FILE", clusterSecretFile), ("ALLOW_UNAUTHENTICATED_PEERS", allowUnauthenticatedPeers),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }

@@ -1,0 +1,205 @@
+import CacheCore
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A value of `/metrics` by the start of its line.
+private func metric(_ name: String, of client: HTTPTestClient) throws -> Int? {
+    let text = try client.request("GET", "/metrics").text
+    let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+    return line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+}
+
+/// Writes `secrets` (one per line) to `file`.
+private func writeSecrets(_ secrets: [String], to file: URL) throws {
+    try Data((secrets.joined(separator: "\n") + "\n").utf8).write(to: file)
+}
+
+private let oldSecret = "old-secret-0123456789abcdefghijklmnopqrstuv"
+private let newSecret = "new-secret-0123456789abcdefghijklmnopqrstuv"
+private let strangerSecret = "stranger-secret-0123456789abcdefghijklmnopq"
+
+/// The frames of issue 16 on a real node's peer port, and peers that must prove they hold the
+/// cluster's secret.
+@Suite("Peer security with real processes", .serialized, .timeLimit(.minutes(5)))
+struct PeerSecurityProcessTests {
+    /// Without authentication (a loopback cluster as `make run` starts it), the forged frames of the
+    /// issue take no node down and change nothing that matters: a far-future version is refused
+    /// (and no PUT traps after it, before or after a restart), a ping from a sender that is no
+    /// member claiming deaths at the top incarnation is refused, and a made-up member owns no keys.
+    @Test func forgedFramesTakeNoNodeDown() async throws {
+        try await withTemporaryDirectory { directory in
+            let cluster = LocalCluster(directory: directory)
+            try await cluster.startAll(["n1", "n2", "n3"])
+            let target = cluster.member("n1")
+            let forgedWrite = PeerMessage.replication(
+                ReplicationMessage(
+                    sender: NodeID("mallory"), senderAddress: "127.0.0.1:9",
+                    body: .write(
+                        request: 5, key: Array("victim".utf8),
+                        entry: VersionedEntry(
+                            version: Version(wall: .max, logical: .max, node: NodeID("mallory")),
+                            value: Array("forged".utf8), expiresAt: nil),
+                        repair: false)))
+            let ghostPing = PeerMessage.membership(
+                MembershipMessage(
+                    sender: NodeID("ghost"), senderAddress: "127.0.0.1:9", senderIncarnation: 0,
+                    senderTime: Instant(nanosecondsSinceEpoch: 0), updates: [], body: .ping(sequence: 1)))
+            // "n1 is dead, n2 left, at incarnation 2^64−1", as the encoder would never write it.
+            var topClaims = PeerProtocol.encode(
+                .membership(
+                    MembershipMessage(
+                        sender: NodeID("ghost"), senderAddress: "127.0.0.1:9", senderIncarnation: 0,
+                        senderTime: Instant(nanosecondsSinceEpoch: 0),
+                        updates: [
+                            MemberUpdate(id: NodeID("n1"), address: "127.0.0.1:1", incarnation: 0, status: .dead),
+                            MemberUpdate(id: NodeID("n2"), address: "127.0.0.1:1", incarnation: 0, status: .left),
+                        ], body: .ping(sequence: 1))))
+            let firstIncarnation = 4 + 2 + (2 + 5) + (2 + 11) + 2 + 8 + 8 + 4 + (2 + 2) + (2 + 11) + 2
+            for offset in [firstIncarnation, firstIncarnation + 8 + 1 + (2 + 2) + (2 + 11) + 2] {
+                for index in 0..<8 { topClaims[offset + index] = 0xFF }
+            }
+            for frame in [PeerProtocol.encode(forgedWrite), PeerProtocol.encode(ghostPing), topClaims] {
+                for member in cluster.members {
+                    let peer = try HTTPTestClient(port: member.peerPort)
+                    try peer.send(frame)
+                }
+            }
+            // Every node still serves, takes writes, and a write after the forged one is what is read.
+            try await Task.sleep(for: .milliseconds(500))
+            for member in cluster.members {
+                let client = try cluster.client(member.id)
+                #expect(try client.request("GET", "/health").status == 200, "\(member.id) is down")
+            }
+            let client = try cluster.client("n1")
+            #expect(try client.put("victim", "honest", level: "all").status == 200)
+            #expect(try client.value("victim", level: "all") == "honest")
+            // The ghost owns nothing: once nobody reaches it, it is forgotten, and `all` works for every key.
+            try await eventually("the ghost forgotten everywhere") {
+                try cluster.members.allSatisfy { try cluster.statuses(seenBy: $0.id)["ghost"] == nil }
+            }
+            for index in 0..<20 { #expect(try client.put("key-\(index)", "v", level: "all").status == 200) }
+            // A restart brings back nothing forged: the next PUT works there too.
+            try await cluster.kill("n1")
+            try await cluster.restart("n1")
+            try await cluster.waitForMembership(alive: ["n1", "n2", "n3"])
+            let restarted = try cluster.client("n1")
+            #expect(try restarted.put("victim", "after-restart", level: "all").status == 200)
+            #expect(try restarted.value("victim", level: "all") == "after-restart")
+            #expect(try metric("cache_peer_connections_closed_invalid_total", of: try cluster.client("n2")) ?? 0 >= 1)
+            _ = target
+        }
+    }
+
+    /// With a cluster secret, members form a cluster; a process without the secret (or with another)
+    /// cannot join, and frames sent without the handshake never reach the node.
+    @Test func withoutTheSecretAProcessCannotJoinWriteOrGossip() async throws {
+        try await withTemporaryDirectory { directory in
+            let secrets = directory.appendingPathComponent("secrets")
+            try writeSecrets([oldSecret], to: secrets)
+            let cluster = LocalCluster(directory: directory, common: ["CLUSTER_SECRET_FILE": secrets.path])
+            try await cluster.startAll(["n1", "n2"])
+            let strangerSecrets = directory.appendingPathComponent("stranger")
+            try writeSecrets([strangerSecret], to: strangerSecrets)
+            try await cluster.start("intruder", settings: ["CLUSTER_SECRET_FILE": strangerSecrets.path])
+            try await cluster.start("plain", settings: ["CLUSTER_SECRET_FILE": ""])
+            // A ping and a write by hand, straight onto the peer port, no handshake.
+            let write = PeerMessage.replication(
+                ReplicationMessage(
+                    sender: NodeID("mallory"), senderAddress: "127.0.0.1:9",
+                    body: .write(
+                        request: 5, key: Array("planted".utf8),
+                        entry: VersionedEntry(
+                            version: Version(wall: 1, logical: 0, node: NodeID("mallory")), value: [0x76],
+                            expiresAt: nil),
+                        repair: true)))
+            let peer = try HTTPTestClient(port: cluster.member("n1").peerPort)
+            try peer.send(PeerProtocol.encode(write))
+            #expect(peer.readsEndOfStream(), "n1 kept a connection that skipped the handshake")
+            try await Task.sleep(for: .seconds(3))
+            for observer in ["n1", "n2"] {
+                let statuses = try cluster.statuses(seenBy: observer)
+                #expect(
+                    statuses["intruder"] == nil && statuses["plain"] == nil && statuses["mallory"] == nil, "\(statuses)"
+                )
+            }
+            for outsider in ["intruder", "plain"] {
+                #expect(try cluster.statuses(seenBy: outsider).keys.sorted() == [outsider])
+            }
+            let client = try cluster.client("n1")
+            #expect(try client.value("planted", level: "all") == nil)
+            #expect(try client.put("k", "v", level: "all").status == 200)
+            #expect(try metric("cache_peer_authentication_failures_total", of: client) ?? 0 >= 2)
+            // Logged once per address, not once per connection.
+            let log = cluster.member("n1").process?.log ?? ""
+            #expect(log.components(separatedBy: "refused a peer connection").count - 1 == 1, "\(log.suffix(2000))")
+        }
+    }
+
+    /// A secret is rotated without a restart and without a moment apart: add the new one second,
+    /// make it first, remove the old one, each step a SIGHUP on every node. A node that restarts at
+    /// the end holds only the new secret and joins; one that holds only the old cannot.
+    @Test func aSecretRotatesWithoutDowntime() async throws {
+        try await withTemporaryDirectory { directory in
+            let ids = ["n1", "n2", "n3"]
+            let files = Dictionary(
+                uniqueKeysWithValues: ids.map { ($0, directory.appendingPathComponent("\($0).secrets")) })
+            for id in ids { try writeSecrets([oldSecret], to: files[id]!) }
+            let cluster = LocalCluster(directory: directory)
+            for id in ids { try await cluster.start(id, settings: ["CLUSTER_SECRET_FILE": files[id]!.path]) }
+            try await cluster.waitForMembership(alive: ids)
+            var written = 0
+            for step in [[oldSecret, newSecret], [newSecret, oldSecret], [newSecret]] {
+                for id in ids {
+                    try writeSecrets(step, to: files[id]!)
+                    cluster.member(id).process?.send(SIGHUP)
+                    // A node restarting mid-rotation makes new connections to every other.
+                    if id == "n2" {
+                        try await cluster.kill("n3")
+                        try await cluster.restart("n3")
+                        try await cluster.waitForMembership(alive: ids)
+                    }
+                }
+                try await cluster.waitForMembership(alive: ids)
+                for id in ids {
+                    written += 1
+                    let response = try cluster.client(id).put("rotation-\(written)", "v", level: "all")
+                    #expect(response.status == 200, "step \(step.count) secrets, write through \(id): \(response.text)")
+                }
+            }
+            for id in ids {
+                let log = cluster.member(id).process?.log ?? ""
+                #expect(log.contains("reloaded the cluster secrets"), "\(id) did not reload")
+            }
+            let stale = directory.appendingPathComponent("stale.secrets")
+            try writeSecrets([oldSecret], to: stale)
+            try await cluster.start("stale", settings: ["CLUSTER_SECRET_FILE": stale.path])
+            try await Task.sleep(for: .seconds(2))
+            #expect(try cluster.statuses(seenBy: "n1")["stale"] == nil)
+        }
+    }
+
+    /// Secure by default: a node whose HOST reaches beyond loopback does not start without peer
+    /// authentication unless told that is intended; a secrets file that is too weak is refused.
+    @Test func aNodeReachableFromOtherMachinesNeedsASecretOrAnExplicitOptOut() async throws {
+        try await withTemporaryDirectory { directory in
+            let refused = try NodeProcess(environment: ["HOST": "0.0.0.0", "PORT": "0", "PEER_PORT": "0"])
+            #expect(try await refused.waitForExit() == 2)
+            #expect(refused.log.contains("CLUSTER_SECRET_FILE"), "\(refused.log)")
+            let weak = directory.appendingPathComponent("weak")
+            try writeSecrets(["short"], to: weak)
+            let weakNode = try NodeProcess(
+                environment: ["PORT": "0", "PEER_PORT": "0", "CLUSTER_SECRET_FILE": weak.path])
+            #expect(try await weakNode.waitForExit() == 2)
+            #expect(weakNode.log.contains("at least 32"), "\(weakNode.log)")
+            let (optedOut, client) = try await NodeProcess.serving(
+                environment: ["HOST": "0.0.0.0", "PORT": "0", "PEER_PORT": "0", "ALLOW_UNAUTHENTICATED_PEERS": "true"])
+            #expect(try client.request("GET", "/health").status == 200)
+            optedOut.send(SIGTERM)
+            _ = try await optedOut.waitForExit()
+        }
+    }
+}
