@@ -3,6 +3,7 @@ import CacheCore
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// One node as the server runs it: the node state machine behind its driver, the clock that feeds
@@ -50,6 +51,9 @@ public final class CacheNode: Sendable {
         self.requestLog = RequestLog(
             logger: logger, accessLog: configuration.accessLog, slowThreshold: configuration.slowRequestThreshold)
         self.clock = NodeClock()
+        self.httpConnections = ConnectionLimiter(limit: configuration.maxConnections)
+        self.peerConnections = ConnectionLimiter(limit: configuration.maxConnections)
+        self.clientTokens = configuration.clientTokens.map { ClientTokensBox($0, path: configuration.tokensFile ?? "") }
         self.driver = NodeDriver(
             configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed)
         (leaveCompleted, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
@@ -92,9 +96,46 @@ public final class CacheNode: Sendable {
         }
     }
 
+    /// The bound on open client connections (`MAX_CONNECTIONS`).
+    let httpConnections: ConnectionLimiter
+    /// The bound on open peer connections (`MAX_CONNECTIONS`).
+    let peerConnections: ConnectionLimiter
+
+    /// The clients' tokens (`TOKENS_FILE`), when clients must present one.
+    let clientTokens: ClientTokensBox?
+
+    /// Why a request for `route` with `headers` is refused (401 or 403, and what to say), or `nil`
+    /// when it may go on: tokens are off, the route is open, or the token has the role it needs.
+    func authorize(_ route: APIRoute, headers: HTTPHeaders) -> (status: HTTPResponseStatus, message: String)? {
+        guard let clientTokens, let needed = route.requiredRole(protectingMetrics: configuration.metricsRequireToken)
+        else { return nil }
+        guard let field = headers.first(name: "authorization"),
+            field.utf8.count > 7, field.prefix(7).lowercased() == "bearer "
+        else {
+            return (.unauthorized, "this node needs a token: send Authorization: Bearer TOKEN")
+        }
+        guard let role = clientTokens.tokens.role(of: field.utf8.dropFirst(7)) else {
+            return (.unauthorized, "the token is not one this node accepts")
+        }
+        guard role >= needed else {
+            return (.forbidden, "the token's role '\(role)' may not do this; it needs '\(needed)'")
+        }
+        return nil
+    }
+
     /// Rereads the files of secrets (`CLUSTER_SECRET_FILE`, `TOKENS_FILE`) and the TLS certificate:
     /// what SIGHUP does. A file that cannot be read or is invalid leaves what is in force as it was.
     public func reloadSecrets() {
+        if let clientTokens {
+            do {
+                try clientTokens.reload()
+                logger.notice("reloaded the client tokens", metadata: ["file": "\(clientTokens.path)"])
+            } catch {
+                logger.error(
+                    "cannot reload the client tokens; the ones in force stay",
+                    metadata: ["file": "\(clientTokens.path)", "error": "\(error)"])
+            }
+        }
         if let keyring = driver.peerKeyring {
             do {
                 let count = try keyring.reload()
@@ -404,6 +445,8 @@ public final class CacheNode: Sendable {
     /// The `/metrics` exposition.
     func metricsExposition(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
         let metrics = self.metrics
+        let httpLimiter = httpConnections
+        let peerLimiter = peerConnections
         let memoryLimit = configuration.maxMemoryBytes
         let uptime = clock.elapsed
         let lifecycle = self.lifecycle
@@ -413,8 +456,13 @@ public final class CacheNode: Sendable {
             snapshot.residentBytes = Jemalloc.residentBytes()
             snapshot.memoryLimitBytes = memoryLimit
             snapshot.uptime = uptime
+            snapshot.httpConnectionsOpen = httpLimiter.openConnections
+            snapshot.httpConnectionsRefused = httpLimiter.refused
+            snapshot.peerConnectionsOpen = peerLimiter.openConnections
+            snapshot.peerConnectionsRefused = peerLimiter.refused
             if let node = state.node {
                 snapshot.statistics = node.statistics
+                snapshot.clockAhead = node.isClockAhead
                 for member in node.membership.view { snapshot.membersByStatus["\(member.status)", default: 0] += 1 }
                 snapshot.handoffBacklog = node.handoffBacklog
                 snapshot.requestsInFlight = node.requestsInFlight

@@ -53,8 +53,8 @@ public struct CacheNodeService: Service {
         do {
             peers = try await PeerServer.start(
                 host: configuration.host, port: configuration.peerPort, group: group,
-                keyring: node.driver.peerKeyring, driver: node.driver, metrics: node.metrics, logger: node.logger,
-                refusals: node.driver.peerRefusals)
+                keyring: node.driver.peerKeyring, limiter: node.peerConnections, driver: node.driver,
+                metrics: node.metrics, logger: node.logger, refusals: node.driver.peerRefusals)
         } catch {
             try? await server.shutdown()
             throw listenFailed(host: configuration.host, port: configuration.peerPort, setting: "PEER_PORT", error)

@@ -110,6 +110,14 @@ struct HTTPConnectionStateMachine {
         return request
     }
 
+    /// The request is refused from its head alone (no token, or a token without the role): it is
+    /// answered at once, its body is not read, and the connection closes.
+    mutating func refuseHead() -> Bool {
+        guard case .idle = state else { return false }
+        state = .closing
+        return true
+    }
+
     /// The request could not be parsed: answer 400 and close.
     mutating func parseFailed() -> Bool {
         guard case .idle = state else { return false }

@@ -24,6 +24,10 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     private var context: ChannelHandlerContext?
     /// The data request whose answer the node will hand over (`received`).
     private var awaiting: HTTPConnectionStateMachine.Request?
+    /// A read held back because the client does not read its answers (the socket stopped taking
+    /// writes): passed on once it drains, so a pipelining client that never reads costs at most one
+    /// read batch and the socket's buffers, never a growing pile of answers.
+    private var readHeldForWrites = false
 
     init(node: CacheNode) {
         self.node = node
@@ -48,7 +52,19 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
 
     func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            readHeldForWrites = true
+            return
+        }
         if machine.readRequested(holding: !held.isEmpty) == .read { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeldForWrites {
+            readHeldForWrites = false
+            read(context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -83,6 +99,13 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         switch part {
         case .head(let head):
             let route = APIRoute.resolve(method: head.method, uri: head.uri)
+            if let refusal = node.authorize(route, headers: head.headers), machine.refuseHead() {
+                write(
+                    context: context, head: head, route: route.name, started: .now, status: refusal.status,
+                    body: ResponseBody.error(context.channel.allocator, refusal.message),
+                    challenge: refusal.status == .unauthorized, close: true)
+                return
+            }
             switch machine.headReceived(head, route: route, now: .now) {
             case .receive(let sendContinue):
                 if sendContinue {
@@ -261,21 +284,21 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
                 handle(part, context: context)
             }
             flushIfNeeded(context: context)
-            if read, machine.acceptsParts { context.read() }
+            if read, machine.acceptsParts { self.read(context: context) }
         }
     }
 
     private func write(
         context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName, started: ContinuousClock.Instant,
         status: HTTPResponseStatus, body: ByteBuffer, contentType: StaticString = "application/json",
-        allow: String? = nil, ringVersion: UInt64? = nil, close: Bool
+        allow: String? = nil, ringVersion: UInt64? = nil, challenge: Bool = false, close: Bool
     ) {
         var body = body
         var response = context.channel.allocator.buffer(
             capacity: 128 + min(body.readableBytes, HTTPResponseEncoding.inlineBodyLimit))
         HTTPResponseEncoding.head(
             version: head.version, status: status, contentType: contentType, contentLength: body.readableBytes,
-            keepAlive: !close, allow: allow, ringVersion: ringVersion, into: &response)
+            keepAlive: !close, allow: allow, ringVersion: ringVersion, challenge: challenge, into: &response)
         if body.readableBytes <= HTTPResponseEncoding.inlineBodyLimit {
             response.writeBuffer(&body)
             context.write(wrapOutboundOut(response), promise: nil)
@@ -330,6 +353,20 @@ extension RequestError.Kind {
         switch self {
         case .badRequest: .badRequest
         case .payloadTooLarge: .payloadTooLarge
+        }
+    }
+}
+
+extension APIRoute {
+    /// The role a client's token needs for the route when tokens are on (`nil`: open to all, as
+    /// the probes `/health` and `/ready` are, and `/metrics` unless `METRICS_REQUIRE_TOKEN`).
+    func requiredRole(protectingMetrics: Bool) -> ClientRole? {
+        switch self {
+        case .health, .ready, .refused: nil
+        case .metrics: protectingMetrics ? .read : nil
+        case .get, .stats, .cluster, .clusterStats: .read
+        case .put, .delete: .write
+        case .leave, .forget, .plan: .admin
         }
     }
 }

@@ -24,6 +24,7 @@ enum HTTPResponseEncoding {
         keepAlive: Bool,
         allow: String?,
         ringVersion: UInt64? = nil,
+        challenge: Bool = false,
         into buffer: inout ByteBuffer
     ) {
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
@@ -35,6 +36,10 @@ enum HTTPResponseEncoding {
         if let allow {
             buffer.writeStaticString("\r\nallow: ")
             buffer.writeString(allow)
+        }
+        if challenge {
+            // A 401 says how to authenticate (RFC 9110 §11.6.1).
+            buffer.writeStaticString("\r\nwww-authenticate: Bearer realm=\"swift-cache\"")
         }
         if let ringVersion {
             // Clients compare it with the ring they route by and refresh theirs when it differs.

@@ -33,7 +33,15 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard node.httpConnections.admit(channel) else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionLimiter.Full())
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPReadDeadlineHandler(
+                            readTimeout: .nanoseconds(node.configuration.requestReadTimeout.nanoseconds),
+                            idleTimeout: .nanoseconds(node.configuration.idleTimeout.nanoseconds),
+                            onTimeout: { node.metrics.httpConnectionTimedOut() }))
                     // Only NIO's request decoder: the handler writes whole responses itself.
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))

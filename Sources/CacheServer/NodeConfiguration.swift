@@ -56,11 +56,26 @@ public struct NodeConfiguration: Sendable, Equatable {
                 "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
             Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
             Key(
+                "MAX_CONNECTIONS", .network, default: "10000",
+                "Open connections each port takes; past it new ones are closed at once."),
+            Key(
+                "REQUEST_READ_TIMEOUT_MS", .network, default: "10000",
+                "A request must arrive whole within this long of its first byte (408 and close)."),
+            Key(
+                "IDLE_TIMEOUT_MS", .network, default: "60000",
+                "A client connection with no request for this long is closed."),
+            Key(
                 "CLUSTER_SECRET_FILE", .security, default: "none: peers not authenticated",
                 "File of cluster secrets, one per line (32+ bytes each): the first seals, all open; reread on SIGHUP."),
             Key(
                 "ALLOW_UNAUTHENTICATED_PEERS", .security, default: "false",
                 "true: let a node whose HOST reaches beyond loopback run without CLUSTER_SECRET_FILE."),
+            Key(
+                "TOKENS_FILE", .security, default: "none: clients need no token",
+                "File of client tokens, lines 'read|write|admin TOKEN'; reread on SIGHUP."),
+            Key(
+                "METRICS_REQUIRE_TOKEN", .security, default: "false",
+                "true: /metrics needs a read token too (/health and /ready never do)."),
             Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
             Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
             Key(
@@ -163,6 +178,18 @@ public struct NodeConfiguration: Sendable, Equatable {
     var peerKeyring: PeerKeyring?
     /// Whether a node listening beyond loopback may run without peer authentication.
     public var allowUnauthenticatedPeers: Bool
+    /// The most open connections each listening port takes.
+    public var maxConnections: Int
+    /// How long a request may take to arrive whole, from its first byte.
+    public var requestReadTimeout: Duration
+    /// How long a client connection may stay without a request.
+    public var idleTimeout: Duration
+    /// Where the clients' tokens are (`nil`: clients need none).
+    public var tokensFile: String?
+    /// The tokens read from `tokensFile` at start.
+    var clientTokens: ClientTokens?
+    /// Whether `/metrics` needs a `read` token when tokens are on.
+    public var metricsRequireToken: Bool
     /// A deliberately wrong behaviour (test builds only: always `nil` in a release build).
     public var injectedBug: ClusterNode.Configuration.InjectedBug?
 
@@ -293,6 +320,11 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "CLUSTER_SECRET_FILE":
             clusterSecretFile.map { "\($0) (\(peerKeyring?.keys.count ?? 0) secrets)" } ?? "none"
         case "ALLOW_UNAUTHENTICATED_PEERS": "\(allowUnauthenticatedPeers)"
+        case "TOKENS_FILE": tokensFile ?? "none"
+        case "MAX_CONNECTIONS": "\(maxConnections)"
+        case "REQUEST_READ_TIMEOUT_MS": "\(requestReadTimeout.nanoseconds / 1_000_000)"
+        case "IDLE_TIMEOUT_MS": "\(idleTimeout.nanoseconds / 1_000_000)"
+        case "METRICS_REQUIRE_TOKEN": "\(metricsRequireToken)"
         default: nil
         }
     }
@@ -385,6 +417,19 @@ public struct NodeConfiguration: Sendable, Equatable {
             }
         }
         allowUnauthenticatedPeers = try boolean("ALLOW_UNAUTHENTICATED_PEERS")
+        tokensFile = value("TOKENS_FILE")
+        if let path = tokensFile {
+            do {
+                clientTokens = try ClientTokens(contentsOf: path)
+            } catch {
+                throw Error(key: "TOKENS_FILE", problem: "\(error)")
+            }
+        }
+        metricsRequireToken = try boolean("METRICS_REQUIRE_TOKEN")
+        maxConnections = try integer("MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
+        requestReadTimeout = .milliseconds(
+            try integer("REQUEST_READ_TIMEOUT_MS", default: 10_000, range: 100...3_600_000))
+        idleTimeout = .milliseconds(try integer("IDLE_TIMEOUT_MS", default: 60_000, range: 100...86_400_000))
         // Secure by default, as Redis's protected mode: a peer port others can reach takes frames only
         // from nodes that hold the cluster's secret, unless the operator says otherwise.
         if clusterSecretFile == nil, !allowUnauthenticatedPeers, !Self.isLoopback(host) {

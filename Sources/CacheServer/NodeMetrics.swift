@@ -22,7 +22,7 @@ public enum RouteName: String, CaseIterable, Sendable {
 /// process, and creates every labelled series up front; hence this small writer.)
 public final class NodeMetrics: Sendable {
     /// The statuses the node answers with; anything else is counted as `other`.
-    static let statuses = [200, 202, 400, 404, 405, 409, 413, 500, 503]
+    static let statuses = [200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 500, 503]
     /// Request latency buckets, seconds.
     static let requestBuckets: [Double] = [
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1,
@@ -38,6 +38,7 @@ public final class NodeMetrics: Sendable {
     private let peerBytesSent = Counter()
     private let peerInvalid = Counter()
     private let peerAuthenticationFailures = Counter()
+    private let httpTimeouts = Counter()
     private let peerConnectFailures = Counter()
     private let peerRefused = Counter()
     private let logSyncs = Histogram(buckets: NodeMetrics.syncBuckets)
@@ -64,6 +65,8 @@ public final class NodeMetrics: Sendable {
 
     /// A peer connection closed because its bytes were not frames.
     func peerConnectionRefused() { peerInvalid.add(1) }
+    /// A client connection closed by its read or idle timeout.
+    func httpConnectionTimedOut() { httpTimeouts.add(1) }
     /// A peer connection closed because it did not prove it holds the cluster's secret.
     func peerAuthenticationFailed() { peerAuthenticationFailures.add(1) }
     func peerConnectionFailed() { peerConnectFailures.add(1) }
@@ -96,6 +99,11 @@ public final class NodeMetrics: Sendable {
         var logBytes: Int?
         var diskFailed = false
         var ready = false
+        var clockAhead = false
+        var httpConnectionsOpen = 0
+        var httpConnectionsRefused: UInt64 = 0
+        var peerConnectionsOpen = 0
+        var peerConnectionsRefused: UInt64 = 0
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -205,6 +213,44 @@ public final class NodeMetrics: Sendable {
             ),
         ]
         for (name, help, value) in peerCounters { out.single(name, .counter, help, value) }
+
+        // Trust: what was refused, and why (docs/security.md).
+        let trustCounters: [(String, String, UInt64)] = [
+            (
+                "cache_versions_refused_total",
+                "Versions from peers refused for being ahead of this node's clock by more than MAX_CLOCK_OFFSET_MS.",
+                statistics.versionsRefused
+            ),
+            (
+                "cache_peer_messages_ignored_total", "Peer messages ignored for naming this node as their sender.",
+                statistics.peerMessagesIgnored
+            ),
+            (
+                "cache_writes_refused_clock_total",
+                "Client writes refused while this node's clock ran ahead of most members'.",
+                statistics.writesRefusedForClock
+            ),
+            (
+                "cache_http_connections_refused_total", "Client connections closed at once: MAX_CONNECTIONS reached.",
+                snapshot.httpConnectionsRefused
+            ),
+            (
+                "cache_http_connections_timed_out_total",
+                "Client connections closed by REQUEST_READ_TIMEOUT_MS (408) or IDLE_TIMEOUT_MS.", httpTimeouts.value
+            ),
+            (
+                "cache_peer_connections_refused_total", "Peer connections closed at once: MAX_CONNECTIONS reached.",
+                snapshot.peerConnectionsRefused
+            ),
+        ]
+        for (name, help, value) in trustCounters { out.single(name, .counter, help, value) }
+        out.single(
+            "cache_clock_ahead", .gauge,
+            "1 while this node's clock runs ahead of most members' by more than MAX_CLOCK_OFFSET_MS (writes refused).",
+            snapshot.clockAhead ? 1 : 0)
+        out.single("cache_http_connections_open", .gauge, "Client connections open.", snapshot.httpConnectionsOpen)
+        out.single(
+            "cache_peer_connections_open", .gauge, "Peer connections accepted and open.", snapshot.peerConnectionsOpen)
 
         if let logBytes = snapshot.logBytes {
             out.single("cache_wal_bytes", .gauge, "Bytes in the write-ahead log's segments.", logBytes)

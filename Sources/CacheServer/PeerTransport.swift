@@ -130,6 +130,12 @@ enum PeerChannel {
 
 /// The listening socket peers connect to.
 final class PeerServer: Sendable {
+    /// An accepted peer connection silent this long is closed (the peer reconnects when it has
+    /// something to say).
+    static let idleTimeout = TimeAmount.minutes(5)
+    /// With authentication, the handshake must arrive within this long of the connection.
+    static let handshakeTimeout = TimeAmount.seconds(10)
+
     /// The port actually bound.
     let port: Int
     private let channel: any Channel
@@ -140,8 +146,8 @@ final class PeerServer: Sendable {
     }
 
     static func start(
-        host: String, port: Int, group: any EventLoopGroup, keyring: PeerKeyringBox?, driver: NodeDriver,
-        metrics: NodeMetrics, logger: Logger, refusals: PeerRefusalLog
+        host: String, port: Int, group: any EventLoopGroup, keyring: PeerKeyringBox?, limiter: ConnectionLimiter,
+        driver: NodeDriver, metrics: NodeMetrics, logger: Logger, refusals: PeerRefusalLog
     ) async throws -> PeerServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -149,7 +155,20 @@ final class PeerServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
-                PeerChannel.configure(
+                guard limiter.admit(channel) else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionLimiter.Full())
+                }
+                do {
+                    // Members talk every protocol period; a connection silent for minutes (or one that
+                    // does not finish its handshake in seconds) holds a place for nothing.
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerIdleHandler(
+                            idleTimeout: PeerServer.idleTimeout,
+                            handshake: keyring == nil ? nil : (PeerHandshake.helloBytes, PeerServer.handshakeTimeout)))
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return PeerChannel.configure(
                     channel, role: .accepted, keyring: keyring, driver: driver, metrics: metrics, logger: logger,
                     refusals: refusals)
             }

@@ -146,12 +146,21 @@ struct NetworkOptions: ParsableArguments {
     var advertiseHost: String?
     @Option(name: .customLong("event-loops"), parsing: .unconditional, help: setting("EVENT_LOOPS"))
     var eventLoops: String?
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: setting("MAX_CONNECTIONS"))
+    var maxConnections: String?
+    @Option(
+        name: .customLong("request-read-timeout-ms"), parsing: .unconditional, help: setting("REQUEST_READ_TIMEOUT_MS"))
+    var requestReadTimeoutMs: String?
+    @Option(name: .customLong("idle-timeout-ms"), parsing: .unconditional, help: setting("IDLE_TIMEOUT_MS"))
+    var idleTimeoutMs: String?
 
     /// The flags given, by key name.
     var given: [String: String] {
         let all: [(String, String?)] = [
             ("HOST", host), ("PORT", port), ("PEER_PORT", peerPort), ("ADVERTISE_HOST", advertiseHost),
             ("EVENT_LOOPS", eventLoops),
+            ("MAX_CONNECTIONS", maxConnections), ("REQUEST_READ_TIMEOUT_MS", requestReadTimeoutMs),
+            ("IDLE_TIMEOUT_MS", idleTimeoutMs),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }
@@ -226,11 +235,16 @@ struct SecurityOptions: ParsableArguments {
         name: .customLong("allow-unauthenticated-peers"), parsing: .unconditional,
         help: setting("ALLOW_UNAUTHENTICATED_PEERS"))
     var allowUnauthenticatedPeers: String?
+    @Option(name: .customLong("tokens-file"), parsing: .unconditional, help: setting("TOKENS_FILE"))
+    var tokensFile: String?
+    @Option(name: .customLong("metrics-require-token"), parsing: .unconditional, help: setting("METRICS_REQUIRE_TOKEN"))
+    var metricsRequireToken: String?
 
     /// The flags given, by key name.
     var given: [String: String] {
         let all: [(String, String?)] = [
             ("CLUSTER_SECRET_FILE", clusterSecretFile), ("ALLOW_UNAUTHENTICATED_PEERS", allowUnauthenticatedPeers),
+            ("TOKENS_FILE", tokensFile), ("METRICS_REQUIRE_TOKEN", metricsRequireToken),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }

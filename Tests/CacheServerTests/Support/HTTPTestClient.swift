@@ -62,6 +62,12 @@ final class HTTPTestClient: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
+    /// How long a `send` may block before it fails (the peer stopped reading).
+    func setSendTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Sends one request and reads its response.
     func request(
         _ method: String, _ target: String, body: [UInt8]? = nil, headers: [String: String] = [:]
