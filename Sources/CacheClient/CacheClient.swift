@@ -606,6 +606,7 @@ public final class CacheClient: Sendable {
         guard remaining > .zero else { throw AttemptFailure.timedOut }
         var request = HTTPClientRequest(url: node.url(path))
         request.method = method
+        if let token = config.token { request.headers.add(name: "authorization", value: "Bearer " + token) }
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))

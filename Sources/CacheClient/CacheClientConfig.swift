@@ -28,6 +28,9 @@ public struct CacheClientConfig: Sendable {
     public var topologyRefreshInterval: Duration
     /// How long a node that refused a connection or timed out is skipped before it is probed.
     public var downPeriod: Duration
+    /// The token sent with every request (`Authorization: Bearer`), for nodes with `TOKENS_FILE`:
+    /// `read` for gets and the status calls, `write` for puts and deletes, `admin` for leave and forget.
+    public var token: String?
 
     public init(
         nodes: [String],
@@ -40,7 +43,8 @@ public struct CacheClientConfig: Sendable {
         connectTimeout: Duration = .milliseconds(500),
         consistency: CacheConsistency? = nil,
         topologyRefreshInterval: Duration = .seconds(10),
-        downPeriod: Duration = .seconds(1)
+        downPeriod: Duration = .seconds(1),
+        token: String? = nil
     ) {
         self.nodes = nodes
         self.timeout = timeout
@@ -53,6 +57,7 @@ public struct CacheClientConfig: Sendable {
         self.consistency = consistency
         self.topologyRefreshInterval = topologyRefreshInterval
         self.downPeriod = downPeriod
+        self.token = token
     }
 
     /// What is wrong with this configuration, if anything.
@@ -70,6 +75,9 @@ public struct CacheClientConfig: Sendable {
         if connectTimeout <= .zero { throw invalid("connectTimeout must be positive") }
         if topologyRefreshInterval <= .zero { throw invalid("topologyRefreshInterval must be positive") }
         if downPeriod < .zero { throw invalid("downPeriod must be 0 or more") }
+        if let token, token.isEmpty || token.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw invalid("token must be one word without spaces")
+        }
     }
 }
 

@@ -38,6 +38,16 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Give up after this many seconds, retries included.")
     var timeout: Double = 5
 
+    @Option(
+        name: .long,
+        help: "The token for nodes with TOKENS_FILE (better: CACHE_TOKEN, which other users' ps cannot see).")
+    var token: String?
+
+    /// The token to send: `--token`, else `CACHE_TOKEN`.
+    var effectiveToken: String? {
+        token ?? ProcessInfo.processInfo.environment["CACHE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// The nodes to start from.
     var nodes: [String] {
         let given = node.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
@@ -54,7 +64,8 @@ struct ConnectionOptions: ParsableArguments {
 
     /// Runs `body` with a client; failures become one line on stderr and an exit status.
     func withClient(_ body: (CacheClient) async throws -> Void) async throws {
-        let config = CacheClientConfig(nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: 3)
+        let config = CacheClientConfig(
+            nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: 3, token: effectiveToken)
         do {
             try await withCacheClient(config) { try await body($0) }
         } catch let error as CacheClientError {

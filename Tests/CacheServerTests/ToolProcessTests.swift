@@ -1,3 +1,4 @@
+import CacheClient
 import Foundation
 import Synchronization
 import Testing
@@ -189,6 +190,38 @@ struct ToolProcessTests {
                 lines.dropFirst(4).sorted() == [
                     "n0 alive 127.0.0.1:\(n0.httpPort)", "n1 alive 127.0.0.1:\(n1.httpPort)",
                 ])
+        }
+    }
+
+    /// Against a node with client tokens: the client, cachectl and cache-bench send theirs, and
+    /// without one (or with a read token, for a write) each fails with the node's own words.
+    @Test func theClientAndTheToolsSendTheirToken() async throws {
+        try await withTemporaryDirectory { directory in
+            let token = "tools-write-token-0123456789"
+            let reader = "tools-read-token-0123456789"
+            let tokens = directory.appendingPathComponent("tokens")
+            try Data("write \(token)\nread \(reader)\n".utf8).write(to: tokens)
+            let (node, client) = try await NodeProcess.serving(
+                environment: ["PORT": "0", "PEER_PORT": "0", "TOKENS_FILE": tokens.path])
+            let address = "127.0.0.1:\(client.port)"
+            _ = try await withCacheClient(CacheClientConfig(nodes: [address], token: token)) { cache in
+                try await cache.put("with-token", "yes")
+                #expect(try await cache.get("with-token") == "yes")
+            }
+            _ = try await withCacheClient(CacheClientConfig(nodes: [address], token: reader)) { cache in
+                await #expect(throws: CacheClientError.self) { try await cache.put("read-only", "no") }
+            }
+            var run = try await runTool("cachectl", ["get", "with-token", "--node", address])
+            #expect(run.status == 2 && run.stderr.contains("401"), "\(run)")
+            run = try await runTool(
+                "cachectl", ["get", "with-token", "--node", address], environment: ["CACHE_TOKEN": token])
+            #expect(run.status == 0 && run.stdout == "yes\n", "\(run)")
+            run = try await runTool(
+                "cache-bench",
+                ["--nodes", address, "--duration", "0.5", "--warmup", "0", "--keys", "10", "--token", token, "--json"])
+            #expect(run.status == 0, "\(run)")
+            node.send(SIGTERM)
+            _ = try await node.waitForExit()
         }
     }
 }
