@@ -42,6 +42,10 @@ if [[ ! -x $lint_env/bin/hadolint || ! -x $lint_env/bin/yamllint ]]; then
 fi
 
 # --- lint --------------------------------------------------------------------------------------
+docker/make-secrets.sh
+token=$(awk '$1 == "write" {print $2}' docker/secrets/client-tokens)
+# Every call but the probes carries a token: the cluster runs with TOKENS_FILE.
+api() { curl -H "Authorization: Bearer $token" "$@"; }
 say "linting docker/Dockerfile and docker/compose.yaml"
 "$lint_env/bin/hadolint" docker/Dockerfile
 "$lint_env/bin/yamllint" -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
@@ -120,8 +124,8 @@ say "starting three containers"
 $compose -p "$project" -f docker/compose.yaml up -d --no-build
 
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
-alive_on() { curl -fsS -m 2 "localhost:$1/cluster" 2>/dev/null | json "','.join(sorted(m['id'] for m in d['members'] if m['status'] == 'alive'))"; }
-status_of() { curl -fsS -m 2 "localhost:$1/cluster" 2>/dev/null | json "[m['status'] for m in d['members'] if m['id'] == '$2'][0]"; }
+alive_on() { api -fsS -m 2 "localhost:$1/cluster" 2>/dev/null | json "','.join(sorted(m['id'] for m in d['members'] if m['status'] == 'alive'))"; }
+status_of() { api -fsS -m 2 "localhost:$1/cluster" 2>/dev/null | json "[m['status'] for m in d['members'] if m['id'] == '$2'][0]"; }
 health() { $docker inspect -f '{{.State.Health.Status}}' "$($compose -p "$project" -f docker/compose.yaml ps -q "$1")"; }
 wait_for() {
     local what=$1 seconds=$2
@@ -139,18 +143,20 @@ wait_for "three healthy containers" 120 all_healthy cache-1 cache-2 cache-3
 wait_for "one cluster of three alive members seen by each node" 60 all_alive 8001 8002 8003
 say "one cluster: each node lists cache-1, cache-2, cache-3 alive"
 
-curl -fsS -m 5 -X PUT "localhost:8001/put?consistency=quorum" -d '{"key":"compose","value":"through-1"}' >/dev/null \
+[[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 "localhost:8001/get/compose") == 401 ]] \
+    || fail "a read without a token was not refused with 401"
+api -fsS -m 5 -X PUT "localhost:8001/put?consistency=quorum" -d '{"key":"compose","value":"through-1"}' >/dev/null \
     || fail "PUT through cache-1"
 for port in 8002 8003; do
-    value=$(curl -fsS -m 5 "localhost:$port/get/compose?consistency=quorum" | json "d['value']")
+    value=$(api -fsS -m 5 "localhost:$port/get/compose?consistency=quorum" | json "d['value']")
     [[ $value == through-1 ]] || fail "GET through :$port read '$value'"
 done
-say "a key written through cache-1 is read through cache-2 and cache-3"
+say "a key written through cache-1 is read through cache-2 and cache-3 (peers authenticated, clients with tokens)"
 
 $compose -p "$project" -f docker/compose.yaml stop cache-2 >/dev/null 2>&1
 is_dead() { [[ $(status_of 8001 cache-2) == dead && $(status_of 8003 cache-2) == dead ]]; }
 wait_for "cache-2 seen dead by cache-1 and cache-3" 60 is_dead
-curl -fsS -m 5 -X PUT "localhost:8003/put?consistency=quorum" -d '{"key":"missed","value":"while-down"}' >/dev/null \
+api -fsS -m 5 -X PUT "localhost:8003/put?consistency=quorum" -d '{"key":"missed","value":"while-down"}' >/dev/null \
     || fail "a quorum write with one node down"
 say "cache-2 stopped: seen dead; quorum writes go on"
 
@@ -158,8 +164,8 @@ $compose -p "$project" -f docker/compose.yaml start cache-2 >/dev/null 2>&1
 wait_for "cache-2 back, alive on every node" 90 all_alive 8001 8002 8003
 wait_for "cache-2 healthy again" 60 all_healthy cache-2
 caught_up() {
-    [[ $(curl -fsS -m 2 "localhost:8002/get/missed?consistency=one" | json "d['value']") == while-down ]] \
-        && [[ $(curl -fsS -m 2 "localhost:8002/get/compose?consistency=one" | json "d['value']") == through-1 ]]
+    [[ $(api -fsS -m 2 "localhost:8002/get/missed?consistency=one" | json "d['value']") == while-down ]] \
+        && [[ $(api -fsS -m 2 "localhost:8002/get/compose?consistency=one" | json "d['value']") == through-1 ]]
 }
 wait_for "cache-2 serving what it held and what it missed" 60 caught_up
 say "cache-2 started again: rejoined, kept its volume, caught up"

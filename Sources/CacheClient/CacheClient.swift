@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A client of a cache-node cluster: it routes each key to one of its replicas, keeps pooled
@@ -83,6 +84,11 @@ public final class CacheClient: Sendable {
         // A refused connection should fail now, so that the call moves to another replica, not be
         // retried against the same dead address until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
+        if let tls = config.tls {
+            var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = tls.caFile { tlsConfiguration.trustRoots = .file(caFile) }
+            configuration.tlsConfiguration = tlsConfiguration
+        }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         state = Mutex(State())
     }
@@ -604,7 +610,7 @@ public final class CacheClient: Sendable {
         defer { nodePermits.release() }
         let remaining = timeout - (ContinuousClock.now - waitStarted)
         guard remaining > .zero else { throw AttemptFailure.timedOut }
-        var request = HTTPClientRequest(url: node.url(path))
+        var request = HTTPClientRequest(url: node.url(path, secure: config.tls != nil))
         request.method = method
         if let token = config.token { request.headers.add(name: "authorization", value: "Bearer " + token) }
         if let body {

@@ -31,6 +31,18 @@ public struct CacheClientConfig: Sendable {
     /// The token sent with every request (`Authorization: Bearer`), for nodes with `TOKENS_FILE`:
     /// `read` for gets and the status calls, `write` for puts and deletes, `admin` for leave and forget.
     public var token: String?
+    /// HTTPS to nodes with `TLS_CERT_FILE` (`nil`: plain HTTP).
+    public var tls: TLS?
+
+    /// How the client checks the nodes' certificates.
+    public struct TLS: Sendable, Equatable {
+        /// A PEM file of the certificate authorities to trust (`nil`: the system's).
+        public var caFile: String?
+
+        public init(caFile: String? = nil) {
+            self.caFile = caFile
+        }
+    }
 
     public init(
         nodes: [String],
@@ -44,7 +56,8 @@ public struct CacheClientConfig: Sendable {
         consistency: CacheConsistency? = nil,
         topologyRefreshInterval: Duration = .seconds(10),
         downPeriod: Duration = .seconds(1),
-        token: String? = nil
+        token: String? = nil,
+        tls: TLS? = nil
     ) {
         self.nodes = nodes
         self.timeout = timeout
@@ -58,6 +71,7 @@ public struct CacheClientConfig: Sendable {
         self.topologyRefreshInterval = topologyRefreshInterval
         self.downPeriod = downPeriod
         self.token = token
+        self.tls = tls
     }
 
     /// What is wrong with this configuration, if anything.
@@ -114,6 +128,6 @@ struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
 
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// The URL of `path` on this node.
-    func url(_ path: String) -> String { "http://\(description)\(path)" }
+    /// The URL of `path` on this node, over HTTPS when `secure`.
+    func url(_ path: String, secure: Bool) -> String { (secure ? "https://" : "http://") + description + path }
 }

@@ -136,6 +136,16 @@ public final class CacheNode: Sendable {
                     metadata: ["file": "\(clientTokens.path)", "error": "\(error)"])
             }
         }
+        if let tls = configuration.tls {
+            do {
+                try tls.reload()
+                logger.notice("reloaded the TLS certificate", metadata: ["file": "\(tls.certificatePath)"])
+            } catch {
+                logger.error(
+                    "cannot reload the TLS certificate; the one in force stays",
+                    metadata: ["file": "\(tls.certificatePath)", "error": "\(error)"])
+            }
+        }
         if let keyring = driver.peerKeyring {
             do {
                 let count = try keyring.reload()

@@ -2,6 +2,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The listening socket and its connections, bound to one node.
 public final class HTTPServer: Sendable {
@@ -37,6 +38,9 @@ public final class HTTPServer: Sendable {
                     return channel.eventLoop.makeFailedFuture(ConnectionLimiter.Full())
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls = node.configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPReadDeadlineHandler(
                             readTimeout: .nanoseconds(node.configuration.requestReadTimeout.nanoseconds),

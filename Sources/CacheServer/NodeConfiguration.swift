@@ -76,6 +76,10 @@ public struct NodeConfiguration: Sendable, Equatable {
             Key(
                 "METRICS_REQUIRE_TOKEN", .security, default: "false",
                 "true: /metrics needs a read token too (/health and /ready never do)."),
+            Key(
+                "TLS_CERT_FILE", .security, default: "none: plain HTTP",
+                "PEM certificate chain for HTTPS on PORT (with TLS_KEY_FILE); reread on SIGHUP."),
+            Key("TLS_KEY_FILE", .security, default: "none", "PEM private key of TLS_CERT_FILE."),
             Key("WAL_DIR", .storage, default: "none: memory only", "Directory of the write-ahead log and snapshots."),
             Key("WAL_SYNC", .storage, default: "interval", "When the log is forced to disk: always, interval or none."),
             Key(
@@ -190,6 +194,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     var clientTokens: ClientTokens?
     /// Whether `/metrics` needs a `read` token when tokens are on.
     public var metricsRequireToken: Bool
+    /// HTTPS on the client port (`nil`: plain HTTP).
+    var tls: HTTPTLS?
     /// A deliberately wrong behaviour (test builds only: always `nil` in a release build).
     public var injectedBug: ClusterNode.Configuration.InjectedBug?
 
@@ -325,6 +331,8 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "REQUEST_READ_TIMEOUT_MS": "\(requestReadTimeout.nanoseconds / 1_000_000)"
         case "IDLE_TIMEOUT_MS": "\(idleTimeout.nanoseconds / 1_000_000)"
         case "METRICS_REQUIRE_TOKEN": "\(metricsRequireToken)"
+        case "TLS_CERT_FILE": tls?.certificatePath ?? "none"
+        case "TLS_KEY_FILE": tls?.keyPath ?? "none"
         default: nil
         }
     }
@@ -426,6 +434,20 @@ public struct NodeConfiguration: Sendable, Equatable {
             }
         }
         metricsRequireToken = try boolean("METRICS_REQUIRE_TOKEN")
+        switch (value("TLS_CERT_FILE"), value("TLS_KEY_FILE")) {
+        case (nil, nil):
+            tls = nil
+        case (let certificate?, let key?):
+            do {
+                tls = try HTTPTLS(certificatePath: certificate, keyPath: key)
+            } catch {
+                throw Error(key: "TLS_CERT_FILE", problem: "\(error)")
+            }
+        case (nil, _?):
+            throw Error(key: "TLS_CERT_FILE", problem: "TLS_KEY_FILE is set: name the certificate too")
+        case (_?, nil):
+            throw Error(key: "TLS_KEY_FILE", problem: "TLS_CERT_FILE is set: name its private key too")
+        }
         maxConnections = try integer("MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
         requestReadTimeout = .milliseconds(
             try integer("REQUEST_READ_TIMEOUT_MS", default: 10_000, range: 100...3_600_000))

@@ -29,6 +29,7 @@ struct CacheBench: AsyncParsableCommand {
     var nodes: String = "127.0.0.1:8000"
     @Option(name: .long, help: "Seconds measured.") var duration: Double = 10
     @Option(name: .long, help: "The token for nodes with TOKENS_FILE (default: CACHE_TOKEN).") var token: String?
+    @Option(name: .long, help: "Use HTTPS, trusting this PEM CA file.") var tlsCa: String?
     @Option(name: .long, help: "Seconds of load before measuring.") var warmup: Double = 1
     @Flag(name: .long, help: "Write every key once before the run (not measured).") var preload = false
     @Option(name: .long, help: ArgumentHelp("Read:write[:delete] weights.", valueName: "R:W[:D]"))
@@ -89,7 +90,8 @@ struct CacheBench: AsyncParsableCommand {
             maxRetries: maxRetries, connectionsPerNode: concurrency,
             poolWaitTimeout: .milliseconds(Int64(timeout * 1000)),
             consistency: level,
-            token: token ?? ProcessInfo.processInfo.environment["CACHE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 })
+            token: token ?? ProcessInfo.processInfo.environment["CACHE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            tls: tlsCa.map { CacheClientConfig.TLS(caFile: $0) })
         let values = Workload.makeValues(sizes: valueSizes!, count: 64, seed: seed)
         let mix = Workload.Mix(ratio)!
         let ttl: CacheTTL = self.ttl.map { $0 == 0 ? .never : .seconds($0) } ?? .nodeDefault

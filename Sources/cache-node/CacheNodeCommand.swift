@@ -239,12 +239,17 @@ struct SecurityOptions: ParsableArguments {
     var tokensFile: String?
     @Option(name: .customLong("metrics-require-token"), parsing: .unconditional, help: setting("METRICS_REQUIRE_TOKEN"))
     var metricsRequireToken: String?
+    @Option(name: .customLong("tls-cert-file"), parsing: .unconditional, help: setting("TLS_CERT_FILE"))
+    var tlsCertFile: String?
+    @Option(name: .customLong("tls-key-file"), parsing: .unconditional, help: setting("TLS_KEY_FILE"))
+    var tlsKeyFile: String?
 
     /// The flags given, by key name.
     var given: [String: String] {
         let all: [(String, String?)] = [
             ("CLUSTER_SECRET_FILE", clusterSecretFile), ("ALLOW_UNAUTHENTICATED_PEERS", allowUnauthenticatedPeers),
             ("TOKENS_FILE", tokensFile), ("METRICS_REQUIRE_TOKEN", metricsRequireToken),
+            ("TLS_CERT_FILE", tlsCertFile), ("TLS_KEY_FILE", tlsKeyFile),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }

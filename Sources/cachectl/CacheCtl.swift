@@ -43,6 +43,22 @@ struct ConnectionOptions: ParsableArguments {
         help: "The token for nodes with TOKENS_FILE (better: CACHE_TOKEN, which other users' ps cannot see).")
     var token: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Use HTTPS, trusting this PEM CA file (default: CACHE_TLS_CA).", valueName: "file"))
+    var tlsCa: String?
+
+    @Flag(name: .long, help: "Use HTTPS, trusting the system's certificate authorities.")
+    var tls = false
+
+    /// HTTPS, if asked for: `--tls-ca`, `CACHE_TLS_CA`, or `--tls`.
+    var effectiveTLS: CacheClientConfig.TLS? {
+        if let file = tlsCa ?? ProcessInfo.processInfo.environment["CACHE_TLS_CA"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            return CacheClientConfig.TLS(caFile: file)
+        }
+        return tls ? CacheClientConfig.TLS() : nil
+    }
+
     /// The token to send: `--token`, else `CACHE_TOKEN`.
     var effectiveToken: String? {
         token ?? ProcessInfo.processInfo.environment["CACHE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -65,7 +81,8 @@ struct ConnectionOptions: ParsableArguments {
     /// Runs `body` with a client; failures become one line on stderr and an exit status.
     func withClient(_ body: (CacheClient) async throws -> Void) async throws {
         let config = CacheClientConfig(
-            nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: 3, token: effectiveToken)
+            nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: 3, token: effectiveToken,
+            tls: effectiveTLS)
         do {
             try await withCacheClient(config) { try await body($0) }
         } catch let error as CacheClientError {

@@ -224,4 +224,71 @@ struct ToolProcessTests {
             _ = try await node.waitForExit()
         }
     }
+
+    /// HTTPS on the client port: the client and cachectl trust the node's CA and talk to it; plain
+    /// HTTP and a client trusting another CA do not get through; SIGHUP takes a renewed certificate.
+    @Test func clientsTalkToANodeOverTLSAndARenewedCertificateIsTakenOnSIGHUP() async throws {
+        try await withTemporaryDirectory { directory in
+            func file(_ name: String) -> String { directory.appendingPathComponent(name).path }
+            func openssl(_ arguments: [String]) throws {
+                let run = try runToCompletion("/usr/bin/openssl", arguments)
+                guard run.status == 0 else { throw TestFailure("openssl \(arguments.first ?? ""): \(run.output)") }
+            }
+            try Data("subjectAltName=IP:127.0.0.1\n".utf8).write(to: URL(fileURLWithPath: file("san")))
+            for authority in ["ca1", "ca2"] {
+                try openssl([
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    file("\(authority).key"), "-out", file("\(authority).pem"), "-days", "2", "-subj",
+                    "/CN=\(authority)",
+                ])
+                try openssl([
+                    "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    file("\(authority)-node.key"), "-out", file("\(authority)-node.csr"), "-subj", "/CN=127.0.0.1",
+                ])
+                try openssl([
+                    "x509", "-req", "-in", file("\(authority)-node.csr"), "-CA", file("\(authority).pem"), "-CAkey",
+                    file("\(authority).key"), "-CAcreateserial", "-out", file("\(authority)-node.pem"), "-days", "2",
+                    "-extfile", file("san"),
+                ])
+            }
+            try FileManager.default.copyItem(atPath: file("ca1-node.pem"), toPath: file("node.pem"))
+            try FileManager.default.copyItem(atPath: file("ca1-node.key"), toPath: file("node.key"))
+            let node = try NodeProcess(
+                environment: [
+                    "PORT": "0", "PEER_PORT": "0", "TLS_CERT_FILE": file("node.pem"), "TLS_KEY_FILE": file("node.key"),
+                ])
+            let port = try await node.waitUntilListening()
+            let address = "127.0.0.1:\(port)"
+            func works(trusting authority: String) async -> Bool {
+                do {
+                    let config = CacheClientConfig(
+                        nodes: [address], timeout: .seconds(3), tls: .init(caFile: file("\(authority).pem")))
+                    return try await withCacheClient(config) { cache in
+                        try await cache.put("over-tls", authority)
+                        return try await cache.get("over-tls") == authority
+                    }
+                } catch {
+                    return false
+                }
+            }
+            try await eventually("a put and a get over TLS") { await works(trusting: "ca1") }
+            #expect(await !works(trusting: "ca2"), "a client trusting another CA got through")
+            let plain = try HTTPTestClient(port: port)
+            #expect((try? plain.request("GET", "/health"))?.status != 200, "plain HTTP was answered on the TLS port")
+            let run = try await runTool(
+                "cachectl", ["get", "over-tls", "--node", address, "--tls-ca", file("ca1.pem")])
+            #expect(run.status == 0 && run.stdout == "ca1\n", "\(run)")
+            // The certificate is renewed, now from another CA: SIGHUP, and new connections get it.
+            try FileManager.default.removeItem(atPath: file("node.pem"))
+            try FileManager.default.removeItem(atPath: file("node.key"))
+            try FileManager.default.copyItem(atPath: file("ca2-node.pem"), toPath: file("node.pem"))
+            try FileManager.default.copyItem(atPath: file("ca2-node.key"), toPath: file("node.key"))
+            node.send(SIGHUP)
+            try await eventually("the renewed certificate served") { await works(trusting: "ca2") }
+            #expect(await !works(trusting: "ca1"))
+            #expect(node.log.contains("reloaded the TLS certificate"))
+            node.send(SIGTERM)
+            _ = try await node.waitForExit()
+        }
+    }
 }
