@@ -28,7 +28,9 @@ struct ConfigurationTests {
             "NODE_ID": "n1", "HOST": "0.0.0.0", "PORT": "9001", "WAL_DIR": "/tmp/wal", "MAX_MEMORY_MB": "0",
             "MAX_SIZE": "500", "REPLICATION_FACTOR": "2", "TTL_DEFAULT": "30", "GOSSIP_INTERVAL": "250ms",
             "HEARTBEAT_INTERVAL": "2s", "FAILURE_TIMEOUT": "1m", "SEEDS": "10.0.0.1:9000, node-b:9001",
-            "LOG_LEVEL": "DEBUG", "EVENT_LOOPS": "3",
+            "LOG_LEVEL": "DEBUG", "EVENT_LOOPS": "3", "ALLOW_UNAUTHENTICATED_PEERS": "yes", "MAX_CLOCK_OFFSET_MS": "250",
+            "MAX_CONNECTIONS": "64", "REQUEST_READ_TIMEOUT_MS": "1500", "IDLE_TIMEOUT_MS": "9000",
+            "METRICS_REQUIRE_TOKEN": "true",
         ]
         let configuration = try await NodeConfiguration.load(flags: [:], configFile: nil, environment: environment)
         #expect(configuration.nodeID == "n1")
@@ -45,6 +47,12 @@ struct ConfigurationTests {
         #expect(configuration.seeds.map(\.description) == ["10.0.0.1:9000", "node-b:9001"])
         #expect(configuration.logLevel == .debug)
         #expect(configuration.eventLoops == 3)
+        #expect(configuration.allowUnauthenticatedPeers)
+        #expect(configuration.maximumClockOffset == .milliseconds(250))
+        #expect(configuration.maxConnections == 64)
+        #expect(configuration.requestReadTimeout == .milliseconds(1500))
+        #expect(configuration.idleTimeout == .seconds(9))
+        #expect(configuration.metricsRequireToken)
     }
 
     @Test func unrelatedEnvironmentVariablesAreIgnored() async throws {

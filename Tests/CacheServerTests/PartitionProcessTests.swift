@@ -18,10 +18,15 @@ struct PartitionProcessTests {
             defer { network.remove() }
             var processes: [NodeProcess] = []
             defer { for process in processes { process.send(SIGKILL) } }
+            let secrets = directory.appendingPathComponent("cluster.secret")
+            try Data("partition-test-secret-0123456789abcdef\n".utf8).write(to: secrets)
             for index in 0..<3 {
                 var environment = LocalCluster.fastTimings
                 environment["NODE_ID"] = "p\(index)"
                 environment["HOST"] = network.address(index)
+                // Addresses other machines could reach: the peers authenticate (a node refuses to
+                // listen there otherwise).
+                environment["CLUSTER_SECRET_FILE"] = secrets.path
                 environment["PORT"] = "8000"
                 environment["PEER_PORT"] = "9000"
                 environment["EVENT_LOOPS"] = "1"

@@ -493,8 +493,8 @@ public struct Membership: Sendable {
     /// Handles a message from a peer.
     public mutating func received(_ message: MembershipMessage, now: Instant) -> [MembershipEffect] {
         eventTime = now
-        // A message that names this node as its sender is not from a peer (`PeerMessage.problem`
-        // refuses those before they arrive); it would have this node answer itself.
+        // A message that names this node as its sender is forged or misrouted: answering it would
+        // have this node talk to itself.
         guard message.sender != me, message.senderAddress != myAddress else { return [] }
         // A node leaving still learns who is who (it hands its keys to the members it knows), but
         // never refutes its own departure (`apply`).

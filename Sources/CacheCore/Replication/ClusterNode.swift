@@ -424,9 +424,9 @@ public struct ClusterNode: Sendable {
     /// tombstones then, since no replica could bring back what it deleted.
     public var isAlone: Bool { seeds.isEmpty && membership.view.count == 1 }
 
-    /// Whether the node was given seeds and has met no member yet. It does not coordinate requests
-    /// then: its ring holds only itself, and it would answer from its own store alone (a restarted
-    /// node from a stale one).
+    /// Whether the node was given seeds and has reached no member yet (``Membership/hasReachedMember``).
+    /// It does not coordinate requests then: its ring holds only itself, and it would answer from its
+    /// own store alone (a restarted node from a stale one).
     public var isJoining: Bool { !seeds.isEmpty && !membership.hasReachedMember }
 
     /// Whether a directory written by an earlier release is being rewritten as a snapshot: until it is
