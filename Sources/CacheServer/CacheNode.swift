@@ -53,7 +53,10 @@ public final class CacheNode: Sendable {
         self.clock = NodeClock()
         self.httpConnections = ConnectionLimiter(limit: configuration.maxConnections)
         self.peerConnections = ConnectionLimiter(limit: configuration.maxConnections)
-        self.clientTokens = configuration.clientTokens.map { ClientTokensBox($0, path: configuration.tokensFile ?? "") }
+        self.clientTokens = configuration.clientTokens.map { tokens in
+            let path = configuration.tokensFile ?? ""
+            return ClientTokensBox(tokens, path: path) { try ClientTokens(contentsOf: path) }
+        }
         self.driver = NodeDriver(
             configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed)
         (leaveCompleted, leaveContinuation) = AsyncStream.makeStream(of: Void.self)
@@ -114,7 +117,7 @@ public final class CacheNode: Sendable {
         else {
             return (.unauthorized, "this node needs a token: send Authorization: Bearer TOKEN")
         }
-        guard let role = clientTokens.tokens.role(of: field.utf8.dropFirst(7)) else {
+        guard let role = clientTokens.value.role(of: field.utf8.dropFirst(7)) else {
             return (.unauthorized, "the token is not one this node accepts")
         }
         guard role >= needed else {
@@ -126,36 +129,20 @@ public final class CacheNode: Sendable {
     /// Rereads the files of secrets (`CLUSTER_SECRET_FILE`, `TOKENS_FILE`) and the TLS certificate:
     /// what SIGHUP does. A file that cannot be read or is invalid leaves what is in force as it was.
     public func reloadSecrets() {
-        if let clientTokens {
-            do {
-                try clientTokens.reload()
-                logger.notice("reloaded the client tokens", metadata: ["file": "\(clientTokens.path)"])
-            } catch {
-                logger.error(
-                    "cannot reload the client tokens; the ones in force stay",
-                    metadata: ["file": "\(clientTokens.path)", "error": "\(error)"])
-            }
-        }
-        if let tls = configuration.tls {
-            do {
-                try tls.reload()
-                logger.notice("reloaded the TLS certificate", metadata: ["file": "\(tls.certificatePath)"])
-            } catch {
-                logger.error(
-                    "cannot reload the TLS certificate; the one in force stays",
-                    metadata: ["file": "\(tls.certificatePath)", "error": "\(error)"])
-            }
-        }
-        if let keyring = driver.peerKeyring {
-            do {
-                let count = try keyring.reload()
-                logger.notice(
-                    "reloaded the cluster secrets", metadata: ["file": "\(keyring.path)", "secrets": .number(count)])
-            } catch {
-                logger.error(
-                    "cannot reload the cluster secrets; the ones in force stay",
-                    metadata: ["file": "\(keyring.path)", "error": "\(error)"])
-            }
+        reload(clientTokens, "the client tokens")
+        reload(configuration.tls?.context, "the TLS certificate")
+        reload(driver.peerKeyring, "the cluster secrets")
+    }
+
+    private func reload<Value>(_ file: ReloadableFile<Value>?, _ what: String) {
+        guard let file else { return }
+        do {
+            try file.reload()
+            logger.notice("reloaded \(what)", metadata: ["file": "\(file.path)"])
+        } catch {
+            logger.error(
+                "cannot reload \(what); what was in force stays",
+                metadata: ["file": "\(file.path)", "error": "\(error)"])
         }
     }
 

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import Synchronization
 
 /// What a client's token lets it do. Each role includes the ones before it.
 public enum ClientRole: Int, Comparable, Sendable, CaseIterable, CustomStringConvertible {
@@ -97,19 +96,4 @@ struct ClientTokens: Sendable, Equatable {
 }
 
 /// The tokens in force, replaced on SIGHUP.
-final class ClientTokensBox: Sendable {
-    private let value: Mutex<ClientTokens>
-    let path: String
-
-    init(_ tokens: ClientTokens, path: String) {
-        self.path = path
-        value = Mutex(tokens)
-    }
-
-    var tokens: ClientTokens { value.withLock { $0 } }
-
-    func reload() throws {
-        let fresh = try ClientTokens(contentsOf: path)
-        value.withLock { $0 = fresh }
-    }
-}
+typealias ClientTokensBox = ReloadableFile<ClientTokens>

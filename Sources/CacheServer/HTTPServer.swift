@@ -39,7 +39,7 @@ public final class HTTPServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls = node.configuration.tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context.value))
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPReadDeadlineHandler(

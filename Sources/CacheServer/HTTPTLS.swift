@@ -1,5 +1,4 @@
 import NIOSSL
-import Synchronization
 
 /// The client port's TLS (`TLS_CERT_FILE`, `TLS_KEY_FILE`): the context every new connection is
 /// served with, made again from the files on SIGHUP (a renewed certificate is taken without a
@@ -7,7 +6,8 @@ import Synchronization
 final class HTTPTLS: Sendable, Equatable {
     let certificatePath: String
     let keyPath: String
-    private let current: Mutex<NIOSSLContext>
+    /// The context new connections get.
+    let context: ReloadableFile<NIOSSLContext>
 
     /// Why the certificate or key cannot be used.
     struct Problem: Error, CustomStringConvertible {
@@ -17,22 +17,13 @@ final class HTTPTLS: Sendable, Equatable {
     init(certificatePath: String, keyPath: String) throws {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
-        current = Mutex(try Self.context(certificatePath: certificatePath, keyPath: keyPath))
+        let read = { @Sendable in try Self.context(certificatePath: certificatePath, keyPath: keyPath) }
+        context = ReloadableFile(try read(), path: certificatePath, read: read)
     }
 
     static func == (lhs: HTTPTLS, rhs: HTTPTLS) -> Bool {
         lhs.certificatePath == rhs.certificatePath && lhs.keyPath == rhs.keyPath
     }
-
-    /// The context new connections get.
-    var context: NIOSSLContext { current.withLock { $0 } }
-
-    /// Reads the files again; on a problem the context in force stays.
-    func reload() throws {
-        let fresh = try Self.context(certificatePath: certificatePath, keyPath: keyPath)
-        current.withLock { $0 = fresh }
-    }
-
     private static func context(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey

@@ -58,8 +58,9 @@ final class NodeDriver: Sendable {
         self.logger = logger
         let ring = RingVersionCell()
         self.ring = ring
-        self.peerKeyring = configuration.peerKeyring.map {
-            PeerKeyringBox($0, path: configuration.clusterSecretFile ?? "")
+        self.peerKeyring = configuration.peerKeyring.map { keyring in
+            let path = configuration.clusterSecretFile ?? ""
+            return PeerKeyringBox(keyring, path: path) { try PeerKeyring(contentsOf: path) }
         }
         // Made here, used only on `loop` from now on.
         self.state = NIOLoopBoundBox.makeBoxSendingValue(

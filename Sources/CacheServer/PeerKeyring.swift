@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import Synchronization
 
 /// The cluster's shared secrets (`CLUSTER_SECRET_FILE`), one per line: the first seals the
 /// connections this node makes, every one opens the connections it accepts. A secret is rotated
@@ -75,21 +74,4 @@ struct PeerKeyring: Sendable, Equatable {
 }
 
 /// The keyring in force, replaced on SIGHUP; every new connection reads it.
-final class PeerKeyringBox: Sendable {
-    private let value: Mutex<PeerKeyring>
-    let path: String
-
-    init(_ keyring: PeerKeyring, path: String) {
-        self.path = path
-        value = Mutex(keyring)
-    }
-
-    var keyring: PeerKeyring { value.withLock { $0 } }
-
-    /// Reads the file again; on a problem the keyring in force stays.
-    func reload() throws -> Int {
-        let fresh = try PeerKeyring(contentsOf: path)
-        value.withLock { $0 = fresh }
-        return fresh.keys.count
-    }
-}
+typealias PeerKeyringBox = ReloadableFile<PeerKeyring>

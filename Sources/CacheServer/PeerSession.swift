@@ -202,7 +202,7 @@ struct PeerOpeningDecoder: ByteToMessageDecoder {
             guard hello[4] == PeerHandshake.version else {
                 throw PeerAuthenticationError(reason: "handshake version \(hello[4]) not supported")
             }
-            guard let key = keyring.keyring.key(withID: hello[5..<13]) else {
+            guard let key = keyring.value.key(withID: hello[5..<13]) else {
                 throw PeerAuthenticationError(reason: "the connection names a secret this node does not hold")
             }
             let serverNonce = PeerHandshake.randomNonce()

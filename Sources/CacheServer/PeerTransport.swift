@@ -117,7 +117,7 @@ enum PeerChannel {
             let pipeline = channel.pipeline.syncOperations
             if let keyring {
                 switch role {
-                case .connecting: try pipeline.addHandler(PeerSealingHandler(key: keyring.keyring.sealing))
+                case .connecting: try pipeline.addHandler(PeerSealingHandler(key: keyring.value.sealing))
                 case .accepted: try pipeline.addHandler(ByteToMessageHandler(PeerOpeningDecoder(keyring: keyring)))
                 }
             }

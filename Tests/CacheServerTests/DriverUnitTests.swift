@@ -28,7 +28,8 @@ struct ConfigurationTests {
             "NODE_ID": "n1", "HOST": "0.0.0.0", "PORT": "9001", "WAL_DIR": "/tmp/wal", "MAX_MEMORY_MB": "0",
             "MAX_SIZE": "500", "REPLICATION_FACTOR": "2", "TTL_DEFAULT": "30", "GOSSIP_INTERVAL": "250ms",
             "HEARTBEAT_INTERVAL": "2s", "FAILURE_TIMEOUT": "1m", "SEEDS": "10.0.0.1:9000, node-b:9001",
-            "LOG_LEVEL": "DEBUG", "EVENT_LOOPS": "3", "ALLOW_UNAUTHENTICATED_PEERS": "yes", "MAX_CLOCK_OFFSET_MS": "250",
+            "LOG_LEVEL": "DEBUG", "EVENT_LOOPS": "3", "ALLOW_UNAUTHENTICATED_PEERS": "yes",
+            "MAX_CLOCK_OFFSET_MS": "250",
             "MAX_CONNECTIONS": "64", "REQUEST_READ_TIMEOUT_MS": "1500", "IDLE_TIMEOUT_MS": "9000",
             "METRICS_REQUIRE_TOKEN": "true",
         ]
