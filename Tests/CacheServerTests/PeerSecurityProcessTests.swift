@@ -18,6 +18,19 @@ private func writeSecrets(_ secrets: [String], to file: URL) throws {
     try Data((secrets.joined(separator: "\n") + "\n").utf8).write(to: file)
 }
 
+/// A replication write of `key` by a sender that is no member, as an outsider would send it.
+private func mallorysWrite(of key: String, wall: Int64, logical: UInt32) -> PeerMessage {
+    .replication(
+        ReplicationMessage(
+            sender: NodeID("mallory"), senderAddress: "127.0.0.1:9",
+            body: .write(
+                request: 5, key: Array(key.utf8),
+                entry: VersionedEntry(
+                    version: Version(wall: wall, logical: logical, node: NodeID("mallory")),
+                    value: Array("forged".utf8), expiresAt: nil),
+                repair: false)))
+}
+
 private let oldSecret = "old-secret-0123456789abcdefghijklmnopqrstuv"
 private let newSecret = "new-secret-0123456789abcdefghijklmnopqrstuv"
 private let strangerSecret = "stranger-secret-0123456789abcdefghijklmnopq"
@@ -34,16 +47,7 @@ struct PeerSecurityProcessTests {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
             try await cluster.startAll(["n1", "n2", "n3"])
-            let target = cluster.member("n1")
-            let forgedWrite = PeerMessage.replication(
-                ReplicationMessage(
-                    sender: NodeID("mallory"), senderAddress: "127.0.0.1:9",
-                    body: .write(
-                        request: 5, key: Array("victim".utf8),
-                        entry: VersionedEntry(
-                            version: Version(wall: .max, logical: .max, node: NodeID("mallory")),
-                            value: Array("forged".utf8), expiresAt: nil),
-                        repair: false)))
+            let forgedWrite = mallorysWrite(of: "victim", wall: .max, logical: .max)
             let ghostPing = PeerMessage.membership(
                 MembershipMessage(
                     sender: NodeID("ghost"), senderAddress: "127.0.0.1:9", senderIncarnation: 0,
@@ -92,7 +96,6 @@ struct PeerSecurityProcessTests {
             #expect(try restarted.put("victim", "after-restart", level: "all").status == 200)
             #expect(try restarted.value("victim", level: "all") == "after-restart")
             #expect(try metric("cache_peer_connections_closed_invalid_total", of: try cluster.client("n2")) ?? 0 >= 1)
-            _ = target
         }
     }
 
@@ -109,15 +112,7 @@ struct PeerSecurityProcessTests {
             try await cluster.start("intruder", settings: ["CLUSTER_SECRET_FILE": strangerSecrets.path])
             try await cluster.start("plain", settings: ["CLUSTER_SECRET_FILE": ""])
             // A ping and a write by hand, straight onto the peer port, no handshake.
-            let write = PeerMessage.replication(
-                ReplicationMessage(
-                    sender: NodeID("mallory"), senderAddress: "127.0.0.1:9",
-                    body: .write(
-                        request: 5, key: Array("planted".utf8),
-                        entry: VersionedEntry(
-                            version: Version(wall: 1, logical: 0, node: NodeID("mallory")), value: [0x76],
-                            expiresAt: nil),
-                        repair: true)))
+            let write = mallorysWrite(of: "planted", wall: 1, logical: 0)
             let peer = try HTTPTestClient(port: cluster.member("n1").peerPort)
             try peer.send(PeerProtocol.encode(write))
             #expect(peer.readsEndOfStream(), "n1 kept a connection that skipped the handshake")
