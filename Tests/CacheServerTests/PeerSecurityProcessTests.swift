@@ -199,4 +199,26 @@ struct PeerSecurityProcessTests {
             _ = try await optedOut.waitForExit()
         }
     }
+
+    /// The peer port holds at most MAX_CONNECTIONS, and a connection that never finishes its
+    /// handshake is closed: an outsider cannot hold the port's places.
+    @Test func thePeerPortIsBoundedAndSilentConnectionsAreClosed() async throws {
+        try await withTemporaryDirectory { directory in
+            let secrets = directory.appendingPathComponent("secrets")
+            try writeSecrets([oldSecret], to: secrets)
+            let cluster = LocalCluster(
+                directory: directory, common: ["CLUSTER_SECRET_FILE": secrets.path, "MAX_CONNECTIONS": "3"])
+            let node = try await cluster.start("solo")
+            let started = ContinuousClock.now
+            let held = try (0..<3).map { _ in try HTTPTestClient(port: node.peerPort) }
+            try await Task.sleep(for: .milliseconds(300))
+            let refused = try HTTPTestClient(port: node.peerPort)
+            #expect(refused.readsEndOfStream(), "a peer connection past the limit was kept")
+            // Silent: no handshake within its 10 seconds, and each is closed.
+            for connection in held { #expect(connection.readsEndOfStream()) }
+            #expect(ContinuousClock.now - started < .seconds(14))
+            let metrics = try cluster.client("solo").request("GET", "/metrics").text
+            #expect(metrics.contains("cache_peer_connections_refused_total 1"), "\(metrics.prefix(300))")
+        }
+    }
 }
