@@ -47,6 +47,12 @@ struct PeerSecurityProcessTests {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
             try await cluster.startAll(["n1", "n2", "n3"])
+            defer {
+                // What the nodes said, should anything below fail.
+                for member in cluster.members where member.process?.log.contains("Fatal error") == true {
+                    Issue.record("\(member.id) trapped: \(member.process?.log.suffix(3000) ?? "")")
+                }
+            }
             let forgedWrite = mallorysWrite(of: "victim", wall: .max, logical: .max)
             let ghostPing = PeerMessage.membership(
                 MembershipMessage(

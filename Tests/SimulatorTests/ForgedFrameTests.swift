@@ -158,6 +158,15 @@ struct ForgedFrameTests {
             #expect(cluster.node(node).membership.status(of: NodeID("ghost")) == nil)
             #expect(cluster.node(node).ring.members.count == 3)
         }
+        // The claim that made it up, still gossiped by a member, does not bring it back; only a
+        // higher incarnation (a real member refuting its death) would.
+        let gossip = MembershipMessage(
+            sender: NodeID("n1"), senderAddress: "n1:7000", senderIncarnation: cluster.node(1).membership.incarnation,
+            senderTime: cluster.now,
+            updates: [MemberUpdate(id: NodeID("ghost"), address: nowhere, incarnation: 0, status: .alive)],
+            body: .ping(sequence: 99))
+        cluster.deliver(.membership(gossip), to: 0)
+        #expect(cluster.node(0).membership.status(of: NodeID("ghost")) == nil)
         for index in 0..<20 {
             let put = cluster.request(
                 UInt64(index + 1), at: index % 3,

@@ -260,6 +260,12 @@ public struct Membership: Sendable {
     private var eventTime: Instant
     /// Claims ignored because they raised a member's incarnation by more than `maximumIncarnationStep`.
     public private(set) var claimsIgnored: UInt64 = 0
+    /// Members nobody reached that this node forgot, with the incarnation they were forgotten at and
+    /// until when a claim of them alive at no higher incarnation is not believed again: the claim
+    /// that made them up is still being gossiped, and would bring them back over and over.
+    private var forgotten: [NodeID: (incarnation: UInt64, until: Instant)] = [:]
+    /// The most forgotten members remembered (the oldest goes first).
+    public static let maximumForgotten = 1024
     /// Claims still to be piggybacked, with how many times each went out (ordered for determinism).
     private var gossip: [(update: MemberUpdate, transmissions: Int)] = []
     private var leaving = false
@@ -419,6 +425,7 @@ public struct Membership: Sendable {
         relays = relays.filter { $0.value.expires > now }
         confirmations = confirmations.filter { $0.value.expires > now }
         exchanges.removeAll { $0.expires <= now }
+        forgotten = forgotten.filter { $0.value.until > now }
         if case .waiting(let target, let probeSequence, let indirectAt, let periodEnd, let askedOthers) = probe {
             if now >= periodEnd {
                 // No ack, directly or through others: suspect the target.
@@ -613,6 +620,14 @@ public struct Membership: Sendable {
     /// Forgets a member that nobody vouched for once it is no longer live: it never owned keys, and
     /// claims about members that do not exist must not fill the table.
     private mutating func remove(_ id: NodeID) {
+        if let incarnation = members[id]?.update.incarnation {
+            if forgotten.count >= Self.maximumForgotten,
+                let oldest = forgotten.min(by: { $0.value.until < $1.value.until })
+            {
+                forgotten[oldest.key] = nil
+            }
+            forgotten[id] = (incarnation, eventTime.advanced(by: configuration.suspicionTimeout * 4))
+        }
         members[id] = nil
         memberOrder.removeAll { $0 == id }
         suspects[id] = nil
@@ -736,6 +751,11 @@ public struct Membership: Sendable {
                 remove(update.id)
                 effects.append(.statusChanged(update.id, update.status))
             }
+            return
+        }
+        // A member forgotten for nobody reaching it comes back only at a higher incarnation (it is
+        // real and refuted its death), or on a reached member's word.
+        if previous == nil, !vouchedFor, let gone = forgotten[update.id], update.incarnation <= gone.incarnation {
             return
         }
         // A bound on the table: claims about one more member than a cluster may have are dropped
