@@ -81,7 +81,8 @@ struct PeerSessionCipher {
 }
 
 /// The connecting side: says hello, waits for the answer, then seals every frame written. Frames
-/// written before the answer wait here (the link's own bounds limit how many).
+/// written before the answer wait here, at most `maximumWaitingBytes`, and at most
+/// `answerTimeout`: a peer that does not answer is given up (the link backs off and tries again).
 final class PeerSealingHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -93,9 +94,16 @@ final class PeerSealingHandler: ChannelDuplexHandler {
         case established(PeerSessionCipher)
     }
 
+    /// The most bytes of frames that wait for the handshake's answer.
+    static let maximumWaitingBytes = 16 << 20
+    /// How long the answer may take.
+    static let answerTimeout = TimeAmount.seconds(10)
+
     private let key: PeerKeyring.Key
     private var state: State
     private var waiting = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>()
+    private var waitingBytes = 0
+    private var answerDeadline: Scheduled<Void>?
 
     init(key: PeerKeyring.Key) {
         self.key = key
@@ -110,6 +118,11 @@ final class PeerSealingHandler: ChannelDuplexHandler {
         hello.writeBytes(key.id)
         hello.writeBytes(clientNonce)
         context.writeAndFlush(wrapOutboundOut(hello), promise: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        answerDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: Self.answerTimeout) { [self] in
+            guard case .awaitingAnswer = state else { return }
+            bound.value.fireErrorCaught(PeerAuthenticationError(reason: "the peer did not answer the handshake"))
+        }
         context.fireChannelActive()
     }
 
@@ -141,6 +154,8 @@ final class PeerSealingHandler: ChannelDuplexHandler {
             return
         }
         state = .established(cipher)
+        answerDeadline?.cancel()
+        waitingBytes = 0
         context.flush()
     }
 
@@ -148,6 +163,12 @@ final class PeerSealingHandler: ChannelDuplexHandler {
         let frame = unwrapOutboundIn(data)
         switch state {
         case .awaitingAnswer:
+            guard waitingBytes + frame.readableBytes <= Self.maximumWaitingBytes else {
+                promise?.fail(ChannelError.outputClosed)
+                context.fireErrorCaught(PeerAuthenticationError(reason: "too much waits for the handshake's answer"))
+                return
+            }
+            waitingBytes += frame.readableBytes
             waiting.append((frame, promise))
         case .established(var cipher):
             do {
@@ -167,6 +188,7 @@ final class PeerSealingHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        answerDeadline?.cancel()
         while let (_, promise) = waiting.popFirst() { promise?.fail(ChannelError.ioOnClosedChannel) }
         context.fireChannelInactive()
     }

@@ -227,4 +227,45 @@ struct PeerSecurityProcessTests {
             #expect(metrics.contains("cache_peer_connections_refused_total 1"), "\(metrics.prefix(300))")
         }
     }
+
+    /// A "seed" that takes the connection and never answers the handshake does not make the node
+    /// pile up frames for it: the node gives the connection up within the answer timeout.
+    @Test func aPeerThatNeverAnswersTheHandshakeIsGivenUp() async throws {
+        try await withTemporaryDirectory { directory in
+            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(listener) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
+                        && getsockname(listener, pointer, &length) == 0
+                }
+            }
+            #expect(bound)
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            let secrets = directory.appendingPathComponent("secrets")
+            try writeSecrets([oldSecret], to: secrets)
+            let cluster = LocalCluster(directory: directory, common: ["CLUSTER_SECRET_FILE": secrets.path])
+            try await cluster.start("n1", settings: ["SEEDS": "127.0.0.1:\(port)"])
+            let started = ContinuousClock.now
+            let connection = accept(listener, nil, nil)
+            #expect(connection >= 0)
+            defer { close(connection) }
+            var timeout = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var received = 0
+            while true {
+                let count = recv(connection, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                received += count
+            }
+            let waited = ContinuousClock.now - started
+            #expect(received == 45, "the node sent \(received) bytes before an answer")
+            #expect(waited >= .seconds(9) && waited < .seconds(15), "given up after \(waited)")
+        }
+    }
 }
