@@ -47,6 +47,12 @@ public func nodeFramesFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: I
     func carryOut(_ effects: [ClusterNode.Effect]) {
         for effect in effects {
             switch effect {
+            case .send(_, let message):
+                // The node never sends what its peers would refuse (asserted by the encoder too, but
+                // this build has no asserts).
+                if let problem = PeerProtocol.problem(with: message) {
+                    preconditionFailure("the node sent an invalid message: \(problem)")
+                }
             case .append(let sequence, _): pendingDisk.append(.logWritten(upTo: sequence))
             case .sync(let upTo): pendingDisk.append(.logSynced(upTo: upTo))
             case .writeSnapshot(let snapshot): pendingDisk.append(.snapshotWritten(upTo: snapshot.upTo))

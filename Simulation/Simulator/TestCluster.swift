@@ -21,6 +21,8 @@ public struct TestCluster {
     public var slowDisks: Set<Int> = []
     /// Every reply to a client, by request number.
     public private(set) var replies: [UInt64: ClusterNode.ClientReply] = [:]
+    /// Messages a node sent that its peers would refuse (`PeerProtocol.problem(with:)`): none, ever.
+    public private(set) var invalidSends: [String] = []
     private var seed: SplitMix64
 
     /// `size` nodes named `n0`… that join through each other, settled until every node sees every
@@ -143,6 +145,8 @@ public struct TestCluster {
 
     private mutating func route(_ output: SimulatedNode.Output, from index: Int) {
         for (address, message) in output.sends {
+            // What a node sends must be what its peers accept (the rules the decoder applies).
+            if let problem = PeerProtocol.problem(with: message) { invalidSends.append("n\(index): \(problem)") }
             guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
             inFlight.append((index, to, message))
         }

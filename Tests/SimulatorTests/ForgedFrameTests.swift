@@ -178,6 +178,25 @@ struct ForgedFrameTests {
         }
     }
 
+    /// A made-up member forgotten while this node was probing it: the probe ends with it, and no
+    /// request to probe it (without an address) goes to the others. Whenever the news of its death
+    /// arrives during the probe, nothing the node sends is a frame its peers would refuse.
+    @Test(arguments: 0..<60)
+    func aMemberForgottenDuringItsProbeLeavesNoInvalidMessage(step: Int) {
+        var cluster = TestCluster(size: 3, now: start)
+        cluster.deliver(ping(from: "ghost"), to: 0)
+        for _ in 0..<step { cluster.advance(by: .milliseconds(50)) }
+        let death = MembershipMessage(
+            sender: NodeID("n1"), senderAddress: "n1:7000", senderIncarnation: cluster.node(1).membership.incarnation,
+            senderTime: cluster.now,
+            updates: [MemberUpdate(id: NodeID("ghost"), address: nowhere, incarnation: 0, status: .dead)],
+            body: .ping(sequence: 7))
+        cluster.deliver(.membership(death), to: 0)
+        for _ in 0..<20 { cluster.advance(by: .milliseconds(100)) }
+        #expect(cluster.invalidSends == [])
+        #expect(cluster.node(0).membership.status(of: NodeID("ghost")) == nil)
+    }
+
     /// Only an answer to this node's own probe vouches for a member: an ack nobody asked for, or a
     /// full state that answers no join or sync of this node, does not.
     @Test func unsolicitedAcksAndStatesVouchForNobody() {

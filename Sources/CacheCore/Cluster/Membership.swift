@@ -261,8 +261,9 @@ public struct Membership: Sendable {
     /// Claims ignored because they raised a member's incarnation by more than `maximumIncarnationStep`.
     public private(set) var claimsIgnored: UInt64 = 0
     /// Members nobody reached that this node forgot, with the incarnation they were forgotten at and
-    /// until when a claim of them alive at no higher incarnation is not believed again: the claim
-    /// that made them up is still being gossiped, and would bring them back over and over.
+    /// until when a claim of them alive at no higher incarnation is not believed again
+    /// (`forgettingWindow`): the claim that made them up is still being gossiped, and would bring them
+    /// back over and over.
     private var forgotten: [NodeID: (incarnation: UInt64, until: Instant)] = [:]
     /// The most forgotten members remembered (the oldest goes first).
     public static let maximumForgotten = 1024
@@ -439,7 +440,7 @@ public struct Membership: Sendable {
                 probe = .waiting(
                     target: target, sequence: probeSequence, indirectAt: indirectAt, periodEnd: periodEnd,
                     askedOthers: true)
-                let address = members[target]?.update.address ?? ""
+                let address = member(target).address
                 let helpers = liveMembers(reachedOnly: true).filter { $0 != target }.shuffled(using: &random).prefix(
                     configuration.indirectProbes)
                 for helper in helpers {
@@ -619,6 +620,14 @@ public struct Membership: Sendable {
 
     /// Forgets a member that nobody vouched for once it is no longer live: it never owned keys, and
     /// claims about members that do not exist must not fill the table.
+    /// How long a forgotten member's old claims are not believed: longer than a claim can go on
+    /// being gossiped (its retransmissions, a period each at the most stretched) plus the suspicion
+    /// others may still be timing.
+    private var forgettingWindow: Duration {
+        configuration.suspicionTimeout * 4
+            + configuration.protocolPeriod * ((Self.maximumLocalHealth + 1) * max(10, retransmitLimit))
+    }
+
     private mutating func remove(_ id: NodeID) {
         if let incarnation = members[id]?.update.incarnation {
             if forgotten.count >= Self.maximumForgotten,
@@ -626,10 +635,13 @@ public struct Membership: Sendable {
             {
                 forgotten[oldest.key] = nil
             }
-            forgotten[id] = (incarnation, eventTime.advanced(by: configuration.suspicionTimeout * 4))
+            forgotten[id] = (incarnation, eventTime.advanced(by: forgettingWindow))
         }
         members[id] = nil
         memberOrder.removeAll { $0 == id }
+        // A probe of it in flight ends here: asking others to probe a member this node no longer
+        // knows would send them a request without an address (which they would refuse).
+        if case .waiting(let target, _, _, _, _) = probe, target == id { probe = .idle }
         suspects[id] = nil
         lastContact[id] = nil
         clockLeads[id] = nil
