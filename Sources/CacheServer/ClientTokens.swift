@@ -69,14 +69,9 @@ struct ClientTokens: Sendable, Equatable {
         }
     }
 
+    /// The tokens in the file at `path`.
     init(contentsOf path: String) throws {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw Problem(description: "cannot read \(path): \(error.localizedDescription)")
-        }
-        try self.init(parsing: text)
+        try self.init(parsing: readSecretsFile(path) { Problem(description: $0) })
     }
 
     /// The role of `token`, or `nil` when it is none of the file's. Every token is compared, whatever

@@ -63,13 +63,7 @@ struct PeerKeyring: Sendable, Equatable {
 
     /// The secrets in the file at `path`.
     init(contentsOf path: String) throws {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw Problem(description: "cannot read \(path): \(error.localizedDescription)")
-        }
-        try self.init(parsing: text)
+        try self.init(parsing: readSecretsFile(path) { Problem(description: $0) })
     }
 }
 

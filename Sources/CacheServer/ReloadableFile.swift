@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// What a node reads from a file at start and again on SIGHUP (the cluster's secrets, the clients'
@@ -25,5 +26,15 @@ final class ReloadableFile<Value: Sendable>: Sendable {
         let fresh = try read()
         current.withLock { $0 = fresh }
         return fresh
+    }
+}
+
+/// The text of a file of secrets (cluster secrets, client tokens), or the error `problem` makes of
+/// why it cannot be read.
+func readSecretsFile(_ path: String, problem: (String) -> some Error) throws -> String {
+    do {
+        return try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+        throw problem("cannot read \(path): \(error.localizedDescription)")
     }
 }
