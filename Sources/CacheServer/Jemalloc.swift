@@ -12,6 +12,12 @@ public enum Jemalloc {
         return read("stats.allocated")
     }
 
+    /// Bytes the calling thread has allocated since it started (it only grows; frees are not
+    /// subtracted): what one piece of code allocates, whatever other threads free meanwhile.
+    public static func threadAllocatedBytes() -> Int? {
+        read("thread.allocated")
+    }
+
     /// Bytes in physically resident pages mapped by the allocator, as of the last refresh.
     public static func residentBytes() -> Int? {
         read("stats.resident")
