@@ -16,6 +16,16 @@ private func ping(
             updates: claims, body: .ping(sequence: 1)))
 }
 
+/// A ping from member n1 of `cluster` gossiping that `ghost` (at incarnation 0) is `status`.
+private func claimByN1(in cluster: TestCluster, ghostIs status: MemberStatus) -> PeerMessage {
+    .membership(
+        MembershipMessage(
+            sender: NodeID("n1"), senderAddress: "n1:7000", senderIncarnation: cluster.node(1).membership.incarnation,
+            senderTime: cluster.now,
+            updates: [MemberUpdate(id: NodeID("ghost"), address: nowhere, incarnation: 0, status: status)],
+            body: .ping(sequence: 7)))
+}
+
 /// A frame whose 8 bytes at `offset` are replaced by `value`: what a hand-made frame can say that
 /// this node's encoder never writes.
 private func patched(_ frame: [UInt8], at offset: Int, with value: UInt64) -> [UInt8] {
@@ -160,12 +170,7 @@ struct ForgedFrameTests {
         }
         // The claim that made it up, still gossiped by a member, does not bring it back; only a
         // higher incarnation (a real member refuting its death) would.
-        let gossip = MembershipMessage(
-            sender: NodeID("n1"), senderAddress: "n1:7000", senderIncarnation: cluster.node(1).membership.incarnation,
-            senderTime: cluster.now,
-            updates: [MemberUpdate(id: NodeID("ghost"), address: nowhere, incarnation: 0, status: .alive)],
-            body: .ping(sequence: 99))
-        cluster.deliver(.membership(gossip), to: 0)
+        cluster.deliver(claimByN1(in: cluster, ghostIs: .alive), to: 0)
         #expect(cluster.node(0).membership.status(of: NodeID("ghost")) == nil)
         for index in 0..<20 {
             let put = cluster.request(
@@ -186,12 +191,7 @@ struct ForgedFrameTests {
         var cluster = TestCluster(size: 3, now: start)
         cluster.deliver(ping(from: "ghost"), to: 0)
         for _ in 0..<step { cluster.advance(by: .milliseconds(50)) }
-        let death = MembershipMessage(
-            sender: NodeID("n1"), senderAddress: "n1:7000", senderIncarnation: cluster.node(1).membership.incarnation,
-            senderTime: cluster.now,
-            updates: [MemberUpdate(id: NodeID("ghost"), address: nowhere, incarnation: 0, status: .dead)],
-            body: .ping(sequence: 7))
-        cluster.deliver(.membership(death), to: 0)
+        cluster.deliver(claimByN1(in: cluster, ghostIs: .dead), to: 0)
         for _ in 0..<20 { cluster.advance(by: .milliseconds(100)) }
         #expect(cluster.invalidSends == [])
         #expect(cluster.node(0).membership.status(of: NodeID("ghost")) == nil)
