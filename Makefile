@@ -3,12 +3,12 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libjemalloc-dev
 # The partition test (root only) cuts real processes apart in network namespaces; the monitoring
-# test runs a real Prometheus and its promtool.
-TEST_PACKAGES := curl iproute2 iptables prometheus
+# test runs a real Prometheus and its promtool; the Redis-protocol tests run redis-cli and redis-benchmark.
+TEST_PACKAGES := curl iproute2 iptables prometheus redis-tools
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
-FUZZ_TARGETS := request-body wal-decoder peer-frame node-frames
+FUZZ_TARGETS := request-body wal-decoder peer-frame node-frames resp
 
 SIM_SEEDS ?= 200
 SIM_LONG_SEEDS ?= 5000

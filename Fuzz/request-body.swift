@@ -7,7 +7,7 @@ public func requestBodyFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: 
     if case .success(let request) = PutRequest.decode(bytes) {
         // Anything accepted must be valid UTF-8 and within the documented ttl range.
         precondition(UTF8Validation.isValid(request.key) && UTF8Validation.isValid(request.value))
-        precondition(request.ttlSeconds.map { (0...PutRequest.maxTTLSeconds).contains($0) } ?? true)
+        precondition(request.ttlSeconds.map { (0...PutRequest.maximumTTLSeconds).contains($0) } ?? true)
     }
     if case .success(let key) = KeyPath.decode(bytes) {
         precondition(!key.isEmpty && UTF8Validation.isValid(key))

@@ -21,14 +21,16 @@ public func walDecoderFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: I
     let copy = Array(bytes)
     let outcome = Recovery.recover(
         snapshots: [.init(sequence: 1, bytes: copy)], segments: [.init(firstSequence: 1, bytes: copy)],
-        limits: StoreLimits(), seed: 1, me: NodeID("fuzz"), now: .epoch)
+        limits: StoreLimits(), seed: 1, me: NodeID("fuzz"), now: .epoch,
+        maximumClockOffset: ClusterNode.Configuration.defaultMaximumClockOffset)
     precondition(outcome.report.droppedBytes <= size)
     // Whatever was recovered snapshots and recovers again to the same entries.
     var snapshot: [UInt8] = []
     LogSnapshot(upTo: 1, store: outcome.store, now: .epoch).encode { snapshot += $0 }
     let again = Recovery.recover(
         snapshots: [.init(sequence: 1, bytes: snapshot)], segments: [], limits: StoreLimits(), seed: 1,
-        me: NodeID("fuzz"), now: .epoch)
+        me: NodeID("fuzz"), now: .epoch,
+        maximumClockOffset: ClusterNode.Configuration.defaultMaximumClockOffset)
     precondition(again.report.problems.isEmpty && again.store.count == outcome.store.count)
     return 0
 }

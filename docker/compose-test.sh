@@ -26,7 +26,7 @@ fail() {
 
 # --- what it needs -----------------------------------------------------------------------------
 missing=()
-for package in docker.io docker-compose debootstrap curl iptables; do
+for package in docker.io docker-compose debootstrap curl iptables redis-tools; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if ((${#missing[@]})); then
@@ -152,6 +152,15 @@ for port in 8002 8003; do
     [[ $value == through-1 ]] || fail "GET through :$port read '$value'"
 done
 say "a key written through cache-1 is read through cache-2 and cache-3 (peers authenticated, clients with tokens)"
+
+# The Redis protocol on each container's port 6379 (published as 6381-6383), with the same tokens.
+resp() { redis-cli -p "$1" --no-auth-warning -a "$token" "${@:2}"; }
+[[ $(redis-cli -p 6382 GET compose 2>&1) == NOAUTH* ]] || fail "a Redis-protocol read without AUTH was not refused"
+[[ $(resp 6382 GET compose) == through-1 ]] || fail "GET over RESP through cache-2"
+[[ $(resp 6383 SET over-resp yes) == OK ]] || fail "SET over RESP through cache-3"
+value=$(api -fsS -m 5 "localhost:8001/get/over-resp?consistency=quorum" | json "d['value']")
+[[ $value == yes ]] || fail "a key set over RESP through cache-3 read '$value' over HTTP through cache-1"
+say "the Redis protocol: AUTH required, a value crosses between RESP and HTTP through different nodes"
 
 $compose -p "$project" -f docker/compose.yaml stop cache-2 >/dev/null 2>&1
 is_dead() { [[ $(status_of 8001 cache-2) == dead && $(status_of 8003 cache-2) == dead ]]; }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs a local cluster in the foreground: NODES nodes (default 3) on 127.0.0.1, HTTP on 8000,
-# 8001, ..., peers on 9000, 9001, ..., data under DATA_DIR (default .cluster-data). One log,
+# 8001, ..., peers on 9000, 9001, ..., the Redis protocol on 6380, 6381, ... (redis-cli -p 6380),
+# data under DATA_DIR (default .cluster-data). One log,
 # each line tagged with its node. Ctrl-C stops every node cleanly; a node that dies on its own
 # (kill -9) is reported with the command that starts it again, and the others keep serving.
 #
 #   scripts/run-cluster.sh              # three nodes
 #   NODES=1 scripts/run-cluster.sh      # one node
 #
-# Settings: NODES, CACHE_NODE (binary), DATA_DIR, HTTP_PORT_BASE, PEER_PORT_BASE, and any
+# Settings: NODES, CACHE_NODE (binary), DATA_DIR, HTTP_PORT_BASE, PEER_PORT_BASE, RESP_PORT_BASE, and any
 # cache-node variable (REPLICATION_FACTOR, CONSISTENCY, LOG_LEVEL, ...) passed through as is.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ binary=${CACHE_NODE:-.build/release/cache-node}
 data=${DATA_DIR:-.cluster-data}
 http_base=${HTTP_PORT_BASE:-8000}
 peer_base=${PEER_PORT_BASE:-9000}
+resp_base=${RESP_PORT_BASE:-6380}
 
 if ! [[ $nodes =~ ^[1-9][0-9]?$ ]]; then
     echo "NODES must be a number from 1 to 99, not '$nodes'" >&2
@@ -39,8 +41,9 @@ seeds_for() {
 # The command that starts node i again by hand, as printed for the user.
 command_for() {
     local i=$1
-    printf 'NODE_ID=node-%d HOST=127.0.0.1 PORT=%d PEER_PORT=%d WAL_DIR=%q SEEDS=%s LOG_FORMAT=text %q' \
-        "$i" "$((http_base + i))" "$((peer_base + i))" "$data/node-$i" "$(seeds_for "$i")" "$binary"
+    printf 'NODE_ID=node-%d HOST=127.0.0.1 PORT=%d PEER_PORT=%d RESP_PORT=%d WAL_DIR=%q SEEDS=%s LOG_FORMAT=text %q' \
+        "$i" "$((http_base + i))" "$((peer_base + i))" "$((resp_base + i))" "$data/node-$i" "$(seeds_for "$i")" \
+        "$binary"
 }
 
 declare -A name_of=()
@@ -50,11 +53,11 @@ start() {
     local i=$1
     # The tagger ignores Ctrl-C so that it outlives its node and prints the node's last lines.
     env NODE_ID="node-$i" HOST=127.0.0.1 PORT="$((http_base + i))" PEER_PORT="$((peer_base + i))" \
-        WAL_DIR="$data/node-$i" SEEDS="$(seeds_for "$i")" \
+        RESP_PORT="$((resp_base + i))" WAL_DIR="$data/node-$i" SEEDS="$(seeds_for "$i")" \
         LOG_FORMAT="${LOG_FORMAT:-text}" "$binary" \
         > >(trap '' INT TERM; exec sed -u "s/^/[node-$i] /") 2>&1 &
     name_of[$!]="node-$i"
-    echo "[cluster] started node-$i (pid $!): http://127.0.0.1:$((http_base + i)), peers on $((peer_base + i)), data in $data/node-$i"
+    echo "[cluster] started node-$i (pid $!): http://127.0.0.1:$((http_base + i)), redis-cli -p $((resp_base + i)), peers on $((peer_base + i)), data in $data/node-$i"
 }
 
 stop_all() {

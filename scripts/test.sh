@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 logs=.build/test-logs
 mkdir -p "$logs"
 MAKE=${MAKE:-make}
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 started=$(date +%s)
 summary=()
 
@@ -26,8 +27,15 @@ step() {
     fi
     end=$(date +%s)
     if [ "$status" != 0 ]; then
-        echo "FAILED after $((end - begin)) s; the end of $log:"
-        tail -n 60 "$log" | sed 's/^/    /'
+        echo "FAILED after $((end - begin)) s"
+        echo "  the end of $log:"
+        tail -n 40 "$log" | sed 's/^/    /'
+        # What failed comes last, next to the verdict: a CI page may show only the output's end,
+        # and a long log's own end may not name the failing test.
+        if grep -qE '✘ Test .* recorded an issue|error:' "$log"; then
+            echo "  what failed:"
+            grep -E -A2 '✘ Test .* recorded an issue|error:' "$log" | head -n 30 | sed 's/^/    /'
+        fi
         echo "make test: FAILED in step $name (all output: $log)"
         exit "$status"
     fi
@@ -42,13 +50,28 @@ figures() {
     case $1 in
     build) echo "warnings: $(grep -c 'warning:' "$2" | tr -d ' ') (of our own: $(grep 'warning:' "$2" | grep -cv '/.build/checkouts/\|swift-distributed-tracing' | tr -d ' '))" ;;
     tests) grep -Eo 'Test run with [0-9]+ tests in [0-9]+ suites passed' "$2" | tail -1 | sed 's/Test run with //; s/ passed//' ;;
+    python) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/ (pytest), ruff and mypy --strict clean/' ;;
     simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - | sed 's/;/; /g' ;;
     fuzz) grep -Eo 'Done [0-9]+ runs' "$2" | awk '{ runs += $2; n++ } END { printf "%d targets, %d executions", n, runs }' ;;
     esac
 }
 
-step build bash -c "$MAKE --no-print-directory deps EXTRA_PACKAGES='$TEST_PACKAGES' && swift build --build-tests"
+# The Redis-protocol tests drive real nodes with PyPI's redis client (and Debian's redis-cli).
+step build bash -c "$MAKE --no-print-directory deps EXTRA_PACKAGES='$TEST_PACKAGES' && { python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q redis; } && swift build --build-tests"
 step tests swift test --skip-build
+# The Python client: its own virtual environment, lint, types and tests against the debug nodes.
+python_client() {
+    local venv=.build/python-venv
+    # Debian's python3 makes virtual environments only with python3-venv installed.
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
+        rm -rf "$venv"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv && python3 -m venv "$venv"
+    } || return 1
+    "$venv/bin/pip" install -q -e 'clients/python[test]' || return 1
+    (cd clients/python && "../../$venv/bin/ruff" check . && "../../$venv/bin/ruff" format --check . \
+        && "../../$venv/bin/mypy" && CACHE_NODE=../../.build/debug/cache-node "../../$venv/bin/pytest" -q)
+}
+step python python_client
 step simulator "$MAKE" --no-print-directory sim-sweep
 step fuzz "$MAKE" --no-print-directory fuzz-smoke
 

@@ -37,12 +37,19 @@ enum SimulatedTime {
 /// a key back into a full store), but every replica that holds the key holds the same version.
 enum ConvergenceChecker {
     /// `departed`: nodes gone for good (left, or forgotten), which every other must hold as left.
-    static func divergence(_ nodes: [SimulatedNode], departed: Set<Int> = [], allowsMissingReplicas: Bool) -> String? {
+    /// `keepsTombstones`: a node that may keep tombstones the others collected (the node whose clock
+    /// runs past the bound: it never collects on its own clock, and a lost `forget` is not sent
+    /// again); a tombstone there against nothing elsewhere is not a disagreement, since a tombstone
+    /// answers reads as nothing does.
+    static func divergence(
+        _ nodes: [SimulatedNode], departed: Set<Int> = [], allowsMissingReplicas: Bool,
+        keepsTombstones: (index: Int, localTime: Instant)? = nil
+    ) -> String? {
         let present = nodes.indices.filter { !departed.contains($0) }
         guard present.allSatisfy({ nodes[$0].isRunning }) else { return "a node is down" }
-        let reference = nodes[present[0]].state!
+        let reference = nodes[present[0]].runtime!.node
         for index in present {
-            let node = nodes[index].state!
+            let node = nodes[index].runtime!.node
             for other in present where node.membership.status(of: nodes[other].id) != .alive {
                 let status = node.membership.status(of: nodes[other].id)
                 return "n\(index) sees n\(other) as \(status.map { "\($0)" } ?? "unknown")"
@@ -55,18 +62,19 @@ enum ConvergenceChecker {
             if node.ring.members != reference.ring.members { return "rings differ" }
         }
         var keys = Set<CacheKey>()
-        for index in present { keys.formUnion(nodes[index].state!.store.sortedKeys) }
+        for index in present { keys.formUnion(nodes[index].runtime!.node.store.sortedKeys) }
         for key in keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
             let owners = reference.replicas(of: key.bytes)
             var versions: [Version?] = []
             for index in present {
-                let entry = nodes[index].state!.store.entry(for: key)
+                let entry = nodes[index].runtime!.node.store.entry(for: key)
                 if owners.contains(nodes[index].id) {
                     versions.append(entry?.version)
                 } else if entry != nil {
                     return "n\(index) still holds \(key), which it does not own"
                 }
             }
+            if isKeptTombstone(key, nodes: nodes, present: present, keeper: keepsTombstones) { continue }
             let described = versions.map { $0?.description ?? "none" }
             let held = allowsMissingReplicas ? described.filter { $0 != "none" } : described
             if Set(held).count > 1 {
@@ -74,6 +82,17 @@ enum ConvergenceChecker {
             }
         }
         return nil
+    }
+
+    /// Whether `key` is a tombstone that `keeper` (the node whose clock runs past the bound, at its
+    /// own time) holds and no other present node holds anything of.
+    static func isKeptTombstone(
+        _ key: CacheKey, nodes: [SimulatedNode], present: [Int], keeper: (index: Int, localTime: Instant)?
+    ) -> Bool {
+        guard let keeper, let entry = nodes[keeper.index].runtime?.node.store.entry(for: key),
+            !entry.isLive(at: keeper.localTime)
+        else { return false }
+        return present.allSatisfy { $0 == keeper.index || nodes[$0].runtime?.node.store.entry(for: key) == nil }
     }
 }
 
@@ -85,7 +104,7 @@ enum MembershipChecker {
         let live = nodes.indices.filter { nodes[$0].isRunning }
         var rings: [[NodeID]] = []
         for observer in live {
-            let membership = nodes[observer].state!.membership
+            let membership = nodes[observer].runtime!.node.membership
             for member in live where membership.status(of: nodes[member].id) != .alive {
                 return
                     "n\(observer) sees n\(member) as \(membership.status(of: nodes[member].id).map { "\($0)" } ?? "unknown")"
@@ -108,7 +127,7 @@ enum AcknowledgmentChecker {
             case .writeReply(let request, .stored) = replication.body,
             let write = node.writesReceived[request]
         else { return nil }
-        if write.collected, node.state?.store.entry(for: write.key) == nil { return nil }
+        if write.collected, node.runtime?.node.store.entry(for: write.key) == nil { return nil }
         if node.durable[write.key].map({ $0 < write.version }) ?? true {
             return "durability: n\(index) acknowledged \(write.key)@\(write.version) before it was on its durable log"
         }
@@ -122,7 +141,7 @@ enum ClockChecker {
     static func violations(_ nodes: [SimulatedNode], localTime: (Int) -> Instant, bound: Duration) -> [String] {
         var found: [String] = []
         for index in nodes.indices {
-            guard let state = nodes[index].state else { continue }
+            guard let state = nodes[index].runtime?.node else { continue }
             let limit = localTime(index).advanced(by: bound).nanosecondsSinceEpoch
             for key in state.store.sortedKeys {
                 guard let version = state.store.entry(for: key)?.version, version.wall > limit else { continue }

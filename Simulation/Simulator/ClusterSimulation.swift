@@ -23,6 +23,17 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
     public var snapshots = 0
     /// Client writes refused by a node whose clock ran ahead of the others' past the bound.
     public var writesRefusedForClock = 0
+    /// Peer links: connections made, attempts that failed, and frames refused while a link backed
+    /// off or its queue was full (the server's `PeerLinkStateMachine`, run under the run's faults).
+    public var linkConnections = 0
+    public var linkConnectFailures = 0
+    public var linkRefusals = 0
+    /// Disk faults injected (a full disk, a failed sync, a failed snapshot), writes refused because
+    /// a log had failed (replicas' answers and clients' replies), and the repairs that made logs
+    /// writable again.
+    public var diskFaults = 0
+    public var writesRefusedForDisk = 0
+    public var logRepairs = 0
     /// Flags `cache-sim` needs besides the seed to replay this run.
     public var replayFlags = ""
 
@@ -87,9 +98,13 @@ public struct ClusterSimulation {
         case deliver(to: Int, frame: [UInt8])
         /// The transport of node `node` could not hand `message` to `to`.
         case undeliverable(node: Int, to: String, PeerMessage)
+        /// A connection attempt of node `node` (in its life `generation`) to `to` ends.
+        case connectEnded(node: Int, generation: Int, to: String)
         case timer(node: Int)
         case diskSynced(node: Int, generation: Int)
         case snapshotWritten(node: Int, generation: Int, LogSnapshot)
+        /// A full disk has room again.
+        case diskFreed(node: Int)
         case client(Int)
         /// The client stops waiting for operation `operation` if it is still in flight.
         case giveUp(client: Int, operation: Int)
@@ -146,10 +161,19 @@ public struct ClusterSimulation {
 
     private let seed: UInt64
     private let options: Options
-    private let swarm: SwarmConfiguration
+    /// What this run is made of, drawn from its seed when it is made.
+    public let swarm: SwarmConfiguration
     private let configuration: ClusterNode.Configuration
     private let safetySeconds: Int
     private var random: SplitMix64
+    /// Each node's outbound links, by peer address: the server's own `PeerLinkStateMachine`, with
+    /// the frames it queued and the life of the peer its connection reached.
+    private var links: [[String: SimulatedLink]] = []
+    /// Backoff jitter of the links.
+    private var linkRandom: SplitMix64
+    private var linkConnections = 0
+    private var linkConnectFailures = 0
+    private var linkRefusals = 0
     private var faults: SplitMix64
     private var workload: SplitMix64
     private var queue = EventQueue<Event>()
@@ -179,6 +203,9 @@ public struct ClusterSimulation {
     private var trace: Trace
     private var linearizabilityChecked = 0
     private var snapshotsWritten = 0
+    private var diskFaults = 0
+    private var writesRefusedForDisk = 0
+    private var logRepairs = 0
 
     /// A run decided entirely by `seed`.
     public init(seed: UInt64, options: Options = Options()) {
@@ -195,6 +222,7 @@ public struct ClusterSimulation {
         faults = root.derived(stream: 3)
         workload = root.derived(stream: 4)
         operatorRandom = root.derived(stream: 7)
+        linkRandom = root.derived(stream: 8)
         var configuration = ClusterNode.Configuration()
         configuration.replicationFactor = swarm.replicationFactor
         var membership = Membership.Configuration(
@@ -205,7 +233,7 @@ public struct ClusterSimulation {
         configuration.membership = membership
         configuration.injectedBug = options.injectedBug
         configuration.tombstoneGrace = .nanoseconds(SimulatedTime.tombstoneGrace)
-        configuration.limits = StoreLimits(maxEntries: swarm.maximumEntries)
+        configuration.limits = StoreLimits(maximumEntries: swarm.maximumEntries)
         configuration.compaction = CompactionPolicy(minimumLogBytes: swarm.compactionBytes, minimumRatio: 2)
         configuration.reportsEvictedKeys = true
         // Well above the skew drift makes over a run (±5 % of 80 s), so that only a clock set past it
@@ -235,6 +263,7 @@ public struct ClusterSimulation {
             nodes.append(
                 SimulatedNode(id: NodeID("n\(index)"), address: network.addresses[index], drift: drift, offset: offset))
         }
+        links = Array(repeating: [:], count: nodes.count)
         let safetyEnd = Int64(safetySeconds) * SimulatedTime.second
         scheduleMembershipChange(before: safetyEnd / 2)
         for index in nodes.indices where !(swarm.membershipChange == .join && index == changed) { start(index) }
@@ -266,7 +295,8 @@ public struct ClusterSimulation {
                 options.membershipOnly
                 ? MembershipChecker.disagreement(nodes, victim: victim)
                 : ConvergenceChecker.divergence(
-                    nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
+                    nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil,
+                    keepsTombstones: tombstoneKeeper)
             let bound = options.membershipOnly ? "60 periods" : "\(options.convergenceBoundSeconds) s"
             violations.append("convergence: not reached within \(bound) of healing: \(reason ?? "converged too late")")
         }
@@ -287,9 +317,11 @@ public struct ClusterSimulation {
             convergencePeriods: convergedAfter.map { Int(($0 - livenessStart) / SimulatedTime.protocolPeriod) },
             violations: violations, lastEvents: trace.lines, operations: history.count,
             linearizabilityChecked: linearizabilityChecked,
-            evictions: nodes.reduce(0) { $0 + Int($1.state?.statistics.evictions ?? 0) },
+            evictions: nodes.reduce(0) { $0 + Int($1.runtime?.node.statistics.evictions ?? 0) },
             snapshots: snapshotsWritten,
-            writesRefusedForClock: nodes.reduce(0) { $0 + Int($1.state?.statistics.writesRefusedForClock ?? 0) },
+            writesRefusedForClock: nodes.reduce(0) { $0 + Int($1.runtime?.node.statistics.writesRefusedForClock ?? 0) },
+            linkConnections: linkConnections, linkConnectFailures: linkConnectFailures, linkRefusals: linkRefusals,
+            diskFaults: diskFaults, writesRefusedForDisk: writesRefusedForDisk, logRepairs: logRepairs,
             replayFlags: flags)
     }
 
@@ -312,7 +344,19 @@ public struct ClusterSimulation {
                     !entry.isLive(at: local) && entry.deadSince.advanced(by: configuration.tombstoneGrace) <= local
                 nodes[to].writesReceived[request] = (CacheKey(bytes: key), entry.version, collected)
             }
+            if case .replication(let replication) = message,
+                case .writeReply(_, .refused(let reason)) = replication.body, SimulatedDisk.isDiskReason(reason)
+            {
+                writesRefusedForDisk += 1
+            }
+            if case .membership(let membership) = message {
+                let local = localTime(of: to)
+                links[to][membership.senderAddress]?.machine.heardFrom(now: local)
+            }
             step(to, .peer(message))
+        case .connectEnded(let index, let generation, let address):
+            guard nodes[index].isRunning, nodes[index].generation == generation else { return }
+            connectEnded(index, to: address)
         case .undeliverable(let index, let address, let message):
             guard nodes[index].isRunning else { return }
             trace.record(.undeliverable(node: index), at: now) { "n\(index) could not reach \(address)" }
@@ -337,6 +381,9 @@ public struct ClusterSimulation {
             snapshotsWritten += 1
             let output = nodes[index].snapshotWritten(snapshot, now: localTime(of: index), simulationTime: now)
             route(output, from: index)
+        case .diskFreed(let index):
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s disk has room again" }
+            nodes[index].disk.isFull = false
         case .client(let client):
             clientStep(client)
         case .giveUp(let client, let operation):
@@ -396,7 +443,9 @@ public struct ClusterSimulation {
         case .operatorCheck:
             for departedIndex in departed.sorted() {
                 for index in nodes.indices where nodes[index].isRunning && !departed.contains(index) {
-                    guard nodes[index].state?.membership.status(of: nodes[departedIndex].id) == .dead else { continue }
+                    guard nodes[index].runtime?.node.membership.status(of: nodes[departedIndex].id) == .dead else {
+                        continue
+                    }
                     trace.record(.fault, at: now) { "n\(index) is asked to forget n\(departedIndex) (again)" }
                     if let output = nodes[index].forget(
                         nodes[departedIndex].id, now: localTime(of: index), simulationTime: now)
@@ -429,22 +478,14 @@ public struct ClusterSimulation {
                 violations.append(violation)
             }
             guard let to = network.index(of: address) else { continue }
-            // A peer that is down refuses connections: half the time the sender hears of it (the
-            // driver reports what it could not deliver), half the time the message just vanishes.
-            if !nodes[to].isRunning, random.below(2) == 0 {
-                queue.push(.undeliverable(node: index, to: address, message), at: now + SimulatedTime.millisecond)
-                continue
-            }
-            let frame = PeerProtocol.encode(message)
-            for time in network.deliveries(from: index, to: to, now: now) {
-                queue.push(.deliver(to: to, frame: frame), at: time)
-            }
+            send(message, from: index, to: to, address: address)
         }
         for (key, version) in output.collected {
             let cacheKey = CacheKey(bytes: key)
             collected[cacheKey] = max(collected[cacheKey] ?? version, version)
         }
         for reply in output.replies { completed(reply, at: index) }
+        logRepairs += output.repairs
         if output.leaveCompleted {
             // Everything handed off: the process exits, for good.
             trace.record(.crash(node: index), at: now) { "n\(index) has left" }
@@ -507,8 +548,80 @@ public struct ClusterSimulation {
         }
     }
 
+    // MARK: Peer links
+
+    /// Hands `message` to node `index`'s link to `address` (node `to`), as the server's transport
+    /// does: written on a connection, queued while one is made, or refused (reported back to the
+    /// node as undeliverable) while the link backs off or its queue is full.
+    private mutating func send(_ message: PeerMessage, from index: Int, to: Int, address: String) {
+        let frame = PeerProtocol.encode(message)
+        let local = localTime(of: index)
+        var link = links[index][address] ?? SimulatedLink()
+        // A connection to an earlier life of the peer closed when that process died.
+        if case .connected = link.machine.state, link.peerGeneration != nodes[to].generation || !nodes[to].isRunning {
+            link.peerGeneration = nil
+            link.machine.closed()
+        }
+        switch link.machine.send(bytes: frame.count, writable: true, now: local) {
+        case .write:
+            links[index][address] = link
+            transmit(frame, from: index, to: to)
+        case .queue:
+            link.queue.append((message, frame.count))
+            links[index][address] = link
+        case .queueAndConnect:
+            link.queue.append((message, frame.count))
+            links[index][address] = link
+            // Refused at once by a peer that is down; a peer cut off answers nothing, and the
+            // attempt gives up after the connect timeout (one second, as the server's).
+            let reachable = network.canConnect(from: index, to: to)
+            let wait = reachable ? 2 * swarm.minimumLatency + SimulatedTime.millisecond : SimulatedTime.second
+            queue.push(.connectEnded(node: index, generation: nodes[index].generation, to: address), at: now + wait)
+        case .refuse:
+            links[index][address] = link
+            linkRefusals += 1
+            queue.push(.undeliverable(node: index, to: address, message), at: now + SimulatedTime.millisecond)
+        }
+    }
+
+    /// Puts `frame` on the network from node `index` to node `to`: it arrives never, once or twice.
+    private mutating func transmit(_ frame: [UInt8], from index: Int, to: Int) {
+        for time in network.deliveries(from: index, to: to, now: now) {
+            queue.push(.deliver(to: to, frame: frame), at: time)
+        }
+    }
+
+    /// Node `index`'s attempt to connect to `address` ends: connected if the peer runs and the
+    /// network lets the connection through, and what waited is written; else every queued frame is
+    /// refused and the link backs off.
+    private mutating func connectEnded(_ index: Int, to address: String) {
+        guard var link = links[index][address], case .connecting = link.machine.state,
+            let to = network.index(of: address)
+        else { return }
+        let waiting = link.queue
+        link.queue = []
+        if nodes[to].isRunning, network.canConnect(from: index, to: to) {
+            link.machine.connected()
+            linkConnections += 1
+            link.peerGeneration = nodes[to].generation
+            for (message, bytes) in waiting {
+                link.machine.dequeued(bytes: bytes)
+                transmit(PeerProtocol.encode(message), from: index, to: to)
+            }
+            links[index][address] = link
+            return
+        }
+        _ = link.machine.failed(now: localTime(of: index), jitter: linkRandom.nextUnit())
+        linkConnectFailures += 1
+        links[index][address] = link
+        trace.record(.undeliverable(node: index), at: now) { "n\(index) could not connect to \(address)" }
+        for (message, _) in waiting { step(index, .undeliverable(to: address, message)) }
+    }
+
     private mutating func crash(_ index: Int, powerLoss: Bool) {
         trace.record(.crash(node: index), at: now) { "crash n\(index)\(powerLoss ? " (power)" : "")" }
+        // The process's connections die with it; a restarted one connects afresh.
+        links[index] = [:]
         var draws = faults
         nodes[index].crash(powerLoss: powerLoss) { written in draws.below(written + 1) }
         faults = draws
@@ -531,6 +644,9 @@ public struct ClusterSimulation {
                     at: now + SimulatedTime.powerDowntime + Int64(faults.below(Int(SimulatedTime.powerDowntimeSpread))))
             }
         }
+        if swarm.diskFaultsPerSecond > 0, faults.nextUnit() < swarm.diskFaultsPerSecond * step {
+            injectDiskFault(into: faults.below(nodes.count))
+        }
         if faults.nextUnit() < swarm.crashesPerSecond * step {
             let index = faults.below(nodes.count)
             if nodes[index].isRunning {
@@ -542,12 +658,37 @@ public struct ClusterSimulation {
         }
     }
 
+    /// A fault of one node's disk (the disk outlives a crash, and so does the fault): it fills up
+    /// for 0.2 to 2 s, or its next sync or snapshot fails.
+    private mutating func injectDiskFault(into index: Int) {
+        diskFaults += 1
+        switch faults.below(3) {
+        case 0:
+            guard !nodes[index].disk.isFull else { return }
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s disk is full" }
+            nodes[index].disk.isFull = true
+            let duration = 200 * SimulatedTime.millisecond + Int64(faults.below(Int(1800 * SimulatedTime.millisecond)))
+            queue.push(.diskFreed(node: index), at: now + duration)
+        case 1:
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s next sync fails" }
+            nodes[index].disk.failsNextSync = true
+        default:
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s next snapshot fails" }
+            nodes[index].disk.failsNextSnapshot = true
+        }
+    }
+
     /// The liveness phase: heal, restart, stop the clients (membership runs: crash one node).
     private mutating func heal() {
         trace.record(.heal, at: now) { "liveness phase: heal, restart, stop clients" }
         faultsOn = false
         clientsOn = false
         network.faulty = false
+        for index in nodes.indices {
+            nodes[index].disk.isFull = false
+            nodes[index].disk.failsNextSync = false
+            nodes[index].disk.failsNextSnapshot = false
+        }
         network.heal(now: now, force: true)
         livenessStart = now
         if options.membershipOnly, nodes.count >= 3 {
@@ -575,8 +716,9 @@ public struct ClusterSimulation {
             }
             return
         }
-        if ConvergenceChecker.divergence(nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
-            == nil
+        if ConvergenceChecker.divergence(
+            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil,
+            keepsTombstones: tombstoneKeeper) == nil
         {
             convergedAfter = now
             queue.push(.collectionCheck, at: now + collectionWait)
@@ -662,6 +804,9 @@ public struct ClusterSimulation {
         case .deleted(_, let version):
             history[index].outcome = .ok
             history[index].version = version
+        case .refused(let reason) where SimulatedDisk.isDiskReason(reason):
+            history[index].outcome = .failed
+            writesRefusedForDisk += 1
         case .unavailable, .refused, .overloaded, .invalid, .notReady:
             history[index].outcome = .failed
         }
@@ -678,7 +823,7 @@ public struct ClusterSimulation {
 
     private mutating func checkIncarnations() {
         for index in nodes.indices {
-            guard let state = nodes[index].state else { continue }
+            guard let state = nodes[index].runtime?.node else { continue }
             if state.membership.incarnation < nodes[index].incarnation {
                 violations.append(
                     "n\(index)'s incarnation went down from \(nodes[index].incarnation) to \(state.membership.incarnation)"
@@ -687,12 +832,19 @@ public struct ClusterSimulation {
         }
     }
 
+    /// The node whose clock runs past the bound, with its time, if the run has one and it runs.
+    private var tombstoneKeeper: (index: Int, localTime: Instant)? {
+        guard swarm.fastClock, let index = nodes.indices.last, nodes[index].isRunning else { return nil }
+        return (index, localTime(of: index))
+    }
+
     /// After a quiet grace period every tombstone older than the grace is collected everywhere, and
     /// the cluster is still converged.
     private mutating func checkCollection() {
         finished = true
         if let reason = ConvergenceChecker.divergence(
-            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil)
+            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil,
+            keepsTombstones: tombstoneKeeper)
         {
             violations.append("convergence: diverged again while idle: \(reason)")
             return
@@ -700,11 +852,20 @@ public struct ClusterSimulation {
         // The slowest clock decides: the key's first replica may be the node whose clock is behind.
         let present = nodes.indices.filter { !departed.contains($0) }
         let slowest = present.map { localTime(of: $0) }.min()!
+        // A node whose clock runs past the bound never collects on its own clock: a tombstone the
+        // others no longer hold (it alone replicates the key, or their `forget` was lost on the
+        // way) stays there, memory and not a lost write, until its clock is set right.
+        let keeper = tombstoneKeeper
         for index in present {
-            let node = nodes[index].state!
+            let node = nodes[index].runtime!.node
             let local = localTime(of: index)
             for key in node.store.sortedKeys {
                 guard let entry = node.store.entry(for: key), !entry.isLive(at: local) else { continue }
+                if index == keeper?.index,
+                    ConvergenceChecker.isKeptTombstone(key, nodes: nodes, present: present, keeper: keeper)
+                {
+                    continue
+                }
                 if entry.deadSince.advanced(byNanoseconds: collectionWait - SimulatedTime.second) < slowest {
                     violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
                 }
@@ -719,7 +880,7 @@ public struct ClusterSimulation {
     }
 
     private mutating func checkHistory() {
-        let reference = nodes.first { $0.isRunning }!.state!
+        let reference = nodes.first { $0.isRunning }!.runtime!.node
         var expiryOfVersion: [Version: Instant?] = [:]
         for operation in history where operation.outcome == .ok {
             if case .put = operation.kind, let version = operation.version {
@@ -732,7 +893,7 @@ public struct ClusterSimulation {
             // The newest version any replica holds; a key with no entry at all had its tombstone
             // collected: it stands for that tombstone.
             let held = nodes.filter { owners.contains($0.id) }.compactMap {
-                $0.state!.store.entry(for: CacheKey(bytes: bytes))?.version
+                $0.runtime!.node.store.entry(for: CacheKey(bytes: bytes))?.version
             }
             let final = held.max() ?? collected[CacheKey(bytes: bytes)]
             let acknowledged = history.filter { $0.key == key && $0.outcome == .ok && $0.version != nil }
@@ -755,7 +916,7 @@ public struct ClusterSimulation {
             }
             // TTL never extended: every replica of a version holds the expiry its write was given.
             for node in nodes {
-                guard let entry = node.state?.store.entry(for: CacheKey(bytes: bytes)),
+                guard let entry = node.runtime?.node.store.entry(for: CacheKey(bytes: bytes)),
                     let expected = expiryOfVersion[entry.version]
                 else { continue }
                 if entry.expiresAt != expected {
@@ -816,4 +977,12 @@ public struct ClusterSimulation {
                 "\(Double(operation.invoke) / 1e9)–\(complete)s c\(operation.client) via n\(operation.node) \(operation.level) \(detail) \(operation.outcome) \(operation.version?.description ?? "")"
         }
     }
+}
+
+/// One node's outbound link to a peer in a run: the state machine the server runs, the frames
+/// waiting for its connection, and which life of the peer the connection reached.
+struct SimulatedLink {
+    var machine = PeerLinkStateMachine()
+    var queue: [(message: PeerMessage, bytes: Int)] = []
+    var peerGeneration: Int?
 }

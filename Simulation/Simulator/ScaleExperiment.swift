@@ -46,7 +46,7 @@ public struct ScaleExperiment {
     }
 
     /// Runs with `nodes` members: bootstrap, steady state, a join, then a crash.
-    public mutating func run(nodes: Int, maxPeriods: Int = 100) -> ScaleResult {
+    public mutating func run(nodes: Int, maximumPeriods: Int = 100) -> ScaleResult {
         for index in 0...nodes {  // index `nodes` is the one that joins later
             addresses.append("10.\(index / 65536).\(index / 256 % 256).\(index % 256):7000")
             members.append(nil)
@@ -85,7 +85,7 @@ public struct ScaleExperiment {
         carryOut(members[nodes]!.join(seeds: [addresses[0]], now: origin.advanced(byNanoseconds: now)), from: nodes)
         let joinedAt = now
         var joinPeriods: Int?
-        while joinPeriods == nil, now < joinedAt + Int64(maxPeriods) * period {
+        while joinPeriods == nil, now < joinedAt + Int64(maximumPeriods) * period {
             advance(until: now + period)
             if (0..<nodes).allSatisfy({ members[$0]!.status(of: NodeID("n\(nodes)")) == .alive }) {
                 joinPeriods = Int((now - joinedAt) / period)
@@ -98,7 +98,7 @@ public struct ScaleExperiment {
         scheduled[victim] = nil
         let crashedAt = now
         var crashPeriods: Int?
-        while crashPeriods == nil, now < crashedAt + Int64(maxPeriods) * period {
+        while crashPeriods == nil, now < crashedAt + Int64(maximumPeriods) * period {
             advance(until: now + period)
             let others = (0...nodes).filter { $0 != victim }
             if others.allSatisfy({ members[$0]!.status(of: NodeID("n\(victim)")) == .dead }) {

@@ -21,6 +21,19 @@ struct SimulatedDisk {
     /// The last record appended (written) to the current segment.
     private(set) var lastAppended: UInt64 = 0
 
+    /// The disk is full: every write, sync and snapshot fails until it is freed.
+    var isFull = false
+    /// The next sync fails (an I/O error), once.
+    var failsNextSync = false
+    /// The next snapshot cannot be written, once.
+    var failsNextSnapshot = false
+
+    /// Why the disk fails an operation now, if it does.
+    static let fullReason = "No space left on device"
+    static let ioErrorReason = "Input/output error"
+
+    static func isDiskReason(_ reason: String) -> Bool { reason == fullReason || reason == ioErrorReason }
+
     /// Whether anything written is not yet synced.
     var hasUnsynced: Bool { segments.values.contains { !$0.written.isEmpty } }
 
@@ -33,6 +46,7 @@ struct SimulatedDisk {
 
     /// Writes a record to the current segment (it reaches the operating system, not the platter).
     mutating func append(sequence: UInt64, bytes: [UInt8]) {
+        precondition(!isFull, "SimulatedDisk: a record written to a full disk")
         guard let current else { preconditionFailure("SimulatedDisk: append without a segment") }
         precondition(sequence > lastAppended, "SimulatedDisk: records out of order")
         segments[current]!.written.append(contentsOf: bytes)
@@ -62,8 +76,9 @@ struct SimulatedDisk {
     /// Compaction's last step: the snapshot is durable, then the segments and snapshots it covers go.
     mutating func install(snapshot bytes: [UInt8], upTo: UInt64) {
         snapshots[upTo] = bytes
-        for first in segments.keys where first <= upTo { segments[first] = nil }
-        for sequence in snapshots.keys where sequence < upTo { snapshots[sequence] = nil }
+        let obsolete = Compaction.obsolete(segments: segments.keys, snapshots: snapshots.keys, coveredBy: upTo)
+        for first in obsolete.segments { segments[first] = nil }
+        for sequence in obsolete.snapshots { snapshots[sequence] = nil }
     }
 
     /// The process died: written bytes stay (the operating system has them), nothing else happens.

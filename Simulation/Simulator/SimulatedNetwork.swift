@@ -37,6 +37,13 @@ struct SimulatedNetwork {
         return times
     }
 
+    /// Whether a connection from `from` to `to` can be made now (no partition between them, no
+    /// one-way cut, the receiver reachable); drops concern messages, not connections.
+    func canConnect(from: Int, to: Int) -> Bool {
+        group[from] == group[to] && !oneWay.contains([from, to]) && !oneWay.contains([to, from])
+            && !unreachable.contains(to)
+    }
+
     private mutating func latency() -> Int64 {
         swarm.minimumLatency + Int64(random.below(Int(swarm.maximumLatency - swarm.minimumLatency) + 1))
     }

@@ -36,6 +36,10 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// One node's clock runs ahead of the others' by more than the maximum offset (cluster runs):
     /// it must refuse the writes it would coordinate, and no node may adopt a version from it.
     public var fastClock = false
+    /// Faults of the nodes' disks per simulated second (cluster runs): a disk fills up for a while,
+    /// a sync fails, a snapshot cannot be written. Writes are refused meanwhile; nothing
+    /// acknowledged may be lost.
+    public var diskFaultsPerSecond: Double = 0
 
     /// What an operator does to the cluster during a run.
     public enum MembershipChange: String, Sendable, Equatable {
@@ -62,7 +66,7 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
         let policyDraw = random.below(20)
         let intervalMilliseconds = 5 + random.below(45)
         let policy: SyncPolicy =
-            policyDraw < 14 ? .always : policyDraw < 17 ? .interval(milliseconds: intervalMilliseconds) : .none
+            policyDraw < 14 ? .always : policyDraw < 17 ? .interval(.milliseconds(intervalMilliseconds)) : .none
         let tight = random.below(4) == 0
         let entries = 3 + random.below(6)
         let compaction = (2 + random.below(62)) << 10
@@ -101,6 +105,9 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
         }
         let fast = random.below(8)
         if keepsLogs { swarm.fastClock = fast == 0 }
+        // Drawn after everything else, so that earlier draws of a seed are what they were before.
+        let disks = random.nextUnit()
+        if keepsLogs, disks < 0.4 { swarm.diskFaultsPerSecond = 0.05 + disks * 0.5 }
         return swarm
     }
 
@@ -116,5 +123,6 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
             + (maximumEntries.map { " max-entries=\($0)" } ?? "")
             + (membershipChange == .none ? "" : " change=\(membershipChange.rawValue)")
             + (fastClock ? " fast-clock" : "")
+            + (diskFaultsPerSecond > 0 ? " disk-faults/s=\(permille(diskFaultsPerSecond))" : "")
     }
 }

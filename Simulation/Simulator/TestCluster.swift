@@ -48,10 +48,10 @@ public struct TestCluster {
     }
 
     /// Node `index`'s state machine.
-    public func node(_ index: Int) -> ClusterNode { nodes[index].state! }
+    public func node(_ index: Int) -> ClusterNode { nodes[index].runtime!.node }
 
     /// Node `index`'s store.
-    public func store(_ index: Int) -> ReplicaStore { nodes[index].state!.store }
+    public func store(_ index: Int) -> ReplicaStore { nodes[index].runtime!.node.store }
 
     /// Sends a client request to node `index`, settles, and returns the reply if there is one yet.
     @discardableResult
@@ -117,6 +117,15 @@ public struct TestCluster {
         start(index)
         settle()
         return index
+    }
+
+    /// Asks node `index` to leave (`POST /cluster/leave`); returns whether it began to, and settles.
+    @discardableResult
+    public mutating func leave(_ index: Int) -> Bool {
+        guard let output = nodes[index].leave(now: now, simulationTime: 0) else { return false }
+        route(output, from: index)
+        settle()
+        return true
     }
 
     /// How many nodes the cluster has (running or not).

@@ -15,6 +15,7 @@ enum TraceEvent {
     case giveUp(operation: Int)
     case check
     case undeliverable(node: Int)
+    case diskFault(node: Int)
 
     /// The kind's number in the hash (never reorder: trace hashes of recorded seeds depend on it).
     var code: UInt8 {
@@ -32,6 +33,7 @@ enum TraceEvent {
         case .check: 11
         case .snapshotWritten: 12
         case .undeliverable: 13
+        case .diskFault: 14
         }
     }
 
@@ -39,7 +41,7 @@ enum TraceEvent {
         switch self {
         case .deliver(let to, _): to
         case .timer(let node), .diskSynced(let node, _), .snapshotWritten(let node, _), .crash(let node),
-            .restart(let node), .client(let node, _), .undeliverable(let node):
+            .restart(let node), .client(let node, _), .undeliverable(let node), .diskFault(let node):
             node
         case .reply(let operation), .giveUp(let operation): operation
         case .fault, .heal, .check: 0

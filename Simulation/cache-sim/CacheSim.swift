@@ -73,6 +73,12 @@ struct CacheSim: ParsableCommand {
         var linearizable = 0
         var evictions = 0
         var snapshots = 0
+        var connections = 0
+        var connectFailures = 0
+        var refusals = 0
+        var diskFaults = 0
+        var diskRefusals = 0
+        var repairs = 0
         var byNodes: [Int: Int] = [:]
         for current in range {
             var simulation = ClusterSimulation(seed: current, options: options)
@@ -82,6 +88,12 @@ struct CacheSim: ParsableCommand {
             linearizable += result.linearizabilityChecked
             evictions += result.evictions
             snapshots += result.snapshots
+            connections += result.linkConnections
+            connectFailures += result.linkConnectFailures
+            refusals += result.linkRefusals
+            diskFaults += result.diskFaults
+            diskRefusals += result.writesRefusedForDisk
+            repairs += result.logRepairs
             byNodes[result.swarm.nodes, default: 0] += 1
             if !result.passed { failures += 1 }
             if trace { for line in result.lastEvents { print(line) } }
@@ -92,11 +104,13 @@ struct CacheSim: ParsableCommand {
         let counts = byNodes.keys.sorted().map { "\($0)×\(byNodes[$0]!)" }.joined(separator: " ")
         print(
             "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds (nodes \(counts)), \(failures) failed, "
-                + "\(events) events, "
+                + "\(events) events, \(connections) peer connections (\(connectFailures) attempts failed, "
+                + "\(refusals) frames refused while backing off), "
                 + (membershipOnly
                     ? ""
                     : "\(operations) client operations, \(linearizable) key histories proved linearizable, "
-                        + "\(evictions) evictions, \(snapshots) snapshots, ")
+                        + "\(evictions) evictions, \(snapshots) snapshots, \(diskFaults) disk faults "
+                        + "(\(diskRefusals) writes refused, \(repairs) log repairs), ")
                 + "\(Int(Double(events) / max(seconds, 0.001))) events/s")
         if failures > 0 { throw ExitCode(1) }
     }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import CacheCore
 import Foundation
 import Logging
@@ -33,7 +32,8 @@ public final class CacheClient: Sendable {
     public let config: CacheClientConfig
     let logger: Logger
     let metrics = ClientMetrics()
-    private let http: HTTPClient
+    /// The TLS context every node's connections share (`nil`: plain HTTP).
+    private let tls: NIOSSLContext?
     private let state: Mutex<State>
     /// `config.nodes`, parsed once.
     private let configuredNodes: [NodeAddress]
@@ -56,6 +56,7 @@ public final class CacheClient: Sendable {
     /// One node as the client sees it.
     private struct NodeHealth {
         let permits: ConnectionPermits
+        let connections: NodeConnections
         /// Skipped until then (a refused connection or a timeout).
         var downUntil: ContinuousClock.Instant?
         /// Failures in a row, for the probe's backoff.
@@ -63,7 +64,7 @@ public final class CacheClient: Sendable {
     }
 
     /// Answer bodies are read up to this size (a value is at most 1 MiB, escaped in JSON).
-    static let maxResponseBytes = 8 << 20
+    static let maximumResponseBytes = 8 << 20
     /// Refreshes prompted by failures or ring changes are at most this frequent.
     static let minimumRefreshSpacing = Duration.milliseconds(100)
 
@@ -74,22 +75,17 @@ public final class CacheClient: Sendable {
         self.config = config
         configuredNodes = config.nodes.compactMap(NodeAddress.init)
         self.logger = logger
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .nanoseconds(config.connectTimeout.nanoseconds), read: nil),
-            connectionPool: .init(
-                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: config.connectionsPerNode),
-            decompression: .disabled)
-        configuration.httpVersion = .http1Only
-        // A refused connection should fail now, so that the call moves to another replica, not be
-        // retried against the same dead address until the connect timeout.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        if let tls = config.tls {
-            var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-            if let caFile = tls.caFile { tlsConfiguration.trustRoots = .file(caFile) }
-            configuration.tlsConfiguration = tlsConfiguration
+        if let tlsSettings = config.tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = tlsSettings.caFile { configuration.trustRoots = .file(caFile) }
+            do {
+                tls = try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw .invalidConfiguration("tls: \(error)")
+            }
+        } else {
+            tls = nil
         }
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         state = Mutex(State())
     }
 
@@ -101,13 +97,15 @@ public final class CacheClient: Sendable {
             let tasks = Array(state.probes.values) + (state.refresh.map { [$0] } ?? [])
             state.probes = [:]
             state.refresh = nil
-            return (tasks, state.nodes.values.map(\.permits), wasShutDown)
+            return (tasks, Array(state.nodes.values), wasShutDown)
         }
         guard !wasShutDown else { return }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
-        for permit in permits { permit.close() }
-        try? await http.shutdown()
+        for node in permits {
+            node.permits.close()
+            node.connections.close()
+        }
     }
 
     // MARK: Data calls
@@ -388,7 +386,8 @@ public final class CacheClient: Sendable {
     private func markDown(_ node: NodeAddress, because reason: String) {
         let started: Bool = state.withLock { state in
             guard !state.isShutDown else { return false }
-            var health = state.nodes[node] ?? NodeHealth(permits: permits(for: node, in: &state))
+            _ = permits(for: node, in: &state)
+            var health = state.nodes[node]!
             health.failures += 1
             health.downUntil = .now + config.downPeriod
             state.nodes[node] = health
@@ -424,11 +423,14 @@ public final class CacheClient: Sendable {
         }
     }
 
-    private func permits(for node: NodeAddress, in state: inout State) -> ConnectionPermits {
-        if let health = state.nodes[node] { return health.permits }
+    private func permits(for node: NodeAddress, in state: inout State) -> (ConnectionPermits, NodeConnections) {
+        if let health = state.nodes[node] { return (health.permits, health.connections) }
         let permits = ConnectionPermits(node: node.description, limit: config.connectionsPerNode)
-        state.nodes[node] = NodeHealth(permits: permits)
-        return permits
+        let connections = NodeConnections(
+            host: node.host, port: node.port, tls: tls, connectTimeout: .nanoseconds(config.connectTimeout.nanoseconds),
+            maximumResponseBytes: Self.maximumResponseBytes)
+        state.nodes[node] = NodeHealth(permits: permits, connections: connections)
+        return (permits, connections)
     }
 
     // MARK: Calls
@@ -495,7 +497,7 @@ public final class CacheClient: Sendable {
             requestRefresh(force: false)
         }
         let deadline = started + config.timeout
-        let attempts = retries ? config.maxRetries + 1 : 1
+        let attempts = retries ? config.maximumRetries + 1 : 1
         var tried: [String: String] = [:]
         var failedHere: Set<NodeAddress> = []
         var last: CacheClientError?
@@ -601,7 +603,7 @@ public final class CacheClient: Sendable {
     private func attempt(
         method: HTTPMethod, path: String, body: [UInt8]?, on node: NodeAddress, timeout: Duration
     ) async throws -> Answer {
-        let nodePermits = try state.withLock { state throws(CacheClientError) in
+        let (nodePermits, connections) = try state.withLock { state throws(CacheClientError) in
             if state.isShutDown { throw .shutDown }
             return self.permits(for: node, in: &state)
         }
@@ -610,32 +612,40 @@ public final class CacheClient: Sendable {
         defer { nodePermits.release() }
         let remaining = timeout - (ContinuousClock.now - waitStarted)
         guard remaining > .zero else { throw AttemptFailure.timedOut }
-        var request = HTTPClientRequest(url: node.url(path, secure: config.tls != nil))
-        request.method = method
-        if let token = config.token { request.headers.add(name: "authorization", value: "Bearer " + token) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4)
+        headers.add(name: "host", value: node.description)
+        if let token = config.token { headers.add(name: "authorization", value: "Bearer " + token) }
+        var payload: ByteBuffer?
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(body.count))
+            payload = ByteBuffer(bytes: body)
+        } else if method == .PUT || method == .POST {
+            headers.add(name: "content-length", value: "0")
         }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         do {
-            let response = try await http.execute(
-                request, deadline: .now() + .nanoseconds(remaining.nanoseconds), logger: logger)
-            let collected = try await response.body.collect(upTo: Self.maxResponseBytes)
+            let response = try await connections.execute(
+                head, body: payload, deadline: .now() + .nanoseconds(remaining.nanoseconds))
             return Answer(
-                status: Int(response.status.code), body: Array(collected.readableBytesView), node: node.description,
-                ringVersion: response.headers.first(name: "x-ring-version"))
-        } catch let error as HTTPClientError {
-            if Task.isCancelled || error == .cancelled { throw CancellationError() }
-            if error == .deadlineExceeded || error == .readTimeout { throw AttemptFailure.timedOut }
-            if error == .alreadyShutdown { throw CacheClientError.shutDown }
-            throw AttemptFailure.unreachable("\(error)")
+                status: response.status, body: response.body, node: node.description,
+                ringVersion: response.ringVersion)
+        } catch let failure as NodeConnections.Failure {
+            if Task.isCancelled { throw CancellationError() }
+            switch failure {
+            case .timedOut: throw AttemptFailure.timedOut
+            case .closed: throw CacheClientError.shutDown
+            case .unreachable(let reason): throw AttemptFailure.unreachable(reason)
+            case .tooLarge(let limit):
+                throw CacheClientError.invalidResponse(
+                    node: node.description, detail: "an answer longer than \(limit) bytes")
+            }
         } catch is CancellationError {
             throw CancellationError()
-        } catch let error as NIOTooManyBytesError {
-            throw CacheClientError.invalidResponse(node: node.description, detail: "\(error)")
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw AttemptFailure.unreachable(Self.describe(error))
+            throw AttemptFailure.unreachable(NodeConnections.describe(error))
         }
     }
 
@@ -685,21 +695,21 @@ public final class CacheClient: Sendable {
         }
     }
 
-    /// A connection error in one short phrase ("connection refused", not a struct dump).
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? NIOConnectionError {
-            if let first = error.connectionErrors.first { return describe(first.error) }
-            return "could not connect"
-        }
-        if let error = error as? IOError {
-            return String(cString: strerror(error.errnoCode)).lowercased()
-        }
-        return "\(error)"
-    }
-
     /// A key as one path segment: everything but unreserved characters percent-encoded.
     static func escapePath(_ key: String) -> String {
-        key.addingPercentEncoding(withAllowedCharacters: .urlPathSegmentAllowed) ?? key
+        // Most keys are letters, digits and `-._~:`: nothing to encode, and no Foundation search.
+        let plain = key.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"), UInt8(ascii: ":"):
+                return true
+            default:
+                return false
+            }
+        }
+        if plain && !key.isEmpty { return key }
+        return key.addingPercentEncoding(withAllowedCharacters: .urlPathSegmentAllowed) ?? key
     }
 
     /// Appends `text` as a JSON string literal.
@@ -725,7 +735,8 @@ public final class CacheClient: Sendable {
 }
 
 extension CharacterSet {
-    /// RFC 3986's unreserved characters: what a path segment keeps as is.
+    /// RFC 3986's unreserved characters and `:` (a path character, common in keys): what a path
+    /// segment keeps as is.
     static let urlPathSegmentAllowed = CharacterSet(
-        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:")
 }

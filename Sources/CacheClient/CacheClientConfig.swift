@@ -10,7 +10,7 @@ public struct CacheClientConfig: Sendable {
     /// The longest a call may take, retries included.
     public var timeout: Duration
     /// Retries after the first attempt (0: none). Only calls that are safe to repeat are retried.
-    public var maxRetries: Int
+    public var maximumRetries: Int
     /// The first retry's backoff ceiling; each further retry doubles it, up to `backoffCap`. The wait
     /// is drawn uniformly below the ceiling ("full jitter").
     public var backoffBase: Duration
@@ -47,7 +47,7 @@ public struct CacheClientConfig: Sendable {
     public init(
         nodes: [String],
         timeout: Duration = .seconds(2),
-        maxRetries: Int = 3,
+        maximumRetries: Int = 3,
         backoffBase: Duration = .milliseconds(10),
         backoffCap: Duration = .milliseconds(500),
         connectionsPerNode: Int = 16,
@@ -61,7 +61,7 @@ public struct CacheClientConfig: Sendable {
     ) {
         self.nodes = nodes
         self.timeout = timeout
-        self.maxRetries = maxRetries
+        self.maximumRetries = maximumRetries
         self.backoffBase = backoffBase
         self.backoffCap = backoffCap
         self.connectionsPerNode = connectionsPerNode
@@ -82,7 +82,7 @@ public struct CacheClientConfig: Sendable {
             throw invalid("node \"\(node)\" is not host:port")
         }
         if timeout <= .zero { throw invalid("timeout must be positive") }
-        if maxRetries < 0 { throw invalid("maxRetries must be 0 or more") }
+        if maximumRetries < 0 { throw invalid("maximumRetries must be 0 or more") }
         if backoffBase < .zero || backoffCap < backoffBase { throw invalid("backoff needs 0 <= base <= cap") }
         if connectionsPerNode < 1 { throw invalid("connectionsPerNode must be at least 1") }
         if poolWaitTimeout < .zero { throw invalid("poolWaitTimeout must be 0 or more") }

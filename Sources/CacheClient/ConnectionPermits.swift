@@ -4,9 +4,9 @@ import Synchronization
 /// At most `limit` calls in flight to one node, so at most `limit` connections to it; the rest wait
 /// in arrival order, each for at most its wait timeout.
 ///
-/// AsyncHTTPClient's own per-host limit is soft (it opens more connections in some cases) and a
-/// call waiting for it fails with a bare "connection pool timeout". The permits make the limit hard
-/// and the error say which node, how many were busy and how many calls waited.
+/// Each call holds one connection of `NodeConnections`, so the permits bound the connections too;
+/// a call that cannot get one in time fails saying which node, how many were busy and how many
+/// calls waited.
 final class ConnectionPermits: Sendable {
     private struct State {
         var inUse = 0

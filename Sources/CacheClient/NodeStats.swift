@@ -14,14 +14,16 @@ public struct NodeStats: Sendable, Decodable, Equatable {
     }
 
     public struct Limits: Sendable, Decodable, Equatable {
-        public var maxEntries: Int?
-        public var maxMemoryBytes: Int?
-        public var maxKeyBytes: Int
-        public var maxValueBytes: Int
+        public var maximumEntries: Int?
+        public var maximumMemoryBytes: Int?
+        public var maximumKeyBytes: Int
+        public var maximumValueBytes: Int
 
         enum CodingKeys: String, CodingKey {
-            case maxEntries = "max_entries", maxMemoryBytes = "max_memory_bytes", maxKeyBytes = "max_key_bytes"
-            case maxValueBytes = "max_value_bytes"
+            case maximumEntries = "max_entries"
+            case maximumMemoryBytes = "max_memory_bytes"
+            case maximumKeyBytes = "max_key_bytes"
+            case maximumValueBytes = "max_value_bytes"
         }
     }
 

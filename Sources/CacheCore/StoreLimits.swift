@@ -6,27 +6,27 @@ public struct StoreLimits: Sendable, Equatable {
     public static let defaultMaxValueBytes = 1 << 20
 
     /// Keys longer than this are refused.
-    public var maxKeyBytes: Int
+    public var maximumKeyBytes: Int
     /// Values longer than this are refused.
-    public var maxValueBytes: Int
+    public var maximumValueBytes: Int
     /// At most this many entries are kept; a put past it evicts. `nil` means no bound.
-    public var maxEntries: Int?
+    public var maximumEntries: Int?
     /// At most this many bytes of memory are used; a put past it evicts. `nil` means no bound.
     ///
     /// Usage is the store's own per-entry estimate, corrected by what the allocator last reported
     /// (see ``Store/allocatorReported(allocatedBytes:)``).
-    public var maxMemoryBytes: Int?
+    public var maximumMemoryBytes: Int?
 
     /// Creates limits; the key and value bounds default to the product's documented 1 KiB and 1 MiB.
     public init(
-        maxKeyBytes: Int = StoreLimits.defaultMaxKeyBytes,
-        maxValueBytes: Int = StoreLimits.defaultMaxValueBytes,
-        maxEntries: Int? = nil,
-        maxMemoryBytes: Int? = nil
+        maximumKeyBytes: Int = StoreLimits.defaultMaxKeyBytes,
+        maximumValueBytes: Int = StoreLimits.defaultMaxValueBytes,
+        maximumEntries: Int? = nil,
+        maximumMemoryBytes: Int? = nil
     ) {
-        self.maxKeyBytes = maxKeyBytes
-        self.maxValueBytes = maxValueBytes
-        self.maxEntries = maxEntries
-        self.maxMemoryBytes = maxMemoryBytes
+        self.maximumKeyBytes = maximumKeyBytes
+        self.maximumValueBytes = maximumValueBytes
+        self.maximumEntries = maximumEntries
+        self.maximumMemoryBytes = maximumMemoryBytes
     }
 }

@@ -39,6 +39,8 @@ public struct StoreStatistics: Sendable, Equatable {
     public var peerMessagesIgnored: UInt64 = 0
     /// Client writes refused while this node's clock ran ahead of its peers'.
     public var writesRefusedForClock: UInt64 = 0
+    /// Entries written to the log again after a repair of the failed log cut off their records.
+    public var entriesRewrittenAfterRepair: UInt64 = 0
 
     /// Empty counters.
     public init() {}

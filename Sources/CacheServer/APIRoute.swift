@@ -145,10 +145,7 @@ enum APIRoute: Equatable {
                     message: "unknown query parameter \"\(name)\"; use add=id,… and remove=id,…", allow: nil)
             }
         }
-        guard !add.isEmpty || !remove.isEmpty else {
-            return .refused(
-                route: .plan, status: .badRequest, message: "name members to add=id,… or remove=id,…", allow: nil)
-        }
+        // Naming nobody is a plan too: every share stays and nothing moves.
         return .plan(add: add, remove: remove)
     }
 

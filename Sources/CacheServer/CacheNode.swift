@@ -51,8 +51,8 @@ public final class CacheNode: Sendable {
         self.requestLog = RequestLog(
             logger: logger, accessLog: configuration.accessLog, slowThreshold: configuration.slowRequestThreshold)
         self.clock = NodeClock()
-        self.httpConnections = ConnectionLimiter(limit: configuration.maxConnections)
-        self.peerConnections = ConnectionLimiter(limit: configuration.maxConnections)
+        self.httpConnections = ConnectionLimiter(limit: configuration.maximumConnections)
+        self.peerConnections = ConnectionLimiter(limit: configuration.maximumConnections)
         self.clientTokens = configuration.clientTokens.map { tokens in
             let path = configuration.tokensFile ?? ""
             return ClientTokensBox(tokens, path: path) { try ClientTokens(contentsOf: path) }
@@ -209,10 +209,10 @@ public final class CacheNode: Sendable {
                     "jemalloc_resident": Jemalloc.residentBytes() as Any? ?? NSNull(),
                 ],
                 "limits": [
-                    "max_entries": limits.maxEntries as Any? ?? NSNull(),
-                    "max_memory_bytes": limits.maxMemoryBytes as Any? ?? NSNull(),
-                    "max_key_bytes": limits.maxKeyBytes,
-                    "max_value_bytes": limits.maxValueBytes,
+                    "max_entries": limits.maximumEntries as Any? ?? NSNull(),
+                    "max_memory_bytes": limits.maximumMemoryBytes as Any? ?? NSNull(),
+                    "max_key_bytes": limits.maximumKeyBytes,
+                    "max_value_bytes": limits.maximumValueBytes,
                 ],
                 "hits": statistics.hits,
                 "misses": statistics.misses,
@@ -262,23 +262,12 @@ public final class CacheNode: Sendable {
         return driver.inspect(from: loop) { state in Self.readiness(state, lifecycle: lifecycle) }
     }
 
-    /// Readiness as the node's loop sees it.
+    /// Readiness as the node's loop sees it: the process's lifecycle, then the node's own
+    /// (``ClusterNode/readiness``).
     static func readiness(_ state: DriverState, lifecycle: Lifecycle) -> (ready: Bool, status: String) {
         guard lifecycle == .serving, let node = state.node else { return (false, "\(lifecycle)") }
-        if node.membership.isLeaving { return (false, "leaving") }
-        // The node coordinates only once it reached a member (`isJoining`); ready also needs one alive.
-        if node.isJoining { return (false, "joining") }
-        let others = node.membership.view.filter {
-            $0.id != node.me && $0.status == .alive && node.membership.isVouched($0.id)
-        }
-        if !state.configuration.seeds.isEmpty, others.isEmpty, !onlySelf(state) { return (false, "joining") }
-        return (true, "ready")
-    }
-
-    /// Whether every seed is this node itself (a cluster of one named by its own address).
-    private static func onlySelf(_ state: DriverState) -> Bool {
-        guard let identity = state.identity else { return false }
-        return state.configuration.seeds.allSatisfy { $0.description == identity.peerAddress }
+        let readiness = node.readiness
+        return (readiness == .ready, readiness.rawValue)
     }
 
     /// The JSON document `/cluster` answers with: every member as this node sees it, the ring, the
@@ -312,7 +301,7 @@ public final class CacheNode: Sendable {
                 "ring_members": node.ring.members.count,
                 "virtual_nodes": node.ring.virtualNodes,
                 "replication_factor": configuration.replicationFactor,
-                "effective_replication_factor": min(configuration.replicationFactor, node.ring.members.count),
+                "effective_replication_factor": node.effectiveReplicationFactor,
                 "consistency": configuration.consistency.rawValue,
                 "members": members,
                 "handoff_backlog": node.handoffBacklog,
@@ -362,13 +351,20 @@ public final class CacheNode: Sendable {
         return driver.inspect(from: loop) { state in
             guard let node = state.node else { return (503, Self.serialize(["error": "node is starting"])) }
             let current = node.ring.members
-            let adds = adding.map { NodeID(String($0.prefix { $0 != "@" })) }
+            // Bytes, not characters: "@" followed by a combining mark is one Character.
+            let adds = adding.map { item in
+                NodeID(String(decoding: item.utf8.prefix { $0 != UInt8(ascii: "@") }, as: UTF8.self))
+            }
             let removes = removing.map(NodeID.init)
+            if let invalid = (adds + removes).first(where: { !NodeID.isValid($0.rawValue) }) {
+                let message = "\"\(invalid)\" is not a member name (1 to 128 letters, digits, '.', '_', ':' or '-')"
+                return (400, Self.serialize(["error": message]))
+            }
             if let stranger = removes.first(where: { !current.contains($0) }) {
-                return (400, Self.serialize(["error": "\(stranger) is not a key owner"]))
+                return (404, Self.serialize(["error": "\(stranger) is not a key owner"]))
             }
             if let known = adds.first(where: { current.contains($0) }) {
-                return (400, Self.serialize(["error": "\(known) is already a key owner"]))
+                return (409, Self.serialize(["error": "\(known) is already a key owner"]))
             }
             let plan = RingPlan.compute(current: current, adding: adds, removing: removes, replicationFactor: factor)
             // Keys are not counted anywhere in one place: this node's count and share estimate the total.
@@ -444,7 +440,7 @@ public final class CacheNode: Sendable {
         let metrics = self.metrics
         let httpLimiter = httpConnections
         let peerLimiter = peerConnections
-        let memoryLimit = configuration.maxMemoryBytes
+        let memoryLimit = configuration.maximumMemoryBytes
         let uptime = clock.elapsed
         let lifecycle = self.lifecycle
         return driver.inspect(from: loop) { state in

@@ -59,11 +59,21 @@ public struct CacheNodeService: Service {
             try? await server.shutdown()
             throw listenFailed(host: configuration.host, port: configuration.peerPort, setting: "PEER_PORT", error)
         }
+        var resp: RESPServer?
+        if let respPort = configuration.respPort {
+            do {
+                resp = try await RESPServer.start(node: node, host: configuration.host, port: respPort, group: group)
+            } catch {
+                try? await server.shutdown()
+                await peers.close()
+                throw listenFailed(host: configuration.host, port: respPort, setting: "RESP_PORT", error)
+            }
+        }
         node.logger.info(
             "listening",
             metadata: [
                 "host": "\(configuration.host)", "port": .number(server.port), "peer_port": .number(peers.port),
-                "event_loops": .number(configuration.eventLoops),
+                "resp_port": resp.map { .number($0.port) } ?? "off", "event_loops": .number(configuration.eventLoops),
             ])
         onListening(server.port)
         do {
@@ -72,6 +82,7 @@ public struct CacheNodeService: Service {
         } catch {
             node.logger.critical("cannot recover the write-ahead log", metadata: ["error": "\(error)"])
             try? await server.shutdown()
+            try? await resp?.shutdown()
             await peers.close()
             await node.stop()
             throw error
@@ -100,6 +111,7 @@ public struct CacheNodeService: Service {
         node.transition(to: .draining)
         do {
             try await server.shutdown()
+            try await resp?.shutdown()
         } catch {
             node.logger.warning("error while closing connections", metadata: ["error": "\(error)"])
         }
@@ -125,7 +137,7 @@ extension CacheNodeService {
 public struct ListenError: Error, CustomStringConvertible {
     public var host: String
     public var port: Int
-    /// `PORT` or `PEER_PORT`.
+    /// `PORT`, `PEER_PORT` or `RESP_PORT`.
     public var setting: String
     /// The system's reason, e.g. "address already in use".
     public var reason: String

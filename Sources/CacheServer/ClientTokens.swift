@@ -1,30 +1,6 @@
+import CacheCore
 import Crypto
 import Foundation
-
-/// What a client's token lets it do. Each role includes the ones before it.
-public enum ClientRole: Int, Comparable, Sendable, CaseIterable, CustomStringConvertible {
-    /// `GET /get`, `/stats`, `/cluster`, `/cluster/stats`, `/metrics` (when protected).
-    case read = 1
-    /// `PUT /put`, `DELETE /delete` as well.
-    case write = 2
-    /// Cluster operations as well: leave, forget, plan.
-    case admin = 3
-
-    public static func < (lhs: ClientRole, rhs: ClientRole) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    public var description: String {
-        switch self {
-        case .read: "read"
-        case .write: "write"
-        case .admin: "admin"
-        }
-    }
-
-    init?(name: String) {
-        guard let role = Self.allCases.first(where: { $0.description == name }) else { return nil }
-        self = role
-    }
-}
 
 /// The clients' tokens (`TOKENS_FILE`): lines `role token`, `#` comments. Only a SHA-256 of each
 /// token is kept, and a presented token is compared with every one in constant time, so neither

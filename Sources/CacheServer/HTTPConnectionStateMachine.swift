@@ -35,7 +35,7 @@ struct HTTPConnectionStateMachine {
 
     /// The largest `PUT` body accepted: a maximal value whose every byte is a six-byte `\u00XX`
     /// escape, plus a maximal key escaped the same way and room for the rest of the object.
-    static let maxBodyBytes = 6 * (StoreLimits.defaultMaxValueBytes + StoreLimits.defaultMaxKeyBytes) + 4096
+    static let maximumBodyBytes = 6 * (StoreLimits.defaultMaxValueBytes + StoreLimits.defaultMaxKeyBytes) + 4096
 
     private(set) var state = State.idle
     /// The request being received (kept beside the state, so that appending a body chunk changes it
@@ -67,7 +67,7 @@ struct HTTPConnectionStateMachine {
     mutating func headReceived(_ head: HTTPRequestHead, route: APIRoute, now: ContinuousClock.Instant) -> HeadAction {
         guard case .idle = state else { return .ignore }
         if case .put = route, let length = head.headers.first(name: "content-length").flatMap(Int.init),
-            length > Self.maxBodyBytes
+            length > Self.maximumBodyBytes
         {
             state = .closing
             return .refuseBody
@@ -89,7 +89,7 @@ struct HTTPConnectionStateMachine {
     mutating func bodyReceived(_ chunk: inout ByteBuffer) -> BodyAction {
         guard case .receiving = state, case .put = request?.route else { return .ignore }
         let received = (request!.body?.readableBytes ?? 0) + chunk.readableBytes
-        if received > Self.maxBodyBytes {
+        if received > Self.maximumBodyBytes {
             state = .closing
             request = nil
             return .refuseBody

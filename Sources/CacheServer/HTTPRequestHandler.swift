@@ -131,7 +131,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     }
 
     private func refuseBody(context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName) {
-        let message = "request body exceeds \(HTTPConnectionStateMachine.maxBodyBytes) bytes"
+        let message = "request body exceeds \(HTTPConnectionStateMachine.maximumBodyBytes) bytes"
         write(
             context: context, head: head, route: route, started: .now, status: .payloadTooLarge,
             body: ResponseBody.error(context.channel.allocator, message), close: true)
@@ -151,14 +151,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
             let body = request.body ?? ByteBuffer()
             switch PutRequest.decode(body.readableBytesView) {
             case .success(let put):
-                let ttl: ClusterNode.TimeToLive =
-                    switch put.ttlSeconds {
-                    case nil: .nodeDefault
-                    case 0: .never
-                    case let seconds?: .after(.seconds(seconds))
-                    }
-                submit(
-                    .put(key: put.key, value: put.value, ttl: ttl, consistency: consistency), for: request, loop: loop)
+                submit(put.operation(consistency: consistency), for: request, loop: loop)
             case .failure(let error):
                 answer(request, status: error.kind.status, body: ResponseBody.error(allocator, error.message))
             }

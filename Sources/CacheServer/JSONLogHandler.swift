@@ -16,7 +16,7 @@ public final class LogSink: Sendable {
         var path: String
         var descriptor: Int32
         var size: Int
-        var maxBytes: Int
+        var maximumBytes: Int
         var backups: Int
     }
 
@@ -24,15 +24,17 @@ public final class LogSink: Sendable {
     private let toStandardOutput: Bool
 
     /// A sink that writes to standard output and, when `filePath` is given, to that file too,
-    /// keeping `backups` rotated files (`path.1` is the newest) of at most `maxBytes` each.
-    public init(standardOutput: Bool = true, filePath: String? = nil, maxBytes: Int = 64 << 20, backups: Int = 3) throws
-    {
+    /// keeping `backups` rotated files (`path.1` is the newest) of at most `maximumBytes` each.
+    public init(
+        standardOutput: Bool = true, filePath: String? = nil, maximumBytes: Int = 64 << 20, backups: Int = 3
+    ) throws {
         self.toStandardOutput = standardOutput
         if let filePath {
             let descriptor = try Self.open(filePath)
             let size = Int(lseek(descriptor, 0, SEEK_END))
             self.file = Mutex(
-                FileState(path: filePath, descriptor: descriptor, size: size, maxBytes: maxBytes, backups: backups))
+                FileState(
+                    path: filePath, descriptor: descriptor, size: size, maximumBytes: maximumBytes, backups: backups))
         } else {
             self.file = Mutex(nil)
         }
@@ -49,7 +51,7 @@ public final class LogSink: Sendable {
         file.withLock { state in
             if toStandardOutput { try? LogDirectory.writeAll(STDOUT_FILENO, line, path: "standard output") }
             guard var current = state else { return }
-            if current.size > 0, current.size + line.count > current.maxBytes {
+            if current.size > 0, current.size + line.count > current.maximumBytes {
                 current = Self.rotate(current)
             }
             // A failed write to the log file loses that line there; standard output still has it.

@@ -19,7 +19,7 @@ import Synchronization
 /// second, for a repair: the segment is cut back to its last whole record and synced.
 ///
 /// Confined to the node's event loop, but for the bytes handed to the sync and snapshot threads.
-final class LogFiles {
+final class LogFiles: LogDevice {
     /// The segment being appended to.
     private struct Segment {
         var descriptor: Int32
@@ -71,30 +71,35 @@ final class LogFiles {
 
     // MARK: Effects
 
-    /// `.append`: the record goes out with the others of this turn.
-    func append(sequence: UInt64, bytes: [UInt8]) {
+    /// `.append`: the record goes out with the others of this turn (`.logWritten` then).
+    func append(sequence: UInt64, bytes: [UInt8]) -> ClusterNode.Input? {
         loop.preconditionInEventLoop()
+        precondition(bufferLastSequence.map { $0 < sequence } ?? true, "record \(sequence) appended out of order")
+        precondition(!bytes.isEmpty, "record \(sequence) has no bytes")
         buffer.append(contentsOf: bytes)
         bufferLastSequence = sequence
         scheduleFlush()
+        return nil
     }
 
     /// `.sync`: starts once the records before it are written.
-    func sync(upTo sequence: UInt64) {
+    func sync(upTo sequence: UInt64) -> ClusterNode.Input? {
         loop.preconditionInEventLoop()
         syncRequested = max(syncRequested ?? 0, sequence)
         scheduleFlush()
+        return nil
     }
 
     /// `.writeSnapshot`: writes what is buffered, syncs the segment and starts the next one after
     /// `snapshot.upTo` (the only moment requests wait for the disk: a few milliseconds), then writes the
     /// snapshot in the background and deletes the log it covers.
-    func writeSnapshot(_ snapshot: LogSnapshot) {
+    func writeSnapshot(_ snapshot: LogSnapshot) -> ClusterNode.Input? {
         loop.preconditionInEventLoop()
         flush()
-        guard var current = segment else {
-            report(.snapshotFailed(reason: "no log segment is open"))
-            return
+        guard var current = segment else { return .snapshotFailed(reason: "no log segment is open") }
+        // The records the snapshot covers were written above, unless the disk failed just now.
+        guard current.lastSequence >= snapshot.upTo else {
+            return .snapshotFailed(reason: "the log before the snapshot could not be written")
         }
         do throws(DiskError) {
             guard fdatasync(current.descriptor) == 0 else {
@@ -109,8 +114,7 @@ final class LogFiles {
             segment = current
         } catch {
             failed(error)
-            report(.snapshotFailed(reason: error.description))
-            return
+            return .snapshotFailed(reason: error.description)
         }
         let directory = self.directory
         let loop = self.loop
@@ -137,22 +141,24 @@ final class LogFiles {
                 report.value(result)
             }
         }
+        return nil
     }
 
     /// `.repairLog`: cuts the segment back to its last whole record and syncs it; if that works,
     /// the node takes writes again.
-    func repair() {
+    func repair() -> ClusterNode.Input? {
         loop.preconditionInEventLoop()
         buffer = []
         bufferLastSequence = nil
         syncRequested = nil
-        guard let current = segment else { return }
+        // Still failed: the node asks again in a second.
+        guard let current = segment else { return nil }
         guard ftruncate(current.descriptor, off_t(current.length)) == 0, lseek(current.descriptor, 0, SEEK_END) >= 0,
             fdatasync(current.descriptor) == 0
-        else { return }
+        else { return nil }
         logger.notice(
             "write-ahead log usable again; accepting writes", metadata: ["kept_sequence": "\(current.lastSequence)"])
-        report(.logRepaired(keptSequence: current.lastSequence))
+        return .logRepaired(keptSequence: current.lastSequence)
     }
 
     /// Writes what is buffered, syncs and closes the segment. On the loop; then `stopThreads()`.
@@ -255,12 +261,10 @@ final class LogFiles {
         try directory.rename(name + ".tmp", to: name)
         try directory.sync()
         let listing = try directory.listing()
-        for first in listing.segments where first <= snapshot.upTo {
-            try directory.remove(directory.segmentName(first))
-        }
-        for sequence in listing.snapshots where sequence < snapshot.upTo {
-            try directory.remove(directory.snapshotName(sequence))
-        }
+        let obsolete = Compaction.obsolete(
+            segments: listing.segments, snapshots: listing.snapshots, coveredBy: snapshot.upTo)
+        for first in obsolete.segments { try directory.remove(directory.segmentName(first)) }
+        for sequence in obsolete.snapshots { try directory.remove(directory.snapshotName(sequence)) }
         try directory.sync()
     }
 }

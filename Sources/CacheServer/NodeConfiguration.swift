@@ -52,6 +52,9 @@ public struct NodeConfiguration: Sendable, Equatable {
             Key("PORT", .network, default: "8000", "HTTP port for clients (0: a free port)."),
             Key("PEER_PORT", .network, default: "PORT + 1000", "Port other nodes connect to (0: a free port)."),
             Key(
+                "RESP_PORT", .network, default: "none: off",
+                "Redis-protocol port for redis-cli and Redis client libraries (0: a free port)."),
+            Key(
                 "ADVERTISE_HOST", .network, default: "HOST",
                 "Host other nodes and clients reach this node at (HOST, or the machine's name when HOST is 0.0.0.0)."),
             Key("EVENT_LOOPS", .network, default: "cores - 1, at least 1", "Network threads."),
@@ -146,9 +149,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var syncPolicy: SyncPolicy
     public var compactionPolicy: CompactionPolicy
     /// `nil` means no memory limit.
-    public var maxMemoryBytes: Int?
+    public var maximumMemoryBytes: Int?
     /// `nil` means no entry limit.
-    public var maxEntries: Int?
+    public var maximumEntries: Int?
     public var replicationFactor: Int
     /// Applied when a PUT has no `ttl`; zero means entries never expire.
     public var defaultTTLSeconds: Int64
@@ -168,6 +171,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var eventLoops: Int
     /// The port peers connect to (0: a free one, chosen at start).
     public var peerPort: Int
+    /// The Redis-protocol port (`nil`: no Redis-protocol listener; 0: a free one).
+    public var respPort: Int?
     /// The host other nodes and clients reach this node at.
     public var advertiseHost: String
     /// Whether `NODE_ID` was given (otherwise it is `ADVERTISE_HOST:PORT`, with the port actually bound).
@@ -183,7 +188,7 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Whether a node listening beyond loopback may run without peer authentication.
     public var allowUnauthenticatedPeers: Bool
     /// The most open connections each listening port takes.
-    public var maxConnections: Int
+    public var maximumConnections: Int
     /// How long a request may take to arrive whole, from its first byte.
     public var requestReadTimeout: Duration
     /// How long a client connection may stay without a request.
@@ -201,7 +206,7 @@ public struct NodeConfiguration: Sendable, Equatable {
 
     /// The store limits these settings imply.
     public var storeLimits: StoreLimits {
-        StoreLimits(maxEntries: maxEntries, maxMemoryBytes: maxMemoryBytes)
+        StoreLimits(maximumEntries: maximumEntries, maximumMemoryBytes: maximumMemoryBytes)
     }
 
     /// The node state machine's settings these imply.
@@ -307,11 +312,12 @@ public struct NodeConfiguration: Sendable, Equatable {
         case "HOST": host
         case "PORT": "\(port)"
         case "PEER_PORT": "\(peerPort)"
+        case "RESP_PORT": respPort.map { "\($0)" } ?? "off"
         case "ADVERTISE_HOST": advertiseHost
         case "EVENT_LOOPS": "\(eventLoops)"
         case "WAL_DIR": walDirectory ?? "none (memory only)"
-        case "MAX_MEMORY_MB": maxMemoryBytes.map { "\($0 >> 20)" } ?? "0 (no limit)"
-        case "MAX_SIZE": maxEntries.map { "\($0)" } ?? "0 (no limit)"
+        case "MAX_MEMORY_MB": maximumMemoryBytes.map { "\($0 >> 20)" } ?? "0 (no limit)"
+        case "MAX_SIZE": maximumEntries.map { "\($0)" } ?? "0 (no limit)"
         case "REPLICATION_FACTOR": "\(replicationFactor)"
         case "TTL_DEFAULT": "\(defaultTTLSeconds)"
         case "SEEDS": seeds.isEmpty ? "none" : seeds.map(\.description).joined(separator: ",")
@@ -327,7 +333,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             clusterSecretFile.map { "\($0) (\(peerKeyring?.keys.count ?? 0) secrets)" } ?? "none"
         case "ALLOW_UNAUTHENTICATED_PEERS": "\(allowUnauthenticatedPeers)"
         case "TOKENS_FILE": tokensFile ?? "none"
-        case "MAX_CONNECTIONS": "\(maxConnections)"
+        case "MAX_CONNECTIONS": "\(maximumConnections)"
         case "REQUEST_READ_TIMEOUT_MS": "\(requestReadTimeout.nanoseconds / 1_000_000)"
         case "IDLE_TIMEOUT_MS": "\(idleTimeout.nanoseconds / 1_000_000)"
         case "METRICS_REQUIRE_TOKEN": "\(metricsRequireToken)"
@@ -362,6 +368,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         host = value("HOST") ?? "127.0.0.1"
         port = try integer("PORT", default: 8000, range: 0...65535)
         peerPort = try integer("PEER_PORT", default: port == 0 ? 0 : min(port + 1000, 65535), range: 0...65535)
+        respPort = value("RESP_PORT") == nil ? nil : try integer("RESP_PORT", default: 0, range: 0...65535)
         let wildcard = host == "0.0.0.0" || host == "::" || host == "[::]"
         advertiseHost = value("ADVERTISE_HOST") ?? (wildcard ? ProcessInfo.processInfo.hostName : host)
         nodeIDGiven = value("NODE_ID") != nil
@@ -375,7 +382,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         let interval = try integer("WAL_SYNC_INTERVAL_MS", default: 1000, range: 1...3_600_000)
         switch value("WAL_SYNC")?.lowercased() ?? "interval" {
         case "always": syncPolicy = .always
-        case "interval": syncPolicy = .interval(milliseconds: interval)
+        case "interval": syncPolicy = .interval(.milliseconds(interval))
         case "none": syncPolicy = .none
         case let other: throw Error(key: "WAL_SYNC", problem: "'\(other)' is not one of always, interval, none")
         }
@@ -383,11 +390,11 @@ public struct NodeConfiguration: Sendable, Equatable {
             minimumLogBytes: try integer("WAL_COMPACT_MIN_MB", default: 64, range: 1...(1 << 20)) << 20,
             minimumRatio: try integer("WAL_COMPACT_RATIO", default: 2, range: 1...1000))
         let memoryMB = try integer("MAX_MEMORY_MB", default: 1024, range: 0...(1 << 30))
-        maxMemoryBytes = memoryMB == 0 ? nil : memoryMB << 20
+        maximumMemoryBytes = memoryMB == 0 ? nil : memoryMB << 20
         let entries = try integer("MAX_SIZE", default: 0, range: 0...Int(Int32.max))
-        maxEntries = entries == 0 ? nil : entries
+        maximumEntries = entries == 0 ? nil : entries
         replicationFactor = try integer("REPLICATION_FACTOR", default: 3, range: 1...16)
-        defaultTTLSeconds = Int64(try integer("TTL_DEFAULT", default: 0, range: 0...Int(PutRequest.maxTTLSeconds)))
+        defaultTTLSeconds = Int64(try integer("TTL_DEFAULT", default: 0, range: 0...Int(PutRequest.maximumTTLSeconds)))
         gossipInterval = try duration("GOSSIP_INTERVAL", default: .seconds(1))
         heartbeatInterval = try duration("HEARTBEAT_INTERVAL", default: .milliseconds(500))
         failureTimeout = try duration("FAILURE_TIMEOUT", default: .seconds(5))
@@ -448,7 +455,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         case (_?, nil):
             throw Error(key: "TLS_KEY_FILE", problem: "TLS_CERT_FILE is set: name its private key too")
         }
-        maxConnections = try integer("MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
+        maximumConnections = try integer("MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
         requestReadTimeout = .milliseconds(
             try integer("REQUEST_READ_TIMEOUT_MS", default: 10_000, range: 100...3_600_000))
         idleTimeout = .milliseconds(try integer("IDLE_TIMEOUT_MS", default: 60_000, range: 100...86_400_000))

@@ -16,12 +16,6 @@ private final class ClosureReceiver: ClientReplyReceiver {
     func received(_ reply: ClusterNode.ClientReply) { completion(reply) }
 }
 
-/// Carries peer messages to other nodes (the TCP transport); a node alone has none.
-protocol PeerTransport: AnyObject {
-    /// Sends `message` to the peer listening at `address`; never blocks, may drop.
-    func send(_ message: PeerMessage, to address: String)
-}
-
 /// Who a node is, once its sockets are bound: its name and where peers and clients reach it.
 struct NodeIdentity: Sendable {
     var nodeID: String
@@ -112,7 +106,7 @@ final class NodeDriver: Sendable {
         let outcome = Recovery.recover(
             snapshots: snapshots, segments: segments, limits: configuration.storeLimits,
             seed: .random(in: .min ... .max),
-            me: me, now: now)
+            me: me, now: now, maximumClockOffset: configuration.maximumClockOffset)
         for repair in outcome.repairs {
             logger.notice("recovery: repairing the log directory", metadata: ["repair": "\(repair)"])
             switch repair {
@@ -214,8 +208,81 @@ final class RingVersionCell: Sendable {
     func store(_ version: UInt64) { value.store(version, ordering: .relaxed) }
 }
 
+/// The node's timer on its event loop.
+struct LoopTimer: NodeTimer {
+    let loop: any EventLoop
+    let clock: NodeClock
+    /// Hands `.timer` to the node (outside any step: a scheduled task runs on its own turn).
+    let fire: () -> Void
+    private var scheduled: Scheduled<Void>?
+
+    init(loop: any EventLoop, clock: NodeClock, fire: @escaping () -> Void) {
+        self.loop = loop
+        self.clock = clock
+        self.fire = fire
+    }
+
+    mutating func set(_ deadline: Instant) {
+        scheduled?.cancel()
+        let wait = clock.now().nanoseconds(to: deadline)
+        scheduled = loop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, wait)), fire)
+    }
+
+    mutating func cancel() {
+        scheduled?.cancel()
+        scheduled = nil
+    }
+}
+
+/// What a step of the node told the driver: replies to hand out, and the events it logs. Replies
+/// wait until the step is over, because a connection given its answer may hand in its next request.
+struct DriverHost: NodeHost {
+    let logger: Logger
+    let maximumClockOffset: Duration
+    private(set) var replies: [ClusterNode.ClientReply] = []
+    private(set) var leaveCompleted = false
+
+    init(logger: Logger, maximumClockOffset: Duration) {
+        self.logger = logger
+        self.maximumClockOffset = maximumClockOffset
+    }
+
+    mutating func reply(_ reply: ClusterNode.ClientReply) { replies.append(reply) }
+
+    mutating func observe(_ event: ClusterNode.Effect) {
+        switch event {
+        case .memberStatusChanged(let member, let status):
+            logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
+        case .clockAheadChanged(let ahead):
+            if ahead {
+                logger.error(
+                    "this node's clock runs ahead of most members' by more than the maximum offset: writes refused",
+                    metadata: ["max_clock_offset_ms": .number(Int(maximumClockOffset.nanoseconds / 1_000_000))])
+            } else {
+                logger.notice("this node's clock is back within the maximum offset of its members'")
+            }
+        case .leaveCompleted:
+            logger.notice("left the cluster: every key this node held is with its owners")
+            leaveCompleted = true
+        default:
+            break
+        }
+    }
+
+    /// The replies and the leave of the step just done, handed over once.
+    mutating func takeOutcome() -> (replies: [ClusterNode.ClientReply], leaveCompleted: Bool) {
+        defer {
+            replies.removeAll(keepingCapacity: true)
+            leaveCompleted = false
+        }
+        return (replies, leaveCompleted)
+    }
+}
+
 /// What the driver holds on the node's loop.
 final class DriverState {
+    typealias Runtime = NodeRuntime<TCPPeerTransport, LogFiles?, LoopTimer, DriverHost>
+
     let configuration: NodeConfiguration
     let clock: NodeClock
     let metrics: NodeMetrics
@@ -223,17 +290,21 @@ final class DriverState {
     let loop: any EventLoop
     let seed: UInt64
     let ring: RingVersionCell
-    /// The node, once started.
-    private(set) var node: ClusterNode?
+    /// The node and the parts that carry out its effects, once started.
+    private var runtime: Runtime?
+    /// The node, once started (a copy: read what you need and let it go).
+    var node: ClusterNode? { runtime?.node }
     private(set) var files: LogFiles?
     private(set) var recovery: Recovery.Report?
-    var transport: TCPPeerTransport?
+    private(set) var transport: TCPPeerTransport?
     private var pending: [UInt64: ClientReplyReceiver] = [:]
     private var nextRequest: UInt64 = 1
     /// The request being handed in by `submitInline`, and its answer if the step made one.
     private var inlineRequest: UInt64?
     private var inlineReply: ClusterNode.ClientReply?
-    private var timer: Scheduled<Void>?
+    /// Inputs that arrived while the node was in a step (a part reporting at once), handed in after it.
+    private var stepping = false
+    private var arrived: [ClusterNode.Input] = []
     private var memoryReports: Scheduled<Void>?
     /// Completed once a migration's snapshot is durable (or at once when there is none).
     private var ready: EventLoopPromise<Void>?
@@ -265,10 +336,11 @@ final class DriverState {
     ) throws -> EventLoopFuture<Void> {
         let now = clock.now()
         self.identity = identity
-        transport = TCPPeerTransport(
+        let transport = TCPPeerTransport(
             loop: loop, driver: driver, metrics: metrics, logger: logger, keyring: driver.peerKeyring,
             refusals: driver.peerRefusals
         ) { [unowned self] input in self.input(input) }
+        self.transport = transport
         if let (outcome, directory) = recovered {
             files = try LogFiles(
                 directory: directory, firstSequence: outcome.report.lastSequence + 1, loop: loop, logger: logger,
@@ -276,7 +348,7 @@ final class DriverState {
             ) { [unowned self] input in self.input(input) }
             recovery = outcome.report
         }
-        var node = ClusterNode(
+        let node = ClusterNode(
             me: NodeID(identity.nodeID), address: identity.peerAddress, clientAddress: identity.clientAddress,
             configuration: configuration.clusterConfiguration, seed: seed, recovered: recovered?.0,
             logPolicy: recovered == nil ? nil : configuration.syncPolicy, now: now)
@@ -289,10 +361,11 @@ final class DriverState {
         } else {
             ready.succeed(())
         }
-        let effects = node.start(seeds: configuration.seeds.map(\.description), now: now)
-        self.node = node
-        ring.store(node.ringVersion)
-        carryOut(effects)
+        let timer = LoopTimer(loop: loop, clock: clock) { [unowned self] in self.input(.timer) }
+        runtime = Runtime(
+            node: node, links: transport, log: files, timer: timer,
+            host: DriverHost(logger: logger, maximumClockOffset: configuration.maximumClockOffset))
+        step { $0.start(seeds: configuration.seeds.map(\.description), now: now) }
         scheduleMemoryReport()
         return ready.futureResult
     }
@@ -301,11 +374,10 @@ final class DriverState {
     func stop() -> [NIOThreadPool] {
         transport?.close()
         transport = nil
-        timer?.cancel()
+        runtime?.timer.cancel()
         memoryReports?.cancel()
-        timer = nil
         memoryReports = nil
-        node = nil
+        runtime = nil
         guard let files else { return [] }
         files.close()
         return files.threads
@@ -314,7 +386,7 @@ final class DriverState {
     // MARK: Inputs
 
     func submit(_ operation: ClusterNode.ClientOperation, completion: @escaping (ClusterNode.ClientReply) -> Void) {
-        guard node != nil else {
+        guard runtime != nil else {
             completion(
                 ClusterNode.ClientReply(
                     request: 0, outcome: .notReady(reason: "starting"), replicas: [], hinted: false))
@@ -327,13 +399,14 @@ final class DriverState {
     }
 
     func submitInline(_ operation: ClusterNode.ClientOperation) -> NodeDriver.Submitted {
-        guard node != nil else {
+        guard runtime != nil else {
             return .answered(
                 ClusterNode.ClientReply(
                     request: 0, outcome: .notReady(reason: "starting"), replicas: [], hinted: false))
         }
         let request = nextRequest
         nextRequest += 1
+        precondition(inlineRequest == nil, "request \(request) handed in inline during another")
         inlineRequest = request
         input(.client(request: request, operation))
         inlineRequest = nil
@@ -350,75 +423,53 @@ final class DriverState {
     }
 
     func withNode<T>(_ body: (inout ClusterNode, Instant) -> ([ClusterNode.Effect], T)) -> T {
-        let (effects, answer) = body(&node!, clock.now())
-        carryOut(effects)
-        if let node { ring.store(node.ringVersion) }
-        return answer
+        var answer: T?
+        let now = clock.now()
+        step { answer = $0.perform(now: now, body) }
+        return answer!
     }
 
     func input(_ input: ClusterNode.Input) {
-        guard node != nil else { return }
-        let effects = node!.handle(input, now: clock.now())
-        if case .snapshotWritten = input, let ready, node?.isMigrating == false {
+        // First, and without touching the runtime (the step holds it): a part reported at once, from
+        // inside a step. The node takes it when the step is done.
+        guard !stepping else {
+            arrived.append(input)
+            return
+        }
+        guard runtime != nil else { return }
+        if case .peer(.membership(let message)) = input { transport?.heardFrom(message.senderAddress) }
+        step { $0.handle(input, now: clock.now()) }
+        if case .snapshotWritten = input, let ready, runtime?.node.isMigrating == false {
             self.ready = nil
             logger.notice("migration done: the data directory now holds versioned entries")
             ready.succeed(())
         }
-        carryOut(effects)
     }
 
-    private func carryOut(_ effects: [ClusterNode.Effect]) {
+    /// Runs one step of the node (and the inputs parts reported during it), then hands out the
+    /// replies it made: a receiver may hand in its next request, which is a step of its own.
+    private func step(_ body: (inout Runtime) -> Void) {
+        precondition(!stepping, "a step of the node began inside another")
+        stepping = true
+        body(&runtime!)
+        while !arrived.isEmpty, runtime != nil {
+            let next = arrived.removeFirst()
+            runtime!.handle(next, now: clock.now())
+        }
+        arrived.removeAll()
+        stepping = false
+        guard runtime != nil else { return }
         // Any step may change the ring (a member reached, a status changed): data answers carry it.
-        if let node { ring.store(node.ringVersion) }
-        for effect in effects {
-            switch effect {
-            case .send(let address, let message):
-                transport?.send(message, to: address)
-            case .append(let sequence, let bytes):
-                files?.append(sequence: sequence, bytes: bytes)
-            case .sync(let upTo):
-                files?.sync(upTo: upTo)
-            case .writeSnapshot(let snapshot):
-                files?.writeSnapshot(snapshot)
-            case .repairLog:
-                files?.repair()
-            case .reply(let reply):
-                if reply.request == inlineRequest {
-                    inlineReply = reply
-                } else {
-                    pending.removeValue(forKey: reply.request)?.received(reply)
-                }
-            case .setTimer(let deadline):
-                setTimer(deadline)
-            case .memberStatusChanged(let member, let status):
-                logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
-            case .clockAheadChanged(let ahead):
-                if ahead {
-                    logger.error(
-                        "this node's clock runs ahead of most members' by more than the maximum offset: writes refused",
-                        metadata: [
-                            "max_clock_offset_ms": .number(
-                                Int(configuration.maximumClockOffset.nanoseconds / 1_000_000))
-                        ])
-                } else {
-                    logger.notice("this node's clock is back within the maximum offset of its members'")
-                }
-            case .evicted, .collected:
-                break
-            case .leaveCompleted:
-                logger.notice("left the cluster: every key this node held is with its owners")
-                onLeaveCompleted?()
+        ring.store(runtime!.node.ring.version)
+        let outcome = runtime!.host.takeOutcome()
+        for reply in outcome.replies {
+            if reply.request == inlineRequest {
+                inlineReply = reply
+            } else {
+                pending.removeValue(forKey: reply.request)?.received(reply)
             }
         }
-    }
-
-    private func setTimer(_ deadline: Instant) {
-        timer?.cancel()
-        let wait = clock.now().nanoseconds(to: deadline)
-        timer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, wait))) { [unowned self] in
-            self.timer = nil
-            self.input(.timer)
-        }
+        if outcome.leaveCompleted { onLeaveCompleted?() }
     }
 
     /// Hands the allocator's figure to the node every `memoryReportInterval`.

@@ -35,10 +35,16 @@ public final class NodeMetrics: Sendable {
     private let peerFramesReceived = Counter()
     private let peerBytesReceived = Counter()
     private let peerFramesSent = Counter()
+    private let peerWrites = Counter()
     private let peerBytesSent = Counter()
     private let peerInvalid = Counter()
     private let peerAuthenticationFailures = Counter()
     private let httpTimeouts = Counter()
+    private let respCommands = Counter()
+    private let respErrors = Counter()
+    private let respConnectionsOpen = Atomic<Int>(0)
+    private let respConnectionsTotal = Counter()
+    private let respAuthenticationFailures = Counter()
     private let peerConnectFailures = Counter()
     private let peerRefused = Counter()
     private let logSyncs = Histogram(buckets: NodeMetrics.syncBuckets)
@@ -63,10 +69,33 @@ public final class NodeMetrics: Sendable {
         peerBytesSent.add(UInt64(bytes))
     }
 
+    /// Frames written to a peer left in one flush (one write to its socket).
+    func peerFlushed() {
+        peerWrites.add(1)
+    }
+
     /// A peer connection closed because its bytes were not frames.
     func peerConnectionRefused() { peerInvalid.add(1) }
     /// A client connection closed by its read or idle timeout.
     func httpConnectionTimedOut() { httpTimeouts.add(1) }
+    /// A Redis-protocol command answered (`failed`: with an error line).
+    func respCommandAnswered(failed: Bool) {
+        respCommands.add(1)
+        if failed { respErrors.add(1) }
+    }
+    func respConnectionOpened() {
+        respConnectionsOpen.add(1, ordering: .relaxed)
+        respConnectionsTotal.add(1)
+    }
+    func respConnectionClosed() { respConnectionsOpen.subtract(1, ordering: .relaxed) }
+    /// A Redis-protocol `AUTH` (or `HELLO … AUTH`) whose password is no client token.
+    func respAuthenticationFailed() { respAuthenticationFailures.add(1) }
+    /// Redis-protocol connections open now, and opened since start.
+    var respConnections: (open: Int, total: UInt64) {
+        (respConnectionsOpen.load(ordering: .relaxed), respConnectionsTotal.value)
+    }
+    /// Redis-protocol commands answered since start, and how many of them with an error.
+    var respCommandCounts: (answered: UInt64, failed: UInt64) { (respCommands.value, respErrors.value) }
     /// A peer connection closed because it did not prove it holds the cluster's secret.
     func peerAuthenticationFailed() { peerAuthenticationFailures.add(1) }
     func peerConnectionFailed() { peerConnectFailures.add(1) }
@@ -192,6 +221,10 @@ public final class NodeMetrics: Sendable {
             ("cache_peer_frames_received_total", "Frames read from other nodes.", peerFramesReceived.value),
             ("cache_peer_received_bytes_total", "Bytes read from other nodes.", peerBytesReceived.value),
             ("cache_peer_frames_sent_total", "Frames written to other nodes.", peerFramesSent.value),
+            (
+                "cache_peer_flushes_total",
+                "Writes to other nodes: the frames one step makes for a peer leave together.", peerWrites.value
+            ),
             ("cache_peer_sent_bytes_total", "Bytes written to other nodes.", peerBytesSent.value),
             (
                 "cache_peer_connections_closed_invalid_total",
@@ -244,6 +277,19 @@ public final class NodeMetrics: Sendable {
             ),
         ]
         for (name, help, value) in trustCounters { out.single(name, .counter, help, value) }
+        let respCounters: [(String, String, UInt64)] = [
+            ("cache_resp_commands_total", "Redis-protocol commands answered.", respCommands.value),
+            ("cache_resp_errors_total", "Redis-protocol commands answered with an error line.", respErrors.value),
+            ("cache_resp_connections_total", "Redis-protocol connections opened.", respConnectionsTotal.value),
+            (
+                "cache_resp_authentication_failures_total", "Redis-protocol AUTH attempts with no matching token.",
+                respAuthenticationFailures.value
+            ),
+        ]
+        for (name, help, value) in respCounters { out.single(name, .counter, help, value) }
+        out.single(
+            "cache_resp_connections_open", .gauge, "Redis-protocol connections open.",
+            respConnectionsOpen.load(ordering: .relaxed))
         out.single(
             "cache_clock_ahead", .gauge,
             "1 while this node's clock runs ahead of most members' by more than MAX_CLOCK_OFFSET_MS (writes refused).",

@@ -188,7 +188,7 @@ final class PeerServer: Sendable {
 ///
 /// Each node talks to a peer over its own outbound connection, and hears from it over the peer's;
 /// answers go to the address a message names as its sender's, never back up the socket it came on.
-final class TCPPeerTransport: PeerTransport {
+final class TCPPeerTransport: PeerLinks {
     private struct Link {
         var machine = PeerLinkStateMachine()
         var channel: (any Channel)?
@@ -234,7 +234,7 @@ final class TCPPeerTransport: PeerTransport {
         frame.writeBytes(bytes)
         var link = links[address] ?? Link()
         let writable = link.channel?.isWritable ?? false
-        switch link.machine.send(bytes: bytes.count, writable: writable, now: .now()) {
+        switch link.machine.send(bytes: bytes.count, writable: writable, now: Self.now()) {
         case .write:
             link.channel!.write(frame, promise: nil)
             metrics.peerFrameSent(bytes: bytes.count)
@@ -257,6 +257,13 @@ final class TCPPeerTransport: PeerTransport {
         }
     }
 
+    /// A message came from the peer at `address` (over its own connection): a link waiting to try
+    /// it again tries at the next message instead.
+    func heardFrom(_ address: String) {
+        loop.preconditionInEventLoop()
+        links[address]?.machine.heardFrom(now: Self.now())
+    }
+
     /// Flushes written frames once the loop has run what it has in hand: all the messages one turn
     /// produces for a peer leave in one write, not one system call each.
     private func flushSoon(_ address: String) {
@@ -264,7 +271,11 @@ final class TCPPeerTransport: PeerTransport {
         let bound = NIOLoopBound(self, eventLoop: loop)
         loop.execute {
             let transport = bound.value
-            for address in transport.unflushed { transport.links[address]?.channel?.flush() }
+            for address in transport.unflushed {
+                guard let channel = transport.links[address]?.channel else { continue }
+                channel.flush()
+                transport.metrics.peerFlushed()
+            }
             transport.unflushed.removeAll(keepingCapacity: true)
         }
     }
@@ -345,13 +356,16 @@ final class TCPPeerTransport: PeerTransport {
             metrics.peerFrameSent(bytes: frame.readableBytes)
             wrote = true
         }
-        if wrote { channel.flush() }
+        if wrote {
+            channel.flush()
+            metrics.peerFlushed()
+        }
         links[address] = link
     }
 
     fileprivate func failed(_ address: String, error: any Error) {
         guard !closed, var link = links[address] else { return }
-        let wait = link.machine.failed(now: .now(), jitter: Double.random(in: 0...1, using: &random))
+        let wait = link.machine.failed(now: Self.now(), jitter: Double.random(in: 0...1, using: &random))
         let refused = link.queue
         link.queue.removeAll()
         link.channel = nil
@@ -387,6 +401,11 @@ final class TCPPeerTransport: PeerTransport {
             links[address] = link
             failed(address, error: PeerFrameError(reason: "connection closed with messages queued"))
         }
+    }
+
+    /// The links' time: the monotonic clock (backoff waits must not jump with the wall clock).
+    private static func now() -> Instant {
+        Instant(nanosecondsSinceEpoch: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 
     /// A connection error in a short phrase ("connection refused"), not NIO's structure dump.

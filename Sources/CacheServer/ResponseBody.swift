@@ -1,4 +1,5 @@
 import CacheCore
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -45,8 +46,16 @@ enum ResponseBody {
             var body = allocator.buffer(capacity: key.count + entry.valueCount + 48)
             body.writeStaticString(#"{"key":"#)
             body.writeJSONString(key)
-            body.writeStaticString(#","value":"#)
-            entry.withValueBytes { body.writeJSONString($0) }
+            // A value written over the Redis protocol may be any bytes; JSON strings are text.
+            let text = entry.withValueBytes { UTF8Validation.isValid($0) }
+            if text {
+                body.writeStaticString(#","value":"#)
+                entry.withValueBytes { body.writeJSONString($0) }
+            } else {
+                body.writeStaticString(#","value":null,"value_base64":""#)
+                body.writeString(entry.withValueBytes { Data($0) }.base64EncodedString())
+                body.writeStaticString(#"""#)
+            }
             body.writeStaticString(#","ttl_remaining":"#)
             if let expiresAt = entry.expiresAt {
                 let nanoseconds = now.nanoseconds(to: expiresAt)

@@ -47,7 +47,7 @@ struct CacheBench: AsyncParsableCommand {
     var concurrency: Int = 50
     @Option(name: .long, help: "Requests per second, open loop (default: closed loop).") var rate: Double?
     @Option(name: .long, help: "Seconds a request may take, retries included.") var timeout: Double = 2
-    @Option(name: .long, help: "Retries per request.") var maxRetries: Int = 3
+    @Option(name: .long, help: "Retries per request.") var maximumRetries: Int = 3
     @Option(name: .long, help: "Seed of the key and operation choices.") var seed: UInt64 = 1
     @Flag(name: .long, help: "Print the results as JSON on stdout.") var json = false
     @Flag(
@@ -72,7 +72,7 @@ struct CacheBench: AsyncParsableCommand {
         }
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
-        guard timeout > 0, maxRetries >= 0 else { throw ValidationError("--timeout must be positive") }
+        guard timeout > 0, maximumRetries >= 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     var valueSizes: ClosedRange<Int>? {
@@ -87,7 +87,7 @@ struct CacheBench: AsyncParsableCommand {
         let level = consistency.flatMap(CacheConsistency.init(rawValue:))
         let config = CacheClientConfig(
             nodes: nodes.split(separator: ",").map(String.init), timeout: .milliseconds(Int64(timeout * 1000)),
-            maxRetries: maxRetries, connectionsPerNode: concurrency,
+            maximumRetries: maximumRetries, connectionsPerNode: concurrency,
             poolWaitTimeout: .milliseconds(Int64(timeout * 1000)),
             consistency: level,
             token: token ?? ProcessInfo.processInfo.environment["CACHE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
@@ -256,7 +256,7 @@ struct Run: Sendable {
             let line = String(
                 format: "[%3ds] %8d ops/s  p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  errors %d  timeouts %d\n",
                 second.index + 1, figures.count, figures.latency.milliseconds(at: 50),
-                figures.latency.milliseconds(at: 99), figures.latency.maxMilliseconds, figures.errors,
+                figures.latency.milliseconds(at: 99), figures.latency.maximumMilliseconds, figures.errors,
                 figures.timeouts)
             FileHandle.standardError.write(Data(line.utf8))
         }

@@ -113,5 +113,5 @@ extension Histogram<UInt64> {
         totalCount == 0 ? 0 : Double(valueAtPercentile(percentile)) / 1000
     }
 
-    var maxMilliseconds: Double { totalCount == 0 ? 0 : Double(max) / 1000 }
+    var maximumMilliseconds: Double { totalCount == 0 ? 0 : Double(max) / 1000 }
 }

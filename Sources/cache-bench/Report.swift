@@ -40,7 +40,7 @@ struct Report {
             table.append([
                 name, "\(figures.count)", "\(Int((Double(figures.count) / max(measuredSeconds, 0.001)).rounded()))",
                 ms(latency.milliseconds(at: 50)), ms(latency.milliseconds(at: 90)), ms(latency.milliseconds(at: 99)),
-                ms(latency.milliseconds(at: 99.9)), ms(latency.maxMilliseconds), "\(figures.errors)",
+                ms(latency.milliseconds(at: 99.9)), ms(latency.maximumMilliseconds), "\(figures.errors)",
                 "\(figures.timeouts)", name == "get" || name == "total" ? "\(figures.hits)" : "-",
                 name == "get" || name == "total" ? "\(figures.misses)" : "-",
             ])
@@ -73,7 +73,7 @@ struct Report {
                 "latency_ms": [
                     "p50": latency.milliseconds(at: 50), "p90": latency.milliseconds(at: 90),
                     "p99": latency.milliseconds(at: 99), "p99_9": latency.milliseconds(at: 99.9),
-                    "max": latency.maxMilliseconds, "mean": figures.count == 0 ? 0 : latency.mean / 1000,
+                    "max": latency.maximumMilliseconds, "mean": figures.count == 0 ? 0 : latency.mean / 1000,
                 ],
             ]
         }
@@ -83,7 +83,8 @@ struct Report {
             [
                 "second": second.index + 1, "ops": second.figures.count, "errors": second.figures.errors,
                 "timeouts": second.figures.timeouts, "p50_ms": second.figures.latency.milliseconds(at: 50),
-                "p99_ms": second.figures.latency.milliseconds(at: 99), "max_ms": second.figures.latency.maxMilliseconds,
+                "p99_ms": second.figures.latency.milliseconds(at: 99),
+                "max_ms": second.figures.latency.maximumMilliseconds,
             ]
         }
         let document: [String: Any] = [

@@ -3,7 +3,7 @@ import CacheClient
 // The nodes from the first argument (comma-separated), or the cluster `make run` starts.
 let nodes = (CommandLine.arguments.dropFirst().first ?? "127.0.0.1:8000,127.0.0.1:8001,127.0.0.1:8002")
     .split(separator: ",").map(String.init)
-let config = CacheClientConfig(nodes: nodes, timeout: .seconds(2), maxRetries: 3)
+let config = CacheClientConfig(nodes: nodes, timeout: .seconds(2), maximumRetries: 3)
 
 try await withCacheClient(config) { cache in
     try await cache.put("user:42", "alice", ttl: .seconds(3600))

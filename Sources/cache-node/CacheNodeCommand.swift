@@ -70,7 +70,7 @@ struct CacheNodeCommand: AsyncParsableCommand {
         do {
             configuration = try await NodeConfiguration.load(
                 flags: flags, configFile: config, environment: ProcessInfo.processInfo.environment)
-            sink = try LogSink(filePath: configuration.logFile, maxBytes: configuration.logFileMaxBytes)
+            sink = try LogSink(filePath: configuration.logFile, maximumBytes: configuration.logFileMaxBytes)
         } catch {
             FileHandle.standardError.write(Data("cache-node: \(error)\n".utf8))
             throw ExitCode(2)
@@ -142,12 +142,14 @@ struct NetworkOptions: ParsableArguments {
     var port: String?
     @Option(name: .customLong("peer-port"), parsing: .unconditional, help: setting("PEER_PORT"))
     var peerPort: String?
+    @Option(name: .customLong("resp-port"), parsing: .unconditional, help: setting("RESP_PORT"))
+    var respPort: String?
     @Option(name: .customLong("advertise-host"), parsing: .unconditional, help: setting("ADVERTISE_HOST"))
     var advertiseHost: String?
     @Option(name: .customLong("event-loops"), parsing: .unconditional, help: setting("EVENT_LOOPS"))
     var eventLoops: String?
     @Option(name: .customLong("max-connections"), parsing: .unconditional, help: setting("MAX_CONNECTIONS"))
-    var maxConnections: String?
+    var maximumConnections: String?
     @Option(
         name: .customLong("request-read-timeout-ms"), parsing: .unconditional, help: setting("REQUEST_READ_TIMEOUT_MS"))
     var requestReadTimeoutMs: String?
@@ -157,9 +159,10 @@ struct NetworkOptions: ParsableArguments {
     /// The flags given, by key name.
     var given: [String: String] {
         let all: [(String, String?)] = [
-            ("HOST", host), ("PORT", port), ("PEER_PORT", peerPort), ("ADVERTISE_HOST", advertiseHost),
+            ("HOST", host), ("PORT", port), ("PEER_PORT", peerPort), ("RESP_PORT", respPort),
+            ("ADVERTISE_HOST", advertiseHost),
             ("EVENT_LOOPS", eventLoops),
-            ("MAX_CONNECTIONS", maxConnections), ("REQUEST_READ_TIMEOUT_MS", requestReadTimeoutMs),
+            ("MAX_CONNECTIONS", maximumConnections), ("REQUEST_READ_TIMEOUT_MS", requestReadTimeoutMs),
             ("IDLE_TIMEOUT_MS", idleTimeoutMs),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
@@ -179,9 +182,9 @@ struct StorageOptions: ParsableArguments {
     @Option(name: .customLong("wal-compact-ratio"), parsing: .unconditional, help: setting("WAL_COMPACT_RATIO"))
     var walCompactRatio: String?
     @Option(name: .customLong("max-memory-mb"), parsing: .unconditional, help: setting("MAX_MEMORY_MB"))
-    var maxMemoryMb: String?
+    var maximumMemoryMb: String?
     @Option(name: .customLong("max-size"), parsing: .unconditional, help: setting("MAX_SIZE"))
-    var maxSize: String?
+    var maximumSize: String?
     @Option(name: .customLong("ttl-default"), parsing: .unconditional, help: setting("TTL_DEFAULT"))
     var ttlDefault: String?
 
@@ -190,7 +193,7 @@ struct StorageOptions: ParsableArguments {
         let all: [(String, String?)] = [
             ("WAL_DIR", walDir), ("WAL_SYNC", walSync), ("WAL_SYNC_INTERVAL_MS", walSyncIntervalMs),
             ("WAL_COMPACT_MIN_MB", walCompactMinMb), ("WAL_COMPACT_RATIO", walCompactRatio),
-            ("MAX_MEMORY_MB", maxMemoryMb), ("MAX_SIZE", maxSize), ("TTL_DEFAULT", ttlDefault),
+            ("MAX_MEMORY_MB", maximumMemoryMb), ("MAX_SIZE", maximumSize), ("TTL_DEFAULT", ttlDefault),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }
@@ -213,7 +216,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .customLong("failure-timeout"), parsing: .unconditional, help: setting("FAILURE_TIMEOUT"))
     var failureTimeout: String?
     @Option(name: .customLong("max-clock-offset-ms"), parsing: .unconditional, help: setting("MAX_CLOCK_OFFSET_MS"))
-    var maxClockOffsetMs: String?
+    var maximumClockOffsetMs: String?
 
     /// The flags given, by key name.
     var given: [String: String] {
@@ -221,7 +224,7 @@ struct ClusterOptions: ParsableArguments {
             ("NODE_ID", nodeId), ("SEEDS", seeds), ("REPLICATION_FACTOR", replicationFactor),
             ("CONSISTENCY", consistency), ("GOSSIP_INTERVAL", gossipInterval),
             ("HEARTBEAT_INTERVAL", heartbeatInterval), ("FAILURE_TIMEOUT", failureTimeout),
-            ("MAX_CLOCK_OFFSET_MS", maxClockOffsetMs),
+            ("MAX_CLOCK_OFFSET_MS", maximumClockOffsetMs),
         ]
         return Dictionary(uniqueKeysWithValues: all.compactMap { name, value in value.map { (name, $0) } })
     }

@@ -81,7 +81,7 @@ struct ConnectionOptions: ParsableArguments {
     /// Runs `body` with a client; failures become one line on stderr and an exit status.
     func withClient(_ body: (CacheClient) async throws -> Void) async throws {
         let config = CacheClientConfig(
-            nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: 3, token: effectiveToken,
+            nodes: nodes, timeout: .milliseconds(Int64(timeout * 1000)), maximumRetries: 3, token: effectiveToken,
             tls: effectiveTLS)
         do {
             try await withCacheClient(config) { try await body($0) }
@@ -237,12 +237,7 @@ enum StatusTable {
 
     static func bytes(_ count: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
+        let (value, unit) = ByteScale.scaled(count, maximumUnit: units.count - 1)
         return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
     }
 }
@@ -267,8 +262,8 @@ struct Stats: AsyncParsableCommand {
                 ("uptime", String(format: "%.0f s", stats.uptimeSeconds)),
                 ("entries", "\(stats.entries)"), ("tombstones", "\(stats.tombstones)"),
                 ("memory", StatusTable.bytes(stats.bytes.jemallocAllocated ?? stats.bytes.estimated)),
-                ("memory limit", stats.limits.maxMemoryBytes.map(StatusTable.bytes) ?? "none"),
-                ("entry limit", stats.limits.maxEntries.map { "\($0)" } ?? "none"),
+                ("memory limit", stats.limits.maximumMemoryBytes.map(StatusTable.bytes) ?? "none"),
+                ("entry limit", stats.limits.maximumEntries.map { "\($0)" } ?? "none"),
                 ("gets", "\(stats.ops.get) (\(stats.hits) hits, \(stats.misses) misses)"),
                 ("puts", "\(stats.ops.put)"), ("deletes", "\(stats.ops.delete)"),
                 ("evictions", "\(stats.evictions)"), ("expirations", "\(stats.expirations)"),

@@ -26,6 +26,13 @@ struct RequestDecodingTests {
                 == .success(PutRequest(key: [0x6B], value: [0x76], ttlSeconds: 0)))
     }
 
+    @Test func theTimeToLiveIsDecidedHere() throws {
+        #expect(try decode(#"{"key":"k","value":"v"}"#).get().timeToLive == .nodeDefault)
+        #expect(try decode(#"{"key":"k","value":"v","ttl":null}"#).get().timeToLive == .nodeDefault)
+        #expect(try decode(#"{"key":"k","value":"v","ttl":0}"#).get().timeToLive == .never)
+        #expect(try decode(#"{"key":"k","value":"v","ttl":90}"#).get().timeToLive == .after(.seconds(90)))
+    }
+
     @Test func unescapesStringsExactly() throws {
         let request = try decode(#"{"key":"a\/b\"c\\d\u00e9\ud83d\ude00","value":"line\nbreak\t"}"#).get()
         #expect(request.key == Array("a/b\"c\\dé😀".utf8))
@@ -88,37 +95,6 @@ struct RequestDecodingTests {
         let body = Array(#"{"key":"a\u00e9b","value":"v\n","ttl":12}"#.utf8)
         for length in 0..<body.count {
             #expect(throws: RequestError.self) { try PutRequest.decode(body[0..<length]).get() }
-        }
-    }
-}
-
-@Suite("Key paths")
-struct KeyPathTests {
-    @Test(arguments: [
-        ("plain", "plain"),
-        ("a%2Fb", "a/b"),
-        ("a%3Fb%20c", "a?b c"),
-        ("100%25", "100%"),
-        ("%252F", "%2F"),
-        ("a+b", "a+b"),
-        ("caf%C3%A9", "café"),
-    ])
-    func decodesExactlyOnce(segment: String, key: String) {
-        #expect(KeyPath.decode(Array(segment.utf8)) == .success(Array(key.utf8)))
-    }
-
-    @Test(arguments: ["%", "%2", "%zz", "", "%C3", "%FF"])
-    func refusesMalformedSegments(segment: String) {
-        guard case .failure(let error) = KeyPath.decode(Array(segment.utf8)) else {
-            Issue.record("accepted \(segment)")
-            return
-        }
-        #expect(error.kind == .badRequest)
-    }
-
-    @Test func encodeThenDecodeIsIdentity() {
-        for key in ["a/b?c d%e+f", "é😀", "~._-", "#[]@!$&'()*,;="] {
-            #expect(KeyPath.decode(Array(KeyPath.encode(Array(key.utf8)).utf8)) == .success(Array(key.utf8)))
         }
     }
 }

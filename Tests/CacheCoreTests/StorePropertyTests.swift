@@ -63,7 +63,7 @@ struct StorePropertyTests {
     @Test(arguments: 0..<20)
     func neverServesWrongValuesUnderEviction(seed: UInt64) {
         var random = SplitMix64(seed: seed &+ 1000)
-        let limits = StoreLimits(maxEntries: 25, maxMemoryBytes: 25 * 150)
+        let limits = StoreLimits(maximumEntries: 25, maximumMemoryBytes: 25 * 150)
         var node = StandaloneNode(limits: limits, seed: seed, now: Instant(nanosecondsSinceEpoch: 1_000_000_000_000))
         var model: [String: ModelEntry] = [:]
         for step in 0..<3000 {

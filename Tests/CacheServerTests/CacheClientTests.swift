@@ -66,11 +66,13 @@ private final class ClientLoad: Sendable {
 }
 
 /// What the client does when a node is killed under load at `quorum`: the failed calls.
-private func killANodeUnderLoad(maxRetries: Int) async throws -> (failures: [String], stats: CacheClient.Statistics) {
+private func killANodeUnderLoad(
+    maximumRetries: Int
+) async throws -> (failures: [String], stats: CacheClient.Statistics) {
     try await withTemporaryDirectory { directory in
         let cluster = LocalCluster(directory: directory)
         let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
-        let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(5), maxRetries: maxRetries)
+        let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(5), maximumRetries: maximumRetries)
         return try await withCacheClient(config) { client in
             let load = ClientLoad()
             let keys = (0..<50).map { "k\($0)" }
@@ -86,7 +88,7 @@ private func killANodeUnderLoad(maxRetries: Int) async throws -> (failures: [Str
     }
 }
 
-@Suite("CacheClient against real nodes", .serialized, .timeLimit(.minutes(5)))
+@Suite("CacheClient against real nodes", .realProcesses, .serialized, .timeLimit(.minutes(5)))
 struct CacheClientTests {
     @Test func callsGoToEachKeysFirstOwnerAndBatchesToo() async throws {
         try await withTemporaryDirectory { directory in
@@ -130,7 +132,7 @@ struct CacheClientTests {
     }
 
     @Test func aNodeKilledUnderLoadCostsNoFailedCallAtQuorum() async throws {
-        let (failures, stats) = try await killANodeUnderLoad(maxRetries: 3)
+        let (failures, stats) = try await killANodeUnderLoad(maximumRetries: 3)
         #expect(failures.isEmpty, "\(failures)")
         #expect(stats.nodesMarkedDown >= 1)
         #expect(stats.failovers >= 1)
@@ -138,7 +140,7 @@ struct CacheClientTests {
 
     /// The check above catches a client that does not fail over: without retries, calls fail.
     @Test func withoutRetriesTheSameKillFailsCalls() async throws {
-        let (failures, _) = try await killANodeUnderLoad(maxRetries: 0)
+        let (failures, _) = try await killANodeUnderLoad(maximumRetries: 0)
         #expect(!failures.isEmpty)
     }
 
@@ -146,7 +148,7 @@ struct CacheClientTests {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
             let n0 = try await cluster.startAll(["n0", "n1", "n2"])[0]
-            let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10), maxRetries: 2)
+            let config = CacheClientConfig(nodes: [address(n0)], timeout: .seconds(10), maximumRetries: 2)
             try await withCacheClient(config) { client in
                 try await client.put("k", "v", consistency: .all)
                 try await cluster.kill("n1")
@@ -177,7 +179,7 @@ struct CacheClientTests {
     @Test func cancellationStopsAWaitingCall() async throws {
         let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
         let port = try await node.waitUntilListening()
-        let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(30), maxRetries: 5)
+        let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(30), maximumRetries: 5)
         try await withCacheClient(config) { client in
             try await client.put("k", "v")
             try await node.pause()
@@ -196,14 +198,16 @@ struct CacheClientTests {
         let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
         let port = try await node.waitUntilListening()
         let config = CacheClientConfig(
-            nodes: ["127.0.0.1:\(port)"], timeout: .seconds(20), maxRetries: 0, connectionsPerNode: 2,
+            nodes: ["127.0.0.1:\(port)"], timeout: .seconds(20), maximumRetries: 0, connectionsPerNode: 2,
             poolWaitTimeout: .milliseconds(300))
         try await withCacheClient(config) { client in
             try await client.put("k", "v")
             try await node.pause()
             // Two calls take both connections and hang on the stopped node.
             let hanging = (0..<2).map { _ in Task { try await client.get("k") } }
-            try await Task.sleep(for: .milliseconds(300))
+            try await eventually("both connections taken", timeout: .seconds(10)) {
+                try Self.establishedConnections(toPort: port) == 2
+            }
             await #expect {
                 try await client.get("k")
             } throws: { error in
@@ -220,6 +224,31 @@ struct CacheClientTests {
             for task in hanging { #expect(try await task.value == "v") }
             for task in waiting { _ = await task.result }
             #expect(try Self.establishedConnections(toPort: port) <= 2)
+        }
+    }
+
+    /// A node closes connections that sat idle (`IDLE_TIMEOUT_MS`); the client's next calls take
+    /// fresh ones without a failed attempt, a retry or the node marked down.
+    @Test func connectionsTheNodeClosedWhileIdleAreReplacedWithoutAFailure() async throws {
+        let (node, _) = try await NodeProcess.serving(
+            environment: ["PORT": "0", "HOST": "127.0.0.1", "IDLE_TIMEOUT_MS": "200"])
+        let port = try await node.waitUntilListening()
+        let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(5), maximumRetries: 0)
+        try await withCacheClient(config) { client in
+            for round in 0..<3 {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<8 { group.addTask { try await client.put("idle-\(index)", "r\(round)") } }
+                    try await group.waitForAll()
+                }
+                #expect(try Self.establishedConnections(toPort: port) >= 1)
+                // Longer than the node's idle timeout: every pooled connection is closed by the node.
+                try await Task.sleep(for: .milliseconds(700))
+                #expect(try Self.establishedConnections(toPort: port) == 0)
+                for index in 0..<8 { #expect(try await client.get("idle-\(index)") == "r\(round)") }
+                try await Task.sleep(for: .milliseconds(700))
+            }
+            #expect(client.statistics.retries == 0)
+            #expect(client.statistics.nodesMarkedDown == 0)
         }
     }
 

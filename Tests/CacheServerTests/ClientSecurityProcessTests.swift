@@ -13,7 +13,7 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
 
 /// Clients prove who they are with tokens, and a node survives clients that abuse its connections:
 /// too many, too slow, or never reading their answers. Real processes, real sockets.
-@Suite("Client security with real processes", .serialized, .timeLimit(.minutes(5)))
+@Suite("Client security with real processes", .realProcesses, .serialized, .timeLimit(.minutes(5)))
 struct ClientSecurityProcessTests {
     @Test func tokensGrantRolesAndProbesStayOpen() async throws {
         try await withTemporaryDirectory { directory in

@@ -89,7 +89,7 @@ private func restartedNodeReadsAtQuorum(injectedBug: String?) async throws -> [S
     }
 }
 
-@Suite("Cluster with real processes", .serialized, .timeLimit(.minutes(5)))
+@Suite("Cluster with real processes", .realProcesses, .serialized, .timeLimit(.minutes(5)))
 struct ClusterProcessTests {
     @Test func writesThroughOneNodeAreReadThroughTheOthersAtEveryLevel() async throws {
         try await withTemporaryDirectory { directory in

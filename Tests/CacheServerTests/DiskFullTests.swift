@@ -12,7 +12,9 @@ private func run(_ arguments: [String]) throws -> Int32 {
     return process.terminationStatus
 }
 
-@Suite("Full disk", .serialized, .timeLimit(.minutes(2)), .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+@Suite(
+    "Full disk", .realProcesses, .serialized, .timeLimit(.minutes(2)),
+    .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
 struct DiskFullTests {
     @Test func fullDiskRefusesWritesKeepsReadsAndLosesNothingAcknowledged() async throws {
         try await withTemporaryDirectory { directory in

@@ -44,7 +44,7 @@ struct HTTPConnectionStateMachineTests {
         #expect(ended?.body == ByteBuffer(string: "hello"))
 
         var limited = HTTPConnectionStateMachine()
-        let huge = head(.PUT, "/put", [("content-length", "\(HTTPConnectionStateMachine.maxBodyBytes + 1)")])
+        let huge = head(.PUT, "/put", [("content-length", "\(HTTPConnectionStateMachine.maximumBodyBytes + 1)")])
         let action8 = limited.headReceived(huge, route: .put(consistency: nil), now: .now)
         #expect(action8 == .refuseBody)
         let none = limited.endReceived()
@@ -55,7 +55,7 @@ struct HTTPConnectionStateMachineTests {
         var chunked = HTTPConnectionStateMachine()
         let action10 = chunked.headReceived(head(.PUT, "/put"), route: .put(consistency: nil), now: .now)
         #expect(action10 == .receive(sendContinue: false))
-        var big = ByteBuffer(repeating: 0x61, count: HTTPConnectionStateMachine.maxBodyBytes)
+        var big = ByteBuffer(repeating: 0x61, count: HTTPConnectionStateMachine.maximumBodyBytes)
         let action11 = chunked.bodyReceived(&big)
         #expect(action11 == .ignore)
         var one = ByteBuffer(string: "x")

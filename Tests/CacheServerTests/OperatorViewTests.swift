@@ -14,7 +14,7 @@ private func logLines(_ node: NodeProcess) -> [[String: Any]] {
 }
 
 /// What an operator sees of a node: help, exit statuses, start-up lines, errors, metrics.
-@Suite("What an operator sees", .timeLimit(.minutes(3)))
+@Suite("What an operator sees", .realProcesses, .timeLimit(.minutes(3)))
 struct OperatorViewTests {
     @Test func helpGroupsEverySettingWithItsMeaningAndDefaultAndVersionIsThere() async throws {
         let help = try NodeProcess(arguments: ["--help"])

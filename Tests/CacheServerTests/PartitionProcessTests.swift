@@ -9,7 +9,7 @@ import Testing
 /// off from the other two by iptables rules in its namespace. Needs root (CI runs as root); skipped
 /// otherwise.
 @Suite(
-    "Partition between real processes", .serialized, .timeLimit(.minutes(3)),
+    "Partition between real processes", .realProcesses, .serialized, .timeLimit(.minutes(3)),
     .enabled(if: NamespaceNetwork.available, "needs root, ip, iptables and curl"))
 struct PartitionProcessTests {
     @Test func theMinoritySideRefusesQuorumWritesAndEveryReplicaConvergesAfterHealing() async throws {

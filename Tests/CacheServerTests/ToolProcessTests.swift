@@ -8,51 +8,17 @@ import Testing
 #endif
 
 /// A tool built beside the tests (`cachectl`, `cache-bench`), run to completion.
-private struct ToolRun {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
 private func runTool(
     _ name: String, _ arguments: [String], environment: [String: String] = [:]
 ) async throws
     -> ToolRun
 {
-    let process = Process()
-    process.executableURL = NodeProcess.binary.deletingLastPathComponent().appendingPathComponent(name)
-    process.arguments = arguments
-    var env = environment
-    env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-    env["SWIFT_BACKTRACE"] = "enable=no"
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    // Read on the pipes' own dispatch threads: a blocking read in the test's cooperative pool (two
-    // threads on two cores) would stall every other task of the test until the tool exits.
-    let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
-    out.fileHandleForReading.readabilityHandler = { handle in
-        let data = handle.availableData
-        collected.withLock { $0.out.append(data) }
-    }
-    err.fileHandleForReading.readabilityHandler = { handle in
-        let data = handle.availableData
-        collected.withLock { $0.err.append(data) }
-    }
-    try process.run()
-    while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    let rest = (out.fileHandleForReading.readDataToEndOfFile(), err.fileHandleForReading.readDataToEndOfFile())
-    let (stdout, stderr) = collected.withLock { ($0.out + rest.0, $0.err + rest.1) }
-    return ToolRun(
-        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-        stderr: String(decoding: stderr, as: UTF8.self))
+    try await runProgram(
+        NodeProcess.binary.deletingLastPathComponent().appendingPathComponent(name), arguments,
+        environment: environment)
 }
 
-@Suite("cachectl and cache-bench against real nodes", .serialized, .timeLimit(.minutes(5)))
+@Suite("cachectl and cache-bench against real nodes", .realProcesses, .serialized, .timeLimit(.minutes(5)))
 struct ToolProcessTests {
     @Test func cachectlReadsWritesOperatesAndExitsWithStatusesScriptsCanUse() async throws {
         try await withTemporaryDirectory { directory in
@@ -124,7 +90,11 @@ struct ToolProcessTests {
                         "--consistency", "quorum", "--concurrency", "4", "--json", "--progress",
                     ])
             }
-            try await Task.sleep(for: .seconds(2))
+            // Kill once the measured load is running (reads coordinated beyond the preload's writes).
+            try await eventually("cache-bench's load reaches the cluster", timeout: .seconds(30)) {
+                let ops = try cluster.client("n0").request("GET", "/stats").json["ops"] as? [String: Any]
+                return (ops?["get"] as? Int ?? 0) > 200
+            }
             try await cluster.kill("n2")
             let run = try await bench.value
             #expect(run.status == 0, "\(run.stderr)")

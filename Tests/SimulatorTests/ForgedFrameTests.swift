@@ -2,7 +2,6 @@ import CacheCore
 import Simulator
 import Testing
 
-private let start = Instant(nanosecondsSinceEpoch: 1_800_000_000_000_000_000)
 /// An address no node of a `TestCluster` listens at: what is sent there is lost.
 private let nowhere = "10.255.255.1:9"
 
@@ -103,7 +102,8 @@ struct ForgedFrameTests {
             WALRecord(sequence: 2, operation: .versioned(key: Array("other".utf8), entry: honest)), into: &segment)
         let outcome = Recovery.recover(
             snapshots: [], segments: [.init(firstSequence: 1, bytes: segment)], limits: StoreLimits(), seed: 1,
-            me: NodeID("n0"), now: start.advanced(by: .seconds(1)))
+            me: NodeID("n0"), now: start.advanced(by: .seconds(1)),
+            maximumClockOffset: ClusterNode.Configuration.defaultMaximumClockOffset)
         #expect(outcome.store.stored(KeyReference(key)) == nil)
         #expect(outcome.store.stored(KeyReference(Array("other".utf8)))?.value == [2])
         #expect(outcome.report.newestVersion == honest.version)

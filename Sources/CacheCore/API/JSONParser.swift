@@ -17,26 +17,26 @@ public struct JSONParser {
     public static let defaultMaxDepth = 32
 
     private let bytes: UnsafeBufferPointer<UInt8>
-    private let maxDepth: Int
+    private let maximumDepth: Int
     private var index = 0
 
-    private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    private init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
         self.bytes = bytes
-        self.maxDepth = maxDepth
+        self.maximumDepth = maximumDepth
     }
 
     /// Parses exactly one JSON value, surrounded by optional white space, from `bytes`.
     public static func parse(
         _ bytes: some Collection<UInt8>,
-        maxDepth: Int = defaultMaxDepth
+        maximumDepth: Int = defaultMaxDepth
     ) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> =
             bytes.withContiguousStorageIfAvailable { buffer in
-                var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+                var parser = JSONParser(bytes: buffer, maximumDepth: maximumDepth)
                 return Result { () throws(JSONParseError) in try parser.parseDocument() }
             }
             ?? Array(bytes).withUnsafeBufferPointer { buffer in
-                var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+                var parser = JSONParser(bytes: buffer, maximumDepth: maximumDepth)
                 return Result { () throws(JSONParseError) in try parser.parseDocument() }
             }
         return try result.get()
@@ -89,7 +89,7 @@ public struct JSONParser {
     }
 
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-        if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
+        if depth > maximumDepth { throw error("nesting deeper than \(maximumDepth) levels") }
         index += 1  // {
         var members: [JSONMember] = []
         skipWhitespace()
@@ -119,7 +119,7 @@ public struct JSONParser {
     }
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
-        if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
+        if depth > maximumDepth { throw error("nesting deeper than \(maximumDepth) levels") }
         index += 1  // [
         var elements: [JSONValue] = []
         skipWhitespace()

@@ -5,7 +5,7 @@
 /// and `ttl`, when present and not null, a non-negative whole number of seconds.
 public struct PutRequest: Equatable, Sendable {
     /// The longest time to live accepted: 100 years, far past any cache's use and far from overflow.
-    public static let maxTTLSeconds: Int64 = 100 * 365 * 24 * 3600
+    public static let maximumTTLSeconds: Int64 = 100 * 365 * 24 * 3600
 
     /// The key's UTF-8 bytes.
     public var key: [UInt8]
@@ -20,6 +20,21 @@ public struct PutRequest: Equatable, Sendable {
         self.key = key
         self.value = value
         self.ttlSeconds = ttlSeconds
+    }
+
+    /// What the `ttl` field asks for: absent or `null` the node's default, `0` never, else that
+    /// many seconds. Decided here, once, for every driver.
+    public var timeToLive: ClusterNode.TimeToLive {
+        switch ttlSeconds {
+        case nil: .nodeDefault
+        case 0: .never
+        case let seconds?: .after(.seconds(seconds))
+        }
+    }
+
+    /// The node's operation for this request at `consistency` (`nil`: the node's default).
+    public func operation(consistency: ConsistencyLevel?) -> ClusterNode.ClientOperation {
+        .put(key: key, value: value, ttl: timeToLive, consistency: consistency)
     }
 
     /// Decodes a request body, or says precisely what is wrong with it.
@@ -93,8 +108,8 @@ public struct PutRequest: Equatable, Sendable {
             // Only plain integer literals: "1.5", "1e3" and "-1" are all refused.
             guard !literal.isEmpty, literal.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
             else { return .failure(invalid) }
-            guard let seconds = Int64(literal), seconds <= maxTTLSeconds else {
-                return .failure(RequestError(.badRequest, "field \"ttl\" must be at most \(maxTTLSeconds) seconds"))
+            guard let seconds = Int64(literal), seconds <= maximumTTLSeconds else {
+                return .failure(RequestError(.badRequest, "field \"ttl\" must be at most \(maximumTTLSeconds) seconds"))
             }
             return .success(seconds)
         default:

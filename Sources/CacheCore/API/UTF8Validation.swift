@@ -1,5 +1,5 @@
 /// Strict UTF-8 validation (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
-enum UTF8Validation {
+public enum UTF8Validation {
     /// The length of the well-formed sequence starting at `index`, or `nil` if it is malformed.
     @inline(__always)
     static func sequenceLength(in bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
@@ -29,7 +29,12 @@ enum UTF8Validation {
 
     /// Whether all of `bytes` is well-formed UTF-8.
     static func isValid(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBufferPointer { buffer in
+        bytes.withUnsafeBytes { isValid($0) }
+    }
+
+    /// Whether all of `bytes` is well-formed UTF-8 (a value read over HTTP must be).
+    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.withMemoryRebound(to: UInt8.self) { buffer in
             var index = 0
             while index < buffer.count {
                 if buffer[index] < 0x80 {

@@ -89,6 +89,12 @@ public struct HashRing: Sendable, Equatable {
         points.sort { $0.position != $1.position ? $0.position < $1.position : $0.owner < $1.owner }
         positions = points.map(\.position)
         owners = points.map(\.owner)
+        var bytes: [UInt8] = []
+        for member in sorted {
+            bytes.append(contentsOf: member.rawValue.utf8)
+            bytes.append(0)
+        }
+        version = StableHash.xxh64(bytes)
     }
 
     /// Where a member's `point`-th point sits: the hash of its name, a separator that cannot occur
@@ -140,15 +146,8 @@ public struct HashRing: Sendable, Equatable {
     }
 
     /// The ring's identity: a hash of its members' names (the same on every node that sees the same
-    /// members, different after any change).
-    public var version: UInt64 {
-        var bytes: [UInt8] = []
-        for member in members {
-            bytes.append(contentsOf: member.rawValue.utf8)
-            bytes.append(0)
-        }
-        return StableHash.xxh64(bytes)
-    }
+    /// members, different after any change), computed once: every answer carries it.
+    public let version: UInt64
 
     /// The share of all key positions each member is first owner of, by member (sums to 1).
     public var primaryShares: [NodeID: Double] {

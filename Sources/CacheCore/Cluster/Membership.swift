@@ -154,7 +154,7 @@ public struct Membership: Sendable {
         /// Members asked to probe indirectly.
         public var indirectProbes: Int
         /// Most updates piggybacked on one message.
-        public var maxPiggybackedUpdates: Int
+        public var maximumPiggybackedUpdates: Int
         /// λ in SWIM's λ·log(n) retransmissions of each update.
         public var retransmitMultiplier: Int
         /// A push-pull exchange every this many periods.
@@ -172,14 +172,14 @@ public struct Membership: Sendable {
         /// The defaults match the node's defaults (1 s, 500 ms, 5 s).
         public init(
             protocolPeriod: Duration = .seconds(1), probeTimeout: Duration = .milliseconds(500),
-            suspicionTimeout: Duration = .seconds(5), indirectProbes: Int = 3, maxPiggybackedUpdates: Int = 8,
+            suspicionTimeout: Duration = .seconds(5), indirectProbes: Int = 3, maximumPiggybackedUpdates: Int = 8,
             retransmitMultiplier: Int = 3, syncEveryPeriods: Int = 10
         ) {
             self.protocolPeriod = protocolPeriod
             self.probeTimeout = probeTimeout
             self.suspicionTimeout = suspicionTimeout
             self.indirectProbes = indirectProbes
-            self.maxPiggybackedUpdates = maxPiggybackedUpdates
+            self.maximumPiggybackedUpdates = maximumPiggybackedUpdates
             self.retransmitMultiplier = retransmitMultiplier
             self.syncEveryPeriods = syncEveryPeriods
             self.injectedBug = nil
@@ -319,6 +319,21 @@ public struct Membership: Sendable {
         }
         return measured > 0 && ahead * 2 > measured
     }
+
+    /// Whether every other member seen alive measured, by its last message, this node's clock
+    /// ahead of its own by no more than `bound` (one never measured does not agree): stricter than
+    /// ``isClockAhead(by:)``, which asks most of them.
+    public func clockAgreesWithEveryAliveMember(within bound: Duration) -> Bool {
+        let limit = bound.nanoseconds
+        for id in memberOrder where member(id).status == .alive {
+            guard let lead = clockLeads[id], lead <= limit else { return false }
+        }
+        return true
+    }
+
+    /// How far this node's clock ran ahead of `member`'s (negative: behind) when its last message
+    /// came, if a reached member's message was measured.
+    public func clockLead(over member: NodeID) -> Int64? { clockLeads[member] }
 
     /// When `member` was last heard from directly, if ever.
     public func lastContact(with member: NodeID) -> Instant? { lastContact[member] }
@@ -682,7 +697,7 @@ public struct Membership: Sendable {
                 ? gossip[$0].transmissions < gossip[$1].transmissions : $0 > $1
         }
         var updates: [MemberUpdate] = []
-        for index in indices.prefix(configuration.maxPiggybackedUpdates) {
+        for index in indices.prefix(configuration.maximumPiggybackedUpdates) {
             updates.append(gossip[index].update)
             gossip[index].transmissions += 1
         }

@@ -39,7 +39,7 @@ public enum PeerProtocol {
     /// The most items (keys, entries) one batch message carries.
     public static let maximumBatchItems = 1024
     /// How far past its version a value may expire: the longest TTL a client may give.
-    static let maximumExpiryNanoseconds = PutRequest.maxTTLSeconds * 1_000_000_000
+    static let maximumExpiryNanoseconds = PutRequest.maximumTTLSeconds * 1_000_000_000
     /// Marks a member update as vouched for, in its status byte.
     static let vouchedFlag: UInt8 = 0x80
 

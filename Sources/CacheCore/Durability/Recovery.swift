@@ -73,7 +73,9 @@ public struct Recovery {
     /// Recovers from `snapshots` and `segments` (any order) at time `now`, for the node `me` (whose
     /// name versions the entries of a legacy directory), into a store with `limits`. A store kept
     /// within tight limits may evict while it replays; `recordsEvictedKeys` keeps those keys for the
-    /// node to report (the simulator's checkers need every eviction).
+    /// node to report (the simulator's checkers need every eviction). `maximumClockOffset` must be
+    /// the node's own setting, the bound it admitted versions by while it ran: a smaller one drops
+    /// records it acknowledged (the simulator found that, with a default of 0.5 s here).
     public static func recover(
         snapshots: [SnapshotFile],
         segments: [SegmentFile],
@@ -81,7 +83,7 @@ public struct Recovery {
         seed: UInt64,
         me: NodeID,
         now: Instant,
-        maximumClockOffset: Duration = ClusterNode.Configuration.defaultMaximumClockOffset,
+        maximumClockOffset: Duration,
         recordsEvictedKeys: Bool = false
     ) -> Outcome {
         var report = Report()

@@ -2,9 +2,9 @@
 public enum SyncPolicy: Equatable, Sendable, CustomStringConvertible {
     /// Every write is answered only after an fsync that covers it returned.
     case always
-    /// Writes are answered once handed to the operating system; an fsync runs every `milliseconds`,
-    /// so a power loss loses at most that window of answered writes (a process crash loses none).
-    case interval(milliseconds: Int)
+    /// Writes are answered once handed to the operating system; an fsync runs every `period`, so a
+    /// power loss loses at most that window of answered writes (a process crash loses none).
+    case interval(Duration)
     /// Writes are answered once handed to the operating system, which decides when they reach the
     /// disk; a process crash loses none, a power loss may lose any not yet written back.
     case none
@@ -12,7 +12,7 @@ public enum SyncPolicy: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .always: "always"
-        case .interval(let milliseconds): "interval(\(milliseconds)ms)"
+        case .interval(let period): "interval(\(period.nanoseconds / 1_000_000)ms)"
         case .none: "none"
         }
     }

@@ -90,6 +90,13 @@ extension ClusterNode {
                 reply(client, .invalid(rejection.requestError), replicas: [])
                 return
             }
+            // Peers refuse an expiry further than the longest TTL after its version (a client's
+            // absolute expiry far in the future would otherwise make a frame no replica accepts).
+            if case .after(let duration) = ttl, duration > .seconds(PutRequest.maximumTTLSeconds) {
+                let message = "time to live exceeds the longest, \(PutRequest.maximumTTLSeconds) seconds (100 years)"
+                reply(client, .invalid(RequestError(.badRequest, message)), replicas: [])
+                return
+            }
             counters.puts &+= 1
             key = KeyReference(putKey)
             let expiresAt: Instant?

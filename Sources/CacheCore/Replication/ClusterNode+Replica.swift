@@ -153,11 +153,17 @@ extension ClusterNode {
                     .writeReply(request: answer.request, result: .stored(previousWasLive: previousWasLive)))
             }
         case .duplicate:
-            if let answer {
-                answerWhenDurable(
-                    pendingSequence(of: key), to: answer.to,
-                    .writeReply(request: answer.request, result: .stored(previousWasLive: false)))
+            guard let answer else { break }
+            // The version is held already; "stored" vouches that it is durable. While the log has
+            // failed, a held entry whose record never became durable cannot be vouched for (the
+            // simulator's failing disks found a repair acknowledged that way, lost at the next crash).
+            if let failure = log?.failure, !isHeldEntryDurable(key) {
+                send(.writeReply(request: answer.request, result: .refused(reason: failure)), toAddress: answer.to)
+                break
             }
+            answerWhenDurable(
+                pendingSequence(of: key), to: answer.to,
+                .writeReply(request: answer.request, result: .stored(previousWasLive: false)))
         case .stale(let current):
             if let answer {
                 send(.writeReply(request: answer.request, result: .stale(current: current)), toAddress: answer.to)
@@ -178,10 +184,14 @@ extension ClusterNode {
     /// and a read of any other key is answered at once. Under `interval` and `none` a record is
     /// durable once written, which the driver does at the end of the same event-loop turn: a read
     /// simply waits for every record appended so far, which costs nothing, and no key is tracked.
+    ///
+    /// Under every policy the record is remembered until it is durable, so that a repair of a failed
+    /// log can write again the entries whose records it lost (they stay in the store).
     mutating func noteUnsynced(_ key: KeyReference, sequence: UInt64) {
+        precondition(unsyncedOrder.last.map { $0.sequence < sequence } ?? true, "records noted out of order")
+        unsyncedOrder.append((key.bytes, key.position, sequence))
         guard log?.policy == .always else { return }
         unsyncedWrites[key.position] = sequence
-        unsyncedOrder.append((key.position, sequence))
     }
 
     /// The log record the key's entry waits for, if it is not durable yet.
@@ -194,6 +204,15 @@ extension ClusterNode {
         }
         guard let sequence = unsyncedWrites[key.position], !log.mayAcknowledge(sequence) else { return nil }
         return sequence
+    }
+
+    /// Whether the record of the key's entry in the store is durable under the policy, failed log
+    /// or not (`pendingSequence` answers reads, which do not wait while the log has failed).
+    func isHeldEntryDurable(_ key: KeyReference) -> Bool {
+        guard let log else { return true }
+        guard log.policy == .always else { return log.mayAcknowledge(log.lastSequence) }
+        guard let sequence = unsyncedWrites[key.position] else { return true }
+        return log.mayAcknowledge(sequence)
     }
 
     func isDurable(_ sequence: UInt64?) -> Bool {
@@ -265,15 +284,32 @@ extension ClusterNode {
         guard log?.failure != nil else { return }
         log?.diskRecovered(keptSequence: kept)
         nextLogRepair = nil
-        var order = RingQueue<(position: UInt64, sequence: UInt64)>()
+        var order = RingQueue<(key: [UInt8], position: UInt64, sequence: UInt64)>()
+        var lost: [[UInt8]] = []
         while let item = unsyncedOrder.popFirst() {
             if item.sequence <= kept {
                 order.append(item)
-            } else if unsyncedWrites[item.position] == item.sequence {
-                unsyncedWrites[item.position] = nil
+            } else {
+                if unsyncedWrites[item.position] == item.sequence { unsyncedWrites[item.position] = nil }
+                lost.append(item.key)
             }
         }
         unsyncedOrder = order
+        // The store still holds the entries of the records the repair cut off (their writes were
+        // refused, but a replica that holds a version says so to a repeat of it, and anti-entropy
+        // spreads it): each key's current entry is written again, and waits for durability as any.
+        // Without this a repeat of such a write was acknowledged and the entry lost at the next crash.
+        var rewritten = Set<[UInt8]>()
+        for key in lost where rewritten.insert(key).inserted {
+            let reference = KeyReference(key)
+            guard let entry = store.stored(reference),
+                case .append(let sequence, let bytes) = log?.append(
+                    .versioned(key: key, entry: entry.versionedEntry))
+            else { continue }
+            effects.append(.append(sequence: sequence, bytes: bytes))
+            noteUnsynced(reference, sequence: sequence)
+            counters.entriesRewrittenAfterRepair &+= 1
+        }
         releaseDurable(now: now)
     }
 
@@ -372,6 +408,9 @@ extension ClusterNode {
                     to: owner)
             }
         }
+        // Whether every other member seen alive agrees with this node's clock: asked once a pass,
+        // when the first tombstone is due.
+        var membersAgree: Bool?
         while collections.count < configuration.maximumItemsPerMessage,
             let key = store.nextDueTombstone(now: now, dueAfter: grace)
         {
@@ -397,6 +436,19 @@ extension ClusterNode {
                 forget(key, entry.version, owners: owners)
                 continue
             }
+            // The grace period is read off this node's clock: one running ahead would collect early,
+            // before a replica that is away (not yet back in this node's view) returns with an older
+            // value, or while a coordinator whose clock is behind can still read nothing and write a
+            // version older than the delete (with one replica there is no other replica to ask, and
+            // every member coordinates). Collect only while the clock is measured within the bound
+            // of every other replica and every other member seen alive.
+            if membersAgree == nil {
+                membersAgree = membership.clockAgreesWithEveryAliveMember(within: configuration.maximumClockOffset)
+            }
+            guard membersAgree == true, clockAgrees(with: owners) else {
+                store.requeueTombstone(key, at: now.advanced(by: grace / 4), grace: grace)
+                continue
+            }
             let collection = TombstoneCollection(
                 version: entry.version, waiting: owners.filter { $0 != me }, request: newRequestID())
             collections[key] = collection
@@ -408,6 +460,15 @@ extension ClusterNode {
             for owner in collection.waiting {
                 send(.write(request: collection.request, key: key.bytes, entry: entry, repair: true), to: owner)
             }
+        }
+    }
+
+    /// Whether this node's clock was measured, by the last message of each other member in
+    /// `owners`, to be ahead of theirs by no more than the maximum offset.
+    func clockAgrees(with owners: [NodeID]) -> Bool {
+        let bound = configuration.maximumClockOffset.nanoseconds
+        return owners.allSatisfy { owner in
+            owner == me || membership.clockLead(over: owner).map { $0 <= bound } ?? false
         }
     }
 

@@ -221,9 +221,12 @@ public struct ClusterNode: Sendable {
     var collectionRequests: [UInt64: KeyReference] = [:]
     /// Answers held back until the log record they depend on is durable, in arrival order.
     var awaitingDurability = RingQueue<AwaitingDurability>()
-    /// Keys whose newest entry's log record is not durable yet: by ring position, the record's sequence.
+    /// Keys whose newest entry's log record is not durable yet (`always` only): by ring position,
+    /// the record's sequence.
     var unsyncedWrites: [UInt64: UInt64] = [:]
-    var unsyncedOrder = RingQueue<(position: UInt64, sequence: UInt64)>()
+    /// Every record of a key's entry not durable yet, in log order, under every policy (under
+    /// `interval` and `none`, for one event-loop turn): what a repair of a failed log writes again.
+    var unsyncedOrder = RingQueue<(key: [UInt8], position: UInt64, sequence: UInt64)>()
     var nextAntiEntropy: Instant
     var nextHandoff: Instant
     var nextSweep: Instant
@@ -382,6 +385,12 @@ public struct ClusterNode: Sendable {
         }
     }
 
+    /// Copies of each key actually kept: the replication factor, or fewer while the ring has fewer
+    /// key owners (what `replicas(of:)` returns, counted once).
+    public var effectiveReplicationFactor: Int {
+        min(configuration.replicationFactor, ring.members.count)
+    }
+
     /// The key's replicas: the first `replicationFactor` key owners going round the ring.
     public func replicas(of key: [UInt8]) -> [NodeID] {
         replicas(of: KeyReference(key))
@@ -428,6 +437,32 @@ public struct ClusterNode: Sendable {
     /// It does not coordinate requests then: its ring holds only itself, and it would answer from its
     /// own store alone (a restarted node from a stale one).
     public var isJoining: Bool { !seeds.isEmpty && !membership.hasReachedMember }
+
+    /// Whether load balancers may send this node traffic (`/ready`), and if not, why.
+    public enum Readiness: String, Sendable, Equatable {
+        /// Joined (or alone by design) and not leaving.
+        case ready
+        /// Given seeds, it has not yet met another member alive and vouched for.
+        case joining
+        /// It is handing its keys off.
+        case leaving
+    }
+
+    /// Readiness, decided here for every driver: not while leaving, nor while joining
+    /// (``isJoining``), nor, with seeds other than itself, before another member is seen alive and
+    /// vouched for.
+    public var readiness: Readiness {
+        if membership.isLeaving { return .leaving }
+        if isJoining { return .joining }
+        // `seeds` never holds this node's own address (`start(seeds:now:)` leaves it out).
+        if !seeds.isEmpty {
+            let someoneElse = membership.view.contains {
+                $0.id != me && $0.status == .alive && membership.isVouched($0.id)
+            }
+            if !someoneElse { return .joining }
+        }
+        return .ready
+    }
 
     /// Whether a directory written by an earlier release is being rewritten as a snapshot: until it is
     /// durable the node must not serve (a crash would replay the old records with new versions).
@@ -491,7 +526,7 @@ public struct ClusterNode: Sendable {
     }
 
     static func syncPeriod(_ policy: SyncPolicy?) -> Duration {
-        if case .interval(let milliseconds) = policy { return .milliseconds(milliseconds) }
+        if case .interval(let period) = policy { return period }
         return .seconds(3600)
     }
 

@@ -203,18 +203,19 @@ extension PeerProtocol.Writer {
 }
 
 extension PeerProtocol.Reader {
-    /// `length u32 | bytes`, at most `maximum` bytes of valid UTF-8 (keys and values are strings).
-    mutating func text(maximum: Int) -> [UInt8]? {
+    /// `length u32 | bytes`, at most `maximum` bytes. Keys and values are bytes, as Redis's are: HTTP
+    /// clients write UTF-8 text, Redis-protocol clients any bytes.
+    mutating func lengthPrefixed(maximum: Int) -> [UInt8]? {
         guard let length = integer(UInt32.self).map(Int.init), length <= maximum, bytes.count - offset >= length
         else { return nil }
-        let text = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+        let taken = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
         offset += length
-        return UTF8Validation.isValid(text) ? text : nil
+        return taken
     }
 
-    /// A key: not empty, at most the node's key limit, valid UTF-8.
+    /// A key: not empty, at most the node's key limit.
     mutating func key() -> [UInt8]? {
-        guard let key = text(maximum: PeerProtocol.maximumKeyLength), !key.isEmpty else { return nil }
+        guard let key = lengthPrefixed(maximum: PeerProtocol.maximumKeyLength), !key.isEmpty else { return nil }
         return key
     }
 
@@ -233,7 +234,7 @@ extension PeerProtocol.Reader {
         }
         var value: [UInt8]?
         if flags & 1 != 0 {
-            guard let bytes = text(maximum: PeerProtocol.maximumValueLength) else { return nil }
+            guard let bytes = lengthPrefixed(maximum: PeerProtocol.maximumValueLength) else { return nil }
             value = bytes
         }
         return VersionedEntry(version: version, value: value, expiresAt: expiresAt)

@@ -23,6 +23,8 @@ struct RingQueue<Element>: Sendable where Element: Sendable {
 
     var first: Element? { count > 0 ? storage[head] : nil }
 
+    var last: Element? { count > 0 ? storage[(head + count - 1) % storage.count] : nil }
+
     mutating func removeAll() {
         storage = []
         head = 0
@@ -38,36 +40,52 @@ struct RingQueue<Element>: Sendable where Element: Sendable {
 }
 
 /// A binary min-heap ordered by `priority`, ties broken by insertion order (so pops are
-/// deterministic for a given history).
-struct PriorityQueue<Element>: Sendable where Element: Sendable {
-    private struct Item: Sendable {
-        var priority: Int64
-        var order: UInt64
-        var element: Element
+/// deterministic for a given history). The node's deadlines and the simulator's events share it.
+public struct PriorityQueue<Element>: Sendable where Element: Sendable {
+    @usableFromInline
+    struct Item: Sendable {
+        @usableFromInline var priority: Int64
+        @usableFromInline var order: UInt64
+        @usableFromInline var element: Element
+
+        @inlinable
+        init(priority: Int64, order: UInt64, element: Element) {
+            self.priority = priority
+            self.order = order
+            self.element = element
+        }
     }
 
-    private var items: [Item] = []
-    private var inserted: UInt64 = 0
+    @usableFromInline var items: [Item] = []
+    @usableFromInline var inserted: UInt64 = 0
 
-    var count: Int { items.count }
-    var isEmpty: Bool { items.isEmpty }
+    @inlinable
+    public init() {}
+
+    @inlinable
+    public var count: Int { items.count }
+    @inlinable
+    public var isEmpty: Bool { items.isEmpty }
     /// The smallest priority held.
-    var minimumPriority: Int64? { items.first?.priority }
+    @inlinable
+    public var minimumPriority: Int64? { items.first?.priority }
 
-    mutating func push(_ element: Element, priority: Int64) {
+    @inlinable
+    public mutating func push(_ element: Element, priority: Int64) {
         inserted += 1
         items.append(Item(priority: priority, order: inserted, element: element))
         var child = items.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard precedes(items[child], items[parent]) else { break }
+            guard Self.precedes(items[child], items[parent]) else { break }
             items.swapAt(child, parent)
             child = parent
         }
     }
 
     /// Removes and returns the element with the smallest priority, if that priority is at most `limit`.
-    mutating func pop(ifAtMost limit: Int64) -> (priority: Int64, element: Element)? {
+    @inlinable
+    public mutating func pop(ifAtMost limit: Int64 = .max) -> (priority: Int64, element: Element)? {
         guard let top = items.first, top.priority <= limit else { return nil }
         items.swapAt(0, items.count - 1)
         items.removeLast()
@@ -76,8 +94,8 @@ struct PriorityQueue<Element>: Sendable where Element: Sendable {
             let left = 2 * parent + 1
             let right = left + 1
             var smallest = parent
-            if left < items.count, precedes(items[left], items[smallest]) { smallest = left }
-            if right < items.count, precedes(items[right], items[smallest]) { smallest = right }
+            if left < items.count, Self.precedes(items[left], items[smallest]) { smallest = left }
+            if right < items.count, Self.precedes(items[right], items[smallest]) { smallest = right }
             if smallest == parent { break }
             items.swapAt(parent, smallest)
             parent = smallest
@@ -85,9 +103,11 @@ struct PriorityQueue<Element>: Sendable where Element: Sendable {
         return (top.priority, top.element)
     }
 
-    mutating func removeAll() { items = [] }
+    @inlinable
+    public mutating func removeAll() { items = [] }
 
-    private func precedes(_ lhs: Item, _ rhs: Item) -> Bool {
+    @inlinable
+    static func precedes(_ lhs: Item, _ rhs: Item) -> Bool {
         lhs.priority != rhs.priority ? lhs.priority < rhs.priority : lhs.order < rhs.order
     }
 }

@@ -210,14 +210,14 @@ public struct ReplicaStore: Sendable {
     /// Whether `value` may be stored under `key` by a client, checked before anything changes.
     public func validate(keyCount: Int, valueCount: Int) -> PutRejection? {
         if keyCount == 0 { return .emptyKey }
-        if keyCount > limits.maxKeyBytes { return .keyTooLarge(bytes: keyCount, limit: limits.maxKeyBytes) }
-        if valueCount > limits.maxValueBytes {
-            return .valueTooLarge(bytes: valueCount, limit: limits.maxValueBytes)
+        if keyCount > limits.maximumKeyBytes { return .keyTooLarge(bytes: keyCount, limit: limits.maximumKeyBytes) }
+        if valueCount > limits.maximumValueBytes {
+            return .valueTooLarge(bytes: valueCount, limit: limits.maximumValueBytes)
         }
-        if let maxMemory = limits.maxMemoryBytes {
+        if let maximumMemory = limits.maximumMemoryBytes {
             let cost = Self.cost(keyCount: keyCount, valueCount: valueCount)
-            if cost + max(0, allocatorOverhead) > maxMemory {
-                return .exceedsMemoryLimit(bytes: cost, limit: maxMemory)
+            if cost + max(0, allocatorOverhead) > maximumMemory {
+                return .exceedsMemoryLimit(bytes: cost, limit: maximumMemory)
             }
         }
         return nil
@@ -329,12 +329,12 @@ public struct ReplicaStore: Sendable {
 
     /// Active expiry, as Redis does it: test `sampleSize` random entries and expire those whose time
     /// passed; go on for another round while at least a quarter of a sample had expired, up to
-    /// `maxRounds`. Bounded work per call, yet memory held by expired values is reclaimed without a
+    /// `maximumRounds`. Bounded work per call, yet memory held by expired values is reclaimed without a
     /// full scan. Returns how many values expired.
     @discardableResult
-    public mutating func sweepExpired(now: Instant, sampleSize: Int = 20, maxRounds: Int = 16) -> Int {
+    public mutating func sweepExpired(now: Instant, sampleSize: Int = 20, maximumRounds: Int = 16) -> Int {
         var expiredTotal = 0
-        for _ in 0..<maxRounds {
+        for _ in 0..<maximumRounds {
             let samples = min(sampleSize, table.count)
             if samples == 0 { break }
             var expired = 0
@@ -377,10 +377,12 @@ public struct ReplicaStore: Sendable {
 
     /// Whether adding `addingValues` values and `addingBytes` bytes would pass a limit.
     private func wouldPassLimits(addingValues: Int, addingBytes: Int) -> Bool {
-        if let maxEntries = limits.maxEntries, addingValues > 0, statistics.liveEntries + addingValues > maxEntries {
+        if let maximumEntries = limits.maximumEntries, addingValues > 0,
+            statistics.liveEntries + addingValues > maximumEntries
+        {
             return true
         }
-        if let maxMemory = limits.maxMemoryBytes, addingBytes > 0, memoryUsage + addingBytes > maxMemory {
+        if let maximumMemory = limits.maximumMemoryBytes, addingBytes > 0, memoryUsage + addingBytes > maximumMemory {
             return true
         }
         return false
@@ -399,8 +401,10 @@ public struct ReplicaStore: Sendable {
     }
 
     private func overLimits(addingValues: Int, addingBytes: Int) -> Bool {
-        if let maxEntries = limits.maxEntries, statistics.liveEntries + addingValues > maxEntries { return true }
-        if let maxMemory = limits.maxMemoryBytes, memoryUsage + addingBytes > maxMemory { return true }
+        if let maximumEntries = limits.maximumEntries, statistics.liveEntries + addingValues > maximumEntries {
+            return true
+        }
+        if let maximumMemory = limits.maximumMemoryBytes, memoryUsage + addingBytes > maximumMemory { return true }
         return false
     }
 

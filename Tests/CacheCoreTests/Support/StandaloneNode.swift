@@ -1,19 +1,71 @@
 import CacheCore
 
-/// A node alone (no seeds), driven the way the server drives it: log records become durable as soon
-/// as the node asks for a sync unless the test holds the disk back, and time moves only when the
-/// test moves it.
+/// A node alone (no seeds), run by the one `NodeRuntime` the way the server runs it: log records
+/// are written at once and become durable as soon as the node asks for a sync (unless the test holds
+/// the disk back or makes it fail), and time moves only when the test moves it.
 struct StandaloneNode {
-    var node: ClusterNode
+    /// The log device: decodes what it is given, answers at once.
+    struct Disk: LogDevice {
+        /// Every record the node appended, decoded.
+        var appended: [WALRecord] = []
+        var snapshots: [LogSnapshot] = []
+        /// While set, syncs are not answered (the test releases them).
+        var holdSyncs = false
+        var syncsHeld: [UInt64] = []
+        /// While set, every write and sync fails with this reason, and so does a repair.
+        var failure: String?
+        /// Repairs asked for.
+        var repairs = 0
+
+        mutating func append(sequence: UInt64, bytes: [UInt8]) -> ClusterNode.Input? {
+            if let failure { return .logFailed(reason: failure) }
+            if case .record(let record, _) = bytes.withUnsafeBytes({ WALFormat.decode($0, at: 0) }) {
+                appended.append(record)
+            }
+            return .logWritten(upTo: sequence)
+        }
+
+        mutating func sync(upTo sequence: UInt64) -> ClusterNode.Input? {
+            if let failure { return .logFailed(reason: failure) }
+            if holdSyncs {
+                syncsHeld.append(sequence)
+                return nil
+            }
+            return .logSynced(upTo: sequence)
+        }
+
+        mutating func writeSnapshot(_ snapshot: LogSnapshot) -> ClusterNode.Input? {
+            snapshots.append(snapshot)
+            return nil
+        }
+
+        mutating func repair() -> ClusterNode.Input? {
+            repairs += 1
+            if let failure { return .logFailed(reason: failure) }
+            return .logRepaired(keptSequence: appended.last?.sequence ?? 0)
+        }
+    }
+
+    /// Links to nobody, and a timer the test fires by hand.
+    struct Nowhere: PeerLinks, NodeTimer {
+        mutating func send(_ message: PeerMessage, to address: String) {}
+        mutating func set(_ deadline: Instant) {}
+    }
+
+    /// Replies by request number, and the keys evicted.
+    struct Host: NodeHost {
+        var replies: [UInt64: ClusterNode.ClientReply] = [:]
+        var evicted: [[UInt8]] = []
+
+        mutating func reply(_ reply: ClusterNode.ClientReply) { replies[reply.request] = reply }
+
+        mutating func observe(_ event: ClusterNode.Effect) {
+            if case .evicted(let key) = event { evicted.append(key) }
+        }
+    }
+
+    var runtime: NodeRuntime<Nowhere, Disk, Nowhere, Host>
     var now: Instant
-    var replies: [UInt64: ClusterNode.ClientReply] = [:]
-    /// Every record the node appended, decoded.
-    var appended: [WALRecord] = []
-    var snapshots: [LogSnapshot] = []
-    var evicted: [[UInt8]] = []
-    /// While set, appends are written but syncs are not reported.
-    var holdSyncs = false
-    private var syncsHeld: [UInt64] = []
     private var nextRequest: UInt64 = 1
 
     init(
@@ -27,49 +79,49 @@ struct StandaloneNode {
         configuration.reportsEvictedKeys = true
         configuration.compaction = compaction
         self.now = now
-        node = ClusterNode(
+        let node = ClusterNode(
             me: NodeID("solo"), address: "solo:7000", configuration: configuration, seed: seed, recovered: recovered,
             logPolicy: policy, now: now)
-        let effects = node.start(seeds: [], now: now)
-        carryOut(effects)
+        runtime = NodeRuntime(node: node, links: Nowhere(), log: Disk(), timer: Nowhere(), host: Host())
+        runtime.start(seeds: [], now: now)
     }
 
-    mutating func carryOut(_ effects: [ClusterNode.Effect]) {
-        var followUps: [ClusterNode.Input] = []
-        for effect in effects {
-            switch effect {
-            case .append(let sequence, let bytes):
-                if case .record(let record, _) = bytes.withUnsafeBytes({ WALFormat.decode($0, at: 0) }) {
-                    appended.append(record)
-                }
-                followUps.append(.logWritten(upTo: sequence))
-            case .sync(let upTo):
-                if holdSyncs { syncsHeld.append(upTo) } else { followUps.append(.logSynced(upTo: upTo)) }
-            case .writeSnapshot(let snapshot):
-                snapshots.append(snapshot)
-            case .reply(let reply):
-                replies[reply.request] = reply
-            case .evicted(let key):
-                evicted.append(key)
-            case .send, .setTimer, .memberStatusChanged, .repairLog, .collected, .leaveCompleted, .clockAheadChanged:
-                break
-            }
-        }
-        for input in followUps { carryOut(node.handle(input, now: now)) }
+    var node: ClusterNode { runtime.node }
+    var replies: [UInt64: ClusterNode.ClientReply] { runtime.host.replies }
+    var appended: [WALRecord] { runtime.log.appended }
+    var snapshots: [LogSnapshot] { runtime.log.snapshots }
+    var evicted: [[UInt8]] { runtime.host.evicted }
+    var repairs: Int { runtime.log.repairs }
+    var holdSyncs: Bool {
+        get { runtime.log.holdSyncs }
+        set { runtime.log.holdSyncs = newValue }
+    }
+    /// The disk fails every write, sync and repair with this reason while it is set.
+    var diskFailure: String? {
+        get { runtime.log.failure }
+        set { runtime.log.failure = newValue }
+    }
+
+    /// Hands `input` to the node and carries out what it asks.
+    mutating func handle(_ input: ClusterNode.Input) { runtime.handle(input, now: now) }
+
+    /// Hands `input` to the node and returns what it asks, without carrying it out.
+    mutating func effects(of input: ClusterNode.Input) -> [ClusterNode.Effect] {
+        runtime.perform(now: now) { node, now in ([], node.handle(input, now: now)) }
     }
 
     mutating func releaseSyncs() {
-        holdSyncs = false
-        let held = syncsHeld
-        syncsHeld = []
-        for upTo in held { carryOut(node.handle(.logSynced(upTo: upTo), now: now)) }
+        runtime.log.holdSyncs = false
+        let held = runtime.log.syncsHeld
+        runtime.log.syncsHeld = []
+        for upTo in held { handle(.logSynced(upTo: upTo)) }
     }
 
     @discardableResult
     mutating func request(_ operation: ClusterNode.ClientOperation) -> ClusterNode.ClientOutcome? {
         let id = nextRequest
         nextRequest += 1
-        carryOut(node.handle(.client(request: id, operation), now: now))
+        handle(.client(request: id, operation))
         return replies[id]?.outcome
     }
 
@@ -107,7 +159,7 @@ struct StandaloneNode {
     /// Moves time forward and fires the timer.
     mutating func advance(by duration: Duration) {
         now = now.advanced(by: duration)
-        carryOut(node.handle(.timer, now: now))
+        handle(.timer)
     }
 }
 

@@ -75,13 +75,7 @@ final class NodeProcess: Sendable {
     /// Starts the node (or `executable`, which starts it) with `arguments` and exactly `environment`
     /// (plus PATH).
     init(executable: URL = NodeProcess.binary, arguments: [String] = [], environment: [String: String] = [:]) throws {
-        process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        var env = environment
-        env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = env
+        process = testProcess(executable, arguments, environment: environment)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -98,7 +92,9 @@ final class NodeProcess: Sendable {
     /// Waits for the "listening" log line and returns the port from it.
     func waitUntilListening(timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        while true {
+            // Read once more after the deadline, as `eventually` does.
+            let late = ContinuousClock.now >= deadline
             for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                     let port = object["port"] as? Int
@@ -107,6 +103,7 @@ final class NodeProcess: Sendable {
                 }
             }
             if !process.isRunning { throw TestFailure("cache-node exited early: \(log)") }
+            if late { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("cache-node did not start listening: \(log)")
@@ -192,4 +189,64 @@ func runToCompletion(_ path: String, _ arguments: [String]) throws -> (status: I
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// A program's exit status and what it wrote.
+struct ToolRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the program at `executable` to completion without blocking the test's cooperative threads.
+func runProgram(
+    _ executable: URL, _ arguments: [String], environment: [String: String] = [:]
+) async throws
+    -> ToolRun
+{
+    let process = testProcess(executable, arguments, environment: environment)
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    // Read on the pipes' own dispatch threads: a blocking read in the test's cooperative pool (two
+    // threads on two cores) would stall every other task of the test run until the program exits.
+    let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
+    out.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        collected.withLock { $0.out.append(data) }
+    }
+    err.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        collected.withLock { $0.err.append(data) }
+    }
+    try process.run()
+    while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    let rest = (out.fileHandleForReading.readDataToEndOfFile(), err.fileHandleForReading.readDataToEndOfFile())
+    let (stdout, stderr) = collected.withLock { ($0.out + rest.0, $0.err + rest.1) }
+    return ToolRun(
+        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// A process for `executable` with `arguments` and exactly `environment`, plus the test's PATH and
+/// no Swift backtraces (a crash is reported by its exit status, not by seconds of symbolication).
+func testProcess(_ executable: URL, _ arguments: [String], environment: [String: String]) -> Process {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    var env = environment
+    env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+    env["SWIFT_BACKTRACE"] = "enable=no"
+    process.environment = env
+    return process
+}
+
+/// The value of the unlabelled series `name` in a node's /metrics, or `nil` when it is not there.
+func metric(_ name: String, of client: HTTPTestClient) throws -> Int? {
+    let text = try client.request("GET", "/metrics").text
+    let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+    return line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
 }

@@ -52,7 +52,7 @@ final class LocalCluster: @unchecked Sendable {
         environment["HOST"] = "127.0.0.1"
         environment["PORT"] = "0"
         environment["PEER_PORT"] = "0"
-        environment["EVENT_LOOPS"] = "1"
+        if environment["EVENT_LOOPS"] == nil { environment["EVENT_LOOPS"] = "1" }
         environment["WAL_DIR"] = directory.appendingPathComponent(id).path
         if let first = members.first, environment["SEEDS"] == nil {
             environment["SEEDS"] = "127.0.0.1:\(first.peerPort)"
@@ -145,8 +145,12 @@ func eventually(
     _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
+    // The condition is asked once more after the deadline: a test process short of CPU may wake
+    // from its sleep well past it, and what it waited for may have happened meanwhile.
+    while true {
+        let late = ContinuousClock.now >= deadline
         if try await condition() { return }
+        if late { break }
         try await Task.sleep(for: .milliseconds(50))
     }
     throw TestFailure("timed out after \(timeout) waiting for \(what)")

@@ -3,44 +3,46 @@ import Simulator
 import Testing
 
 @Suite("Membership simulation")
-struct SimulatorTests {
-    private func run(_ seed: UInt64, bug: Membership.Configuration.InjectedBug? = nil) -> SimulationResult {
+struct MembershipSimulationTests {
+    private func run(_ seed: UInt64, bug: Membership.Configuration.InjectedBug? = nil) async -> SimulationResult {
         var options = ClusterSimulation.Options()
         options.membershipOnly = true
         options.nodes = 5
         options.injectedMembershipBug = bug
-        var simulation = ClusterSimulation(seed: seed, options: options)
-        return simulation.run()
+        return await SimulationThread.simulate(seed: seed, options: options)
     }
 
-    @Test func replayingASeedGivesTheSameTrace() {
-        let first = run(42)
-        let second = run(42)
+    @Test func replayingASeedGivesTheSameTrace() async {
+        let first = await run(42)
+        let second = await run(42)
         #expect(first.traceHash == second.traceHash)
         #expect(first.events == second.events)
         #expect(first.events > 1000)
-        #expect(run(43).traceHash != first.traceHash)
+        #expect(await run(43).traceHash != first.traceHash)
     }
 
-    @Test func sweepPassesEveryChecker() {
+    @Test func sweepPassesEveryChecker() async {
         var failures: [String] = []
         for seed in UInt64(1)...40 {
-            let result = run(seed)
+            let result = await run(seed)
             if !result.passed { failures.append(result.description) }
         }
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
-    @Test func ignoringIncarnationsIsCaughtBySomeSeed() {
-        let caught = (UInt64(1)...40).contains { !run($0, bug: .ignoreIncarnations).passed }
+    @Test func ignoringIncarnationsIsCaughtBySomeSeed() async {
+        var caught = false
+        for seed in UInt64(1)...40 where !caught { caught = await !run(seed, bug: .ignoreIncarnations).passed }
         #expect(caught, "no seed caught a membership that ignores incarnation numbers")
     }
 
     /// SWIM's promises at a size a debug build runs quickly: dissemination in O(log N) periods and
     /// a constant load per node. (docs/simulation.md has 10 to 1,000 nodes.)
-    @Test func joinsSpreadInLogarithmicTimeAtConstantLoad() throws {
-        var experiment = ScaleExperiment(seed: 1)
-        let result = experiment.run(nodes: 64)
+    @Test func joinsSpreadInLogarithmicTimeAtConstantLoad() async throws {
+        let result = await SimulationThread.run {
+            var experiment = ScaleExperiment(seed: 1)
+            return experiment.run(nodes: 64)
+        }
         let joinPeriods = try #require(result.joinPeriods)
         let crashPeriods = try #require(result.crashPeriods)
         #expect(joinPeriods <= 3 * 6, "join took \(joinPeriods) periods for 64 nodes")

@@ -12,8 +12,8 @@ struct ConfigurationTests {
         #expect(configuration.port == 8000)
         #expect(configuration.nodeID == "127.0.0.1:8000")
         #expect(configuration.walDirectory == nil)
-        #expect(configuration.maxMemoryBytes == 1024 << 20)
-        #expect(configuration.maxEntries == nil)
+        #expect(configuration.maximumMemoryBytes == 1024 << 20)
+        #expect(configuration.maximumEntries == nil)
         #expect(configuration.replicationFactor == 3)
         #expect(configuration.defaultTTLSeconds == 0)
         #expect(configuration.gossipInterval == .seconds(1))
@@ -38,8 +38,8 @@ struct ConfigurationTests {
         #expect(configuration.host == "0.0.0.0")
         #expect(configuration.port == 9001)
         #expect(configuration.walDirectory == "/tmp/wal")
-        #expect(configuration.maxMemoryBytes == nil)
-        #expect(configuration.maxEntries == 500)
+        #expect(configuration.maximumMemoryBytes == nil)
+        #expect(configuration.maximumEntries == 500)
         #expect(configuration.replicationFactor == 2)
         #expect(configuration.defaultTTLSeconds == 30)
         #expect(configuration.gossipInterval == .milliseconds(250))
@@ -50,7 +50,7 @@ struct ConfigurationTests {
         #expect(configuration.eventLoops == 3)
         #expect(configuration.allowUnauthenticatedPeers)
         #expect(configuration.maximumClockOffset == .milliseconds(250))
-        #expect(configuration.maxConnections == 64)
+        #expect(configuration.maximumConnections == 64)
         #expect(configuration.requestReadTimeout == .milliseconds(1500))
         #expect(configuration.idleTimeout == .seconds(9))
         #expect(configuration.metricsRequireToken)
@@ -71,7 +71,7 @@ struct ConfigurationTests {
                 environment: ["PORT": "7002", "TTL_DEFAULT": "1", "MAX_SIZE": "4"])
             #expect(configuration.port == 7001)
             #expect(configuration.defaultTTLSeconds == 9)
-            #expect(configuration.maxEntries == 4)
+            #expect(configuration.maximumEntries == 4)
         }
     }
 
@@ -97,44 +97,5 @@ struct ConfigurationTests {
     ])
     func durations(text: String, expected: Duration) {
         #expect(NodeConfiguration.parseDuration(text) == expected)
-    }
-}
-
-@Suite("jemalloc")
-struct JemallocTests {
-    @Test func allocatedBytesGrowWhenTheStoreGrows() throws {
-        #expect(try #require(Jemalloc.allocatedBytes()) > 0)
-        // The process-wide figure moves with every other test's allocations and frees (it once fell
-        // short while others freed); the thread's own count sees exactly what this loop allocates.
-        let before = try #require(Jemalloc.threadAllocatedBytes())
-        var store = ReplicaStore()
-        let now = Instant(nanosecondsSinceEpoch: 0)
-        let version = Version(wall: 1, logical: 0, node: NodeID("n"))
-        for index in 0..<64 {
-            let value = [UInt8](repeating: 97, count: 512 * 1024)
-            store.apply(
-                KeyReference(Array("k\(index)".utf8)), VersionedEntry(version: version, value: value, expiresAt: nil),
-                now: now)
-        }
-        let after = try #require(Jemalloc.threadAllocatedBytes())
-        // 32 MiB of values went in, through Swift's allocations, which jemalloc counts.
-        #expect(after - before >= 30 << 20, "before \(before), after \(after)")
-        withExtendedLifetime(store) {}
-    }
-}
-
-@Suite("Log sink")
-struct LogSinkTests {
-    @Test func rotatesBySizeKeepingBackups() async throws {
-        try await withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("node.log").path
-            let sink = try LogSink(standardOutput: false, filePath: path, maxBytes: 1000, backups: 2)
-            let line = Array((String(repeating: "x", count: 99) + "\n").utf8)
-            for _ in 0..<35 { sink.write(line: line) }
-            let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-            #expect(files == ["node.log", "node.log.1", "node.log.2"])
-            #expect(try Data(contentsOf: URL(fileURLWithPath: path)).count == 500)
-            #expect(try Data(contentsOf: URL(fileURLWithPath: path + ".1")).count == 1000)
-        }
     }
 }
