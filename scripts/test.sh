@@ -32,9 +32,11 @@ step() {
         tail -n 40 "$log" | sed 's/^/    /'
         # What failed comes last, next to the verdict: a CI page may show only the output's end,
         # and a long log's own end may not name the failing test.
-        if grep -qE '✘ Test .* recorded an issue|error:' "$log"; then
+        # Only the lines that report a failure: test names and arguments may contain "error:" too.
+        local failures='^\s*✘ Test .* recorded an issue|^error: |: error: |Fatal error|Precondition failed|Assertion failed|Exited with (unexpected )?signal|^FAILED|^E  '
+        if grep -qE "$failures" "$log"; then
             echo "  what failed:"
-            grep -E -A2 '✘ Test .* recorded an issue|error:' "$log" | head -n 30 | sed 's/^/    /'
+            grep -E "$failures" "$log" | head -n 30 | cut -c1-300 | sed 's/^/    /'
         fi
         echo "make test: FAILED in step $name (all output: $log)"
         exit "$status"

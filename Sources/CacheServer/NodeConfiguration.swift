@@ -104,6 +104,9 @@ public struct NodeConfiguration: Sendable, Equatable {
                 "FAILURE_TIMEOUT", .cluster, default: "5s",
                 "How long a member stays suspect before it is declared dead."),
             Key(
+                "REPLICA_TIMEOUT_MS", .cluster, default: "1000",
+                "How long a request waits for its replicas before it answers that its level was not met (503)."),
+            Key(
                 "MAX_CLOCK_OFFSET_MS", .cluster, default: "500",
                 "Most milliseconds a peer's version may be ahead of this node's clock; keep clocks closer (NTP)."),
             Key(
@@ -181,6 +184,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var consistency: ConsistencyLevel
     /// How far ahead of this node's clock a peer's version may be.
     public var maximumClockOffset: Duration
+    /// How long a coordinated request waits for its replicas' answers.
+    public var replicaTimeout: Duration
     /// Where the cluster's secrets are (`nil`: peers are not authenticated).
     public var clusterSecretFile: String?
     /// The secrets read from `clusterSecretFile` at start.
@@ -222,6 +227,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         configuration.readConsistency = consistency
         configuration.writeConsistency = consistency
         configuration.maximumClockOffset = maximumClockOffset
+        configuration.requestTimeout = replicaTimeout
         configuration.injectedBug = injectedBug
         return configuration
     }
@@ -329,6 +335,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             slowRequestThreshold.map { "\($0.nanoseconds / 1_000_000)" } ?? "0 (never)"
         case "ACCESS_LOG": "\(accessLog)"
         case "MAX_CLOCK_OFFSET_MS": "\(maximumClockOffset.nanoseconds / 1_000_000)"
+        case "REPLICA_TIMEOUT_MS": "\(replicaTimeout.nanoseconds / 1_000_000)"
         case "CLUSTER_SECRET_FILE":
             clusterSecretFile.map { "\($0) (\(peerKeyring?.keys.count ?? 0) secrets)" } ?? "none"
         case "ALLOW_UNAUTHENTICATED_PEERS": "\(allowUnauthenticatedPeers)"
@@ -476,6 +483,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         }
         consistency = parsedConsistency
         maximumClockOffset = .milliseconds(try integer("MAX_CLOCK_OFFSET_MS", default: 500, range: 1...60_000))
+        replicaTimeout = .milliseconds(try integer("REPLICA_TIMEOUT_MS", default: 1_000, range: 10...60_000))
         injectedBug = nil
         #if INJECTED_BUGS
             if let bug = value("INJECT_BUG") {

@@ -19,6 +19,7 @@ struct ConfigurationTests {
         #expect(configuration.gossipInterval == .seconds(1))
         #expect(configuration.heartbeatInterval == .milliseconds(500))
         #expect(configuration.failureTimeout == .seconds(5))
+        #expect(configuration.replicaTimeout == .seconds(1))
         #expect(configuration.seeds == [])
         #expect(configuration.eventLoops == max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
     }
@@ -29,7 +30,7 @@ struct ConfigurationTests {
             "MAX_SIZE": "500", "REPLICATION_FACTOR": "2", "TTL_DEFAULT": "30", "GOSSIP_INTERVAL": "250ms",
             "HEARTBEAT_INTERVAL": "2s", "FAILURE_TIMEOUT": "1m", "SEEDS": "10.0.0.1:9000, node-b:9001",
             "LOG_LEVEL": "DEBUG", "EVENT_LOOPS": "3", "ALLOW_UNAUTHENTICATED_PEERS": "yes",
-            "MAX_CLOCK_OFFSET_MS": "250",
+            "MAX_CLOCK_OFFSET_MS": "250", "REPLICA_TIMEOUT_MS": "2500",
             "MAX_CONNECTIONS": "64", "REQUEST_READ_TIMEOUT_MS": "1500", "IDLE_TIMEOUT_MS": "9000",
             "METRICS_REQUIRE_TOKEN": "true",
         ]
@@ -50,6 +51,8 @@ struct ConfigurationTests {
         #expect(configuration.eventLoops == 3)
         #expect(configuration.allowUnauthenticatedPeers)
         #expect(configuration.maximumClockOffset == .milliseconds(250))
+        #expect(configuration.replicaTimeout == .milliseconds(2500))
+        #expect(configuration.clusterConfiguration.requestTimeout == .milliseconds(2500))
         #expect(configuration.maximumConnections == 64)
         #expect(configuration.requestReadTimeout == .milliseconds(1500))
         #expect(configuration.idleTimeout == .seconds(9))

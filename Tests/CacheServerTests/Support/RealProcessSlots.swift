@@ -7,7 +7,8 @@ import Testing
 /// under load, a two-core machine (CI's) had forty debug processes fighting for it; a node then
 /// took seconds to answer a peer, and quorum calls past the node's 1 s deadline failed tests that
 /// judged the product, not the machine. Each test case takes a slot for its whole run and waits in
-/// order for one to be free. `TEST_PROCESS_SLOTS` sets the width; by default, the cores plus one.
+/// order for one to be free. `TEST_PROCESS_SLOTS` sets the width; by default, one per core (with
+/// one more than the cores, CI's two cores were still loaded enough for quorum calls to miss it).
 struct RealProcessSlots: SuiteTrait, TestTrait, TestScoping {
     var isRecursive: Bool { true }
 
@@ -26,7 +27,7 @@ struct RealProcessSlots: SuiteTrait, TestTrait, TestScoping {
 
     private static let slots = Slots(
         width: ProcessInfo.processInfo.environment["TEST_PROCESS_SLOTS"].flatMap { Int($0) }
-            ?? ProcessInfo.processInfo.activeProcessorCount + 1)
+            ?? max(1, ProcessInfo.processInfo.activeProcessorCount))
 
     /// A counting semaphore whose waiters are served in the order they came.
     private actor Slots {
