@@ -216,6 +216,32 @@ struct ReplicationTests {
         #expect(cluster.request(3, at: 2, .get(key: key, consistency: .all))?.outcome == .notFound)
     }
 
+    /// Found by the 6-node sweep (seed 3179): a node restarted while it could reach no seed held a
+    /// tombstone past its grace period. Its ring was only itself, so it took itself for the key's only
+    /// replica, and its view had no member whose clock could disagree: it collected the tombstone
+    /// while the key's real owner still held the older value, which came back. A joining node
+    /// collects nothing; once it has joined, the tombstone is collected as usual.
+    @Test func aNodeThatIsJoiningCollectsNoTombstone() throws {
+        var cluster = TestCluster(size: 3, replicationFactor: 1, tombstoneGrace: .seconds(2))
+        let key = Array("k".utf8)
+        let owner = try #require(cluster.node(0).replicas(of: key).first)
+        let index = try #require((0..<3).first { cluster.node($0).me == owner })
+        cluster.request(1, at: index, .put(key: key, value: [1], ttl: .never, consistency: .all))
+        cluster.request(2, at: index, .delete(key: key, consistency: .all))
+        #expect(cluster.store(index).entry(for: CacheKey(bytes: key))?.value == nil)
+        cluster.cut = [index]
+        cluster.restart(index)
+        #expect(cluster.node(index).isJoining)
+        #expect(cluster.store(index).entry(for: CacheKey(bytes: key)) != nil, "the tombstone was not recovered")
+        for _ in 0..<50 { cluster.advance(by: .milliseconds(100)) }
+        #expect(cluster.node(index).isJoining)
+        #expect(cluster.store(index).entry(for: CacheKey(bytes: key)) != nil, "collected while joining")
+        cluster.cut = []
+        for _ in 0..<50 { cluster.advance(by: .milliseconds(100)) }
+        #expect(!cluster.node(index).isJoining)
+        #expect(cluster.store(index).entry(for: CacheKey(bytes: key)) == nil, "not collected once joined")
+    }
+
     /// Found by the 5-node sweep (seed 183): an anti-entropy push of a tombstone crossed the collector's
     /// `forget` and put it back on a replica that had just forgotten it; nobody ever collected it again.
     @Test func aCollectedTombstoneIsNotBroughtBackByARepairThatCrossedTheForget() throws {

@@ -386,7 +386,13 @@ extension ClusterNode {
     /// to forget it. Any other replica that still holds one a quarter of the grace period later
     /// collects it too: a replica can be left holding a tombstone the others already forgot (a repair
     /// that crossed the `forget` on the way), and nobody else would ever collect it.
+    ///
+    /// A node that is joining (restarted with seeds, no member reached yet) collects nothing: its ring
+    /// holds only itself, so it would take itself for the only replica of every key it holds, and its
+    /// view has no member whose clock could disagree (seed 3179 with 6 nodes: a restarted node with a
+    /// fast clock collected a tombstone whose owner still held the older value, which came back).
     mutating func collectTombstones(now: Instant) {
+        guard !isJoining else { return }
         let grace = configuration.injectedBug == .collectTombstonesEarly ? Duration.zero : configuration.tombstoneGrace
         // Collections in flight: ask again the replicas that have not confirmed.
         for key in collections.keys.sorted(by: Self.keyOrder) {
