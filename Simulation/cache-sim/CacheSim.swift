@@ -67,51 +67,30 @@ struct CacheSim: ParsableCommand {
         }
         let range = seed.map { $0...$0 } ?? firstSeed...(firstSeed + UInt64(max(seeds, 1)) - 1)
         let started = ContinuousClock.now
-        var failures = 0
-        var events = 0
-        var operations = 0
-        var linearizable = 0
-        var evictions = 0
-        var snapshots = 0
-        var connections = 0
-        var connectFailures = 0
-        var refusals = 0
-        var diskFaults = 0
-        var diskRefusals = 0
-        var repairs = 0
-        var byNodes: [Int: Int] = [:]
+        var totals = SweepTotals()
         for current in range {
             var simulation = ClusterSimulation(seed: current, options: options)
             let result = simulation.run()
-            events += result.events
-            operations += result.operations
-            linearizable += result.linearizabilityChecked
-            evictions += result.evictions
-            snapshots += result.snapshots
-            connections += result.linkConnections
-            connectFailures += result.linkConnectFailures
-            refusals += result.linkRefusals
-            diskFaults += result.diskFaults
-            diskRefusals += result.writesRefusedForDisk
-            repairs += result.logRepairs
-            byNodes[result.swarm.nodes, default: 0] += 1
-            if !result.passed { failures += 1 }
+            totals.add(result)
             if trace { for line in result.lastEvents { print(line) } }
             if seed != nil || !result.passed { print(result) }
         }
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let byNodes = totals.runsByNodeCount
         let counts = byNodes.keys.sorted().map { "\($0)×\(byNodes[$0]!)" }.joined(separator: " ")
         print(
-            "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds (nodes \(counts)), \(failures) failed, "
-                + "\(events) events, \(connections) peer connections (\(connectFailures) attempts failed, "
-                + "\(refusals) frames refused while backing off), "
+            "\(range.count) \(membershipOnly ? "membership" : "cluster") seeds (nodes \(counts)), \(totals.failures) failed, "
+                + "\(totals.events) events, \(totals.connections) peer connections "
+                + "(\(totals.connectFailures) attempts failed, \(totals.refusals) frames refused while backing off), "
                 + (membershipOnly
                     ? ""
-                    : "\(operations) client operations, \(linearizable) key histories proved linearizable, "
-                        + "\(evictions) evictions, \(snapshots) snapshots, \(diskFaults) disk faults "
-                        + "(\(diskRefusals) writes refused, \(repairs) log repairs), ")
-                + "\(Int(Double(events) / max(seconds, 0.001))) events/s")
-        if failures > 0 { throw ExitCode(1) }
+                    : "\(totals.operations) client operations, "
+                        + "\(totals.linearizable) key histories proved linearizable, "
+                        + "\(totals.evictions) evictions, \(totals.snapshots) snapshots, "
+                        + "\(totals.diskFaults) disk faults "
+                        + "(\(totals.diskRefusals) writes refused, \(totals.repairs) log repairs), ")
+                + "\(Int(Double(totals.events) / max(seconds, 0.001))) events/s")
+        if totals.failures > 0 { throw ExitCode(1) }
     }
 }

@@ -32,42 +32,28 @@ struct ClusterSimulationTests {
 
     @Test func sweepPassesEveryChecker() async {
         var failures: [String] = []
-        var linearizable = 0
-        var nodeCounts = Set<Int>()
-        var evictions = 0
-        var snapshots = 0
-        var connections = 0
-        var connectFailures = 0
-        var refusals = 0
-        var diskFaults = 0
-        var diskRefusals = 0
-        var repairs = 0
+        var totals = SweepTotals()
         for seed in UInt64(1)...16 {
             let result = await run(seed)
-            linearizable += result.linearizabilityChecked
-            nodeCounts.insert(result.swarm.nodes)
-            evictions += result.evictions
-            snapshots += result.snapshots
-            connections += result.linkConnections
-            connectFailures += result.linkConnectFailures
-            refusals += result.linkRefusals
-            diskFaults += result.diskFaults
-            diskRefusals += result.writesRefusedForDisk
-            repairs += result.logRepairs
+            totals.add(result)
             if !result.passed { failures.append(result.description) }
         }
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         // The checkers must have had whole histories to judge, and the sweep must vary what it runs.
-        #expect(linearizable >= 12)
-        #expect(nodeCounts.count >= 3, "node counts drawn: \(nodeCounts.sorted())")
-        #expect(evictions > 0, "no memory-tight run evicted anything")
-        #expect(snapshots > 0, "no run compacted its log")
+        #expect(totals.linearizable >= 12)
+        #expect(totals.runsByNodeCount.count >= 3, "node counts drawn: \(totals.runsByNodeCount.keys.sorted())")
+        #expect(totals.evictions > 0, "no memory-tight run evicted anything")
+        #expect(totals.snapshots > 0, "no run compacted its log")
         // The peer links ran as the server's do: connections made, attempts that failed against
         // crashed or cut-off peers, and frames refused during the backoff that followed.
-        #expect(connections > 0 && connectFailures > 0 && refusals > 0, "\(connections) \(connectFailures) \(refusals)")
+        #expect(
+            totals.connections > 0 && totals.connectFailures > 0 && totals.refusals > 0,
+            "\(totals.connections) \(totals.connectFailures) \(totals.refusals)")
         // Disks failed as real ones do: writes were refused while a log had failed, and logs were
         // repaired afterwards.
-        #expect(diskFaults > 0 && diskRefusals > 0 && repairs > 0, "\(diskFaults) \(diskRefusals) \(repairs)")
+        #expect(
+            totals.diskFaults > 0 && totals.diskRefusals > 0 && totals.repairs > 0,
+            "\(totals.diskFaults) \(totals.diskRefusals) \(totals.repairs)")
     }
 
     /// Seeds that once failed, with the node count they failed at; each must pass from now on.
