@@ -33,7 +33,11 @@ struct TestFailure: Error, CustomStringConvertible {
 /// Tests need to send exactly the bytes they mean (raw percent-encodings, a header without its
 /// body, malformed requests), which a full client would normalise away.
 final class HTTPTestClient: @unchecked Sendable {
-    private let descriptor: Int32
+    /// The socket; -1 once closed. A throwing `init` still runs `deinit` (every property was set), so
+    /// the socket is closed in one place only: closed twice, the second `close` could take the number
+    /// another test's new socket had just been given (seen as "connect failed: Bad file descriptor"
+    /// in tests running beside one whose node was down).
+    private var descriptor: Int32
     private var pending: [UInt8] = []
     /// The port connected to.
     let port: Int
@@ -55,12 +59,14 @@ final class HTTPTestClient: @unchecked Sendable {
             }
         }
         guard result == 0 else {
+            let error = errno
             close(descriptor)
-            throw TestFailure("connect to port \(port) failed: \(String(cString: strerror(errno)))")
+            descriptor = -1
+            throw TestFailure("connect to port \(port) failed: \(String(cString: strerror(error)))")
         }
     }
 
-    deinit { close(descriptor) }
+    deinit { if descriptor >= 0 { close(descriptor) } }
 
     /// How long a `send` may block before it fails (the peer stopped reading).
     func setSendTimeout(seconds: Int) {
