@@ -19,6 +19,8 @@ public struct TestCluster {
     public var cut: Set<Int> = []
     /// Nodes whose log syncs are held back.
     public var slowDisks: Set<Int> = []
+    /// How far a node's clock reads ahead of `now` (behind when negative); 0 when not given.
+    public var clockOffsets: [Int: Duration] = [:]
     /// Every reply to a client, by request number.
     public private(set) var replies: [UInt64: ClusterNode.ClientReply] = [:]
     /// Messages a node sent that its peers would refuse (`PeerProtocol.problem(with:)`): none, ever.
@@ -87,12 +89,12 @@ public struct TestCluster {
             }
             if let index = syncsPending.sorted().first(where: { !slowDisks.contains($0) }) {
                 syncsPending.remove(index)
-                route(nodes[index].synced(now: now, simulationTime: 0), from: index)
+                route(nodes[index].synced(now: localTime(of: index), simulationTime: 0), from: index)
                 continue
             }
             if let position = snapshotsPending.firstIndex(where: { !slowDisks.contains($0.node) }) {
                 let (index, snapshot) = snapshotsPending.remove(at: position)
-                route(nodes[index].snapshotWritten(snapshot, now: now, simulationTime: 0), from: index)
+                route(nodes[index].snapshotWritten(snapshot, now: localTime(of: index), simulationTime: 0), from: index)
                 continue
             }
             return
@@ -122,7 +124,7 @@ public struct TestCluster {
     /// Asks node `index` to leave (`POST /cluster/leave`); returns whether it began to, and settles.
     @discardableResult
     public mutating func leave(_ index: Int) -> Bool {
-        guard let output = nodes[index].leave(now: now, simulationTime: 0) else { return false }
+        guard let output = nodes[index].leave(now: localTime(of: index), simulationTime: 0) else { return false }
         route(output, from: index)
         settle()
         return true
@@ -144,13 +146,17 @@ public struct TestCluster {
     private mutating func start(_ index: Int) {
         let seeds = nodes.map(\.address)
         let output = nodes[index].start(
-            configuration: configuration, policy: policy, seed: seed.next(), seeds: seeds, now: now, simulationTime: 0)
+            configuration: configuration, policy: policy, seed: seed.next(), seeds: seeds, now: localTime(of: index),
+            simulationTime: 0)
         route(output, from: index)
     }
 
     private mutating func step(_ index: Int, _ input: ClusterNode.Input) {
-        route(nodes[index].step(input, now: now, simulationTime: 0), from: index)
+        route(nodes[index].step(input, now: localTime(of: index), simulationTime: 0), from: index)
     }
+
+    /// What node `index`'s clock reads.
+    private func localTime(of index: Int) -> Instant { now.advanced(by: clockOffsets[index] ?? .zero) }
 
     private mutating func route(_ output: SimulatedNode.Output, from index: Int) {
         for (address, message) in output.sends {

@@ -288,4 +288,41 @@ struct ReplicationTests {
         // Its clock is past every version it recovered, even with a physical time behind them.
         #expect(restarted.clock.next(physical: start) > version)
     }
+
+    /// Seen under overload on real processes: a node measured its clock's lead from one message, so a
+    /// message 800 ms in transit read as a clock 800 ms ahead, and the node refused every write. A
+    /// late message is forgiven (the smallest lead of the last windows counts); a lead that every
+    /// message shows for longer than the window is a clock ahead, and writes are refused.
+    @Test func lateMessagesDoNotMakeAClockAhead() throws {
+        var cluster = TestCluster(size: 3)
+        func latePings(delay: Duration) {
+            for sender in 1...2 {
+                let message = MembershipMessage(
+                    sender: NodeID("n\(sender)"), senderAddress: "n\(sender):7000",
+                    senderIncarnation: cluster.node(sender).membership.incarnation,
+                    senderTime: cluster.now.advanced(by: .zero - delay), updates: [],
+                    body: .ping(sequence: 100 + UInt64(sender)))
+                cluster.deliver(.membership(message), to: 0)
+            }
+        }
+        latePings(delay: .milliseconds(800))
+        let aheadAfterLatePings = cluster.node(0).isClockAhead
+        #expect(!aheadAfterLatePings)
+        let reply = cluster.request(1, at: 0, .put(key: Array("k".utf8), value: [1], ttl: .never, consistency: .all))
+        guard case .stored = reply?.outcome else {
+            Issue.record("a put after late messages answered \(String(describing: reply?.outcome))")
+            return
+        }
+        // A clock that does read 800 ms ahead: every message shows the lead, and once the window
+        // has passed the node refuses writes.
+        cluster.clockOffsets[0] = .milliseconds(800)
+        for _ in 0..<120 { cluster.advance(by: .milliseconds(100)) }
+        let ahead = cluster.node(0).isClockAhead
+        #expect(ahead)
+        let refused = cluster.request(2, at: 0, .put(key: Array("k".utf8), value: [2], ttl: .never, consistency: .one))
+        guard case .refused = refused?.outcome else {
+            Issue.record("a put from a clock ahead answered \(String(describing: refused?.outcome))")
+            return
+        }
+    }
 }

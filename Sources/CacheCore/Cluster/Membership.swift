@@ -253,9 +253,8 @@ public struct Membership: Sendable {
     private var confirmations: [UInt64: (member: NodeID, expires: Instant)] = [:]
     /// Nonces of this node's `join` and `sync` messages still awaiting their `state`.
     private var exchanges: [(nonce: UInt64, expires: Instant)] = []
-    /// How far this node's clock ran ahead of each reached member's, at the last message from it
-    /// (nanoseconds; negative when behind; one-way delay included).
-    private var clockLeads: [NodeID: Int64] = [:]
+    /// How far this node's clock runs ahead of each reached member's, as its messages tell.
+    private var clockLeads: [NodeID: ClockLeadSamples] = [:]
     /// The time of the event being handled (messages carry it as `senderTime`).
     private var eventTime: Instant
     /// Claims ignored because they raised a member's incarnation by more than `maximumIncarnationStep`.
@@ -306,14 +305,17 @@ public struct Membership: Sendable {
     /// Whether this node has reached any other member: until then a node with seeds has not joined.
     public var hasReachedMember: Bool { !vouched.isEmpty }
 
-    /// Whether this node's clock runs ahead of most reached live members' by more than `bound`, as
-    /// the last message from each told (its versions would be refused by them).
+    /// Whether this node's clock runs ahead of most reached live members' by more than `bound`
+    /// (its versions would be refused by them), by the smallest lead each member's messages showed
+    /// over the last one or two `clockLeadWindow`s: a message's delay in transit counts as lead, so
+    /// one late message must not make a node refuse writes (seen under overload, delays over 500 ms).
+    /// A clock that jumps ahead is noticed once the window has passed.
     public func isClockAhead(by bound: Duration) -> Bool {
         let limit = bound.nanoseconds
         var measured = 0
         var ahead = 0
         for id in memberOrder where vouched.contains(id) && member(id).status.isLive {
-            guard let lead = clockLeads[id] else { continue }
+            guard let lead = clockLeads[id]?.smallest else { continue }
             measured += 1
             if lead > limit { ahead += 1 }
         }
@@ -322,18 +324,23 @@ public struct Membership: Sendable {
 
     /// Whether every other member seen alive measured, by its last message, this node's clock
     /// ahead of its own by no more than `bound` (one never measured does not agree): stricter than
-    /// ``isClockAhead(by:)``, which asks most of them.
+    /// ``isClockAhead(by:)``, which asks most of them and forgives a late message. Here delay counts
+    /// against agreement: it only defers what waits for agreement (collecting tombstones).
     public func clockAgreesWithEveryAliveMember(within bound: Duration) -> Bool {
         let limit = bound.nanoseconds
         for id in memberOrder where member(id).status == .alive {
-            guard let lead = clockLeads[id], lead <= limit else { return false }
+            guard let lead = clockLeads[id]?.latest, lead <= limit else { return false }
         }
         return true
     }
 
     /// How far this node's clock ran ahead of `member`'s (negative: behind) when its last message
-    /// came, if a reached member's message was measured.
-    public func clockLead(over member: NodeID) -> Int64? { clockLeads[member] }
+    /// came, delay in transit included, if a reached member's message was measured.
+    public func clockLead(over member: NodeID) -> Int64? { clockLeads[member]?.latest }
+
+    /// The span over which the smallest clock lead is kept: five protocol periods (a member's
+    /// messages come about once a period).
+    private var clockLeadWindow: Duration { configuration.protocolPeriod * 5 }
 
     /// When `member` was last heard from directly, if ever.
     public func lastContact(with member: NodeID) -> Instant? { lastContact[member] }
@@ -532,7 +539,14 @@ public struct Membership: Sendable {
         defer {
             // After the body: the state answering this node's join vouches for its sender, and its
             // clock counts from that first message on.
-            if vouched.contains(message.sender) { clockLeads[message.sender] = message.senderTime.nanoseconds(to: now) }
+            if vouched.contains(message.sender) {
+                let lead = message.senderTime.nanoseconds(to: now)
+                if clockLeads[message.sender] == nil {
+                    clockLeads[message.sender] = ClockLeadSamples(first: lead, at: now)
+                } else {
+                    clockLeads[message.sender]!.add(lead, at: now, window: clockLeadWindow)
+                }
+            }
         }
         for update in message.updates { apply(update, now: now, effects: &effects) }
         switch message.body {
@@ -832,5 +846,41 @@ extension Array {
             if belongs(self[middle]) { high = middle } else { low = middle + 1 }
         }
         return low
+    }
+}
+
+/// What one member's messages told of this node's clock lead over its own (nanoseconds; negative
+/// when behind): each reading is the true lead plus the message's delay in transit, so the smallest
+/// reading of a recent span is the best estimate, and the latest the most cautious one.
+struct ClockLeadSamples {
+    /// The last reading.
+    private(set) var latest: Int64
+    /// The smallest reading since `windowStart`.
+    private var currentSmallest: Int64
+    private var windowStart: Instant
+    /// The smallest reading of the window before, if it ended less than a window ago.
+    private var previousSmallest: Int64?
+
+    init(first lead: Int64, at now: Instant) {
+        latest = lead
+        currentSmallest = lead
+        windowStart = now
+    }
+
+    /// The smallest reading of the last one to two windows.
+    var smallest: Int64 { min(currentSmallest, previousSmallest ?? currentSmallest) }
+
+    mutating func add(_ lead: Int64, at now: Instant, window: Duration) {
+        precondition(window > .zero, "a clock lead window of no length")
+        latest = lead
+        let elapsed = windowStart.nanoseconds(to: now)
+        guard elapsed >= window.nanoseconds else {
+            currentSmallest = min(currentSmallest, lead)
+            return
+        }
+        // A window ended: it becomes the previous one, unless a whole window passed without readings.
+        previousSmallest = elapsed < 2 * window.nanoseconds ? currentSmallest : nil
+        currentSmallest = lead
+        windowStart = now
     }
 }
