@@ -541,11 +541,8 @@ public struct Membership: Sendable {
             // clock counts from that first message on.
             if vouched.contains(message.sender) {
                 let lead = message.senderTime.nanoseconds(to: now)
-                if clockLeads[message.sender] == nil {
-                    clockLeads[message.sender] = ClockLeadSamples(first: lead, at: now)
-                } else {
-                    clockLeads[message.sender]!.add(lead, at: now, window: clockLeadWindow)
-                }
+                clockLeads[message.sender, default: ClockLeadSamples(first: lead, at: now)]
+                    .add(lead, at: now, window: clockLeadWindow)
             }
         }
         for update in message.updates { apply(update, now: now, effects: &effects) }
