@@ -41,6 +41,9 @@ public struct StoreStatistics: Sendable, Equatable {
     public var writesRefusedForClock: UInt64 = 0
     /// Entries written to the log again after a repair of the failed log cut off their records.
     public var entriesRewrittenAfterRepair: UInt64 = 0
+    /// Answers not held back for the log because its queue was full: writes refused, reads
+    /// withheld (the coordinator asks again).
+    public var answersShed: UInt64 = 0
 
     /// Empty counters.
     public init() {}

@@ -246,6 +246,10 @@ public final class NodeMetrics: Sendable {
             ),
         ]
         for (name, help, value) in peerCounters { out.single(name, .counter, help, value) }
+        out.single(
+            "cache_answers_shed_total", .counter,
+            "Answers not held back for the log, its queue full: writes refused, reads left to be asked again.",
+            statistics.answersShed)
 
         // Trust: what was refused, and why (docs/security.md).
         let trustCounters: [(String, String, UInt64)] = [

@@ -28,6 +28,41 @@ struct BoundTests {
         #expect(fourth.outcome == .notFound)
     }
 
+    /// The answers a replica holds back for its log are bounded on every path, reads and repeats
+    /// included: past the bound a read's answer is withheld (the coordinator asks again) and a
+    /// write's is a refusal, and nothing is lost once the disk catches up.
+    @Test func answersWaitingForTheLogStayWithinTheirBoundOnTheReadPath() throws {
+        var cluster = TestCluster(size: 3) { configuration in configuration.maximumAwaitingDurability = 2 }
+        cluster.slowDisks = [0, 1, 2]
+        let key = Array("k".utf8)
+        #expect(cluster.request(1, at: 0, .put(key: key, value: [1], ttl: .never, consistency: .all)) == nil)
+        // Every read of the key waits for its record on each replica: the third and later are shed.
+        for id in UInt64(2)...6 {
+            #expect(cluster.request(id, at: 0, .get(key: key, consistency: .all)) == nil)
+        }
+        for index in 0..<3 {
+            let node = cluster.node(index)
+            #expect(node.awaitingDurability.count <= 2, "n\(index) holds \(node.awaitingDurability.count)")
+        }
+        let shed = (0..<3).map { cluster.node($0).statistics.answersShed }.reduce(0, +)
+        #expect(shed > 0, "no answer was shed")
+        cluster.slowDisks = []
+        for _ in 0..<20 { cluster.advance(by: .milliseconds(50)) }
+        let write = try #require(cluster.replies[1])
+        guard case .stored = write.outcome else {
+            Issue.record("the write answered \(write.outcome)")
+            return
+        }
+        for id in UInt64(2)...6 {
+            let read = try #require(cluster.replies[id], "read \(id) unanswered")
+            guard case .found(let entry) = read.outcome else {
+                Issue.record("read \(id) answered \(read.outcome)")
+                continue
+            }
+            #expect(entry.value == [1])
+        }
+    }
+
     /// Failures move no data: a dead member keeps its share of the ring, so the side of a partition
     /// that holds a minority of a key's replicas cannot acknowledge a quorum write of it, however long
     /// it has held the others dead, and stand-ins on its side do not make up the difference.

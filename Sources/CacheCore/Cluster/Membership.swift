@@ -290,8 +290,24 @@ public struct Membership: Sendable {
 
     /// What this node believes about every member it knows, itself included, sorted by name.
     public var view: [MemberUpdate] {
-        ([selfUpdate] + members.values.map(\.update)).sorted { $0.id < $1.id }
+        // `memberOrder` is kept sorted as members arrive: this node is merged in, nothing is sorted.
+        assert(memberOrder.count == members.count, "Membership: the name order and the members differ")
+        var view: [MemberUpdate] = []
+        view.reserveCapacity(memberOrder.count + 1)
+        var placed = false
+        for id in memberOrder {
+            if !placed, me < id {
+                view.append(selfUpdate)
+                placed = true
+            }
+            view.append(member(id))
+        }
+        if !placed { view.append(selfUpdate) }
+        return view
     }
+
+    /// How many members this node knows, itself included.
+    public var memberCount: Int { members.count + 1 }
 
     /// The members that own keys, itself included, sorted by name: every reached member (see
     /// ``isVouched(_:)``) that did not leave.

@@ -14,16 +14,52 @@ struct Coordination: Sendable {
         case repairing(chosen: VersionedEntry, holders: [NodeID])
     }
 
-    /// A node asked, and where its attempts stand.
+    /// A node a phase may ask, and where its attempts stand.
     struct Target: Sendable {
+        /// Where one target stands in the current phase.
+        enum State: Sendable, Equatable {
+            /// Not asked yet (a phase asks only as many as it needs at first): asked at `askAt` if
+            /// the answers it needs have not come by then (a speculative retry).
+            case notAsked(askAt: Instant)
+            /// Asked `attempts` times; asked again at `next` unless it answers.
+            case asked(attempts: Int, next: Instant)
+            /// Answered (or refused) in the current phase: no more attempts.
+            case answered
+        }
+
         var node: NodeID
         /// The replica this node stands in for (sloppy quorum), or `nil` for a replica itself.
         var standsInFor: NodeID?
-        /// Times asked (0: not yet; a phase asks only as many replicas as it needs at first).
-        var attempts = 1
-        var nextAttempt: Instant
-        /// Answered (or refused) in the current phase: no more attempts.
-        var done = false
+        var state: State
+
+        var isOpen: Bool { state != .answered }
+
+        /// When this target is next asked, if it is open.
+        var nextAttempt: Instant? {
+            switch state {
+            case .notAsked(let askAt): askAt
+            case .asked(_, let next): next
+            case .answered: nil
+            }
+        }
+
+        /// Times asked so far in the phase.
+        var attempts: Int {
+            if case .asked(let attempts, _) = state { return attempts }
+            return 0
+        }
+
+        /// The target is asked (again) now; its next attempt is at `next`.
+        mutating func askedAgain(next: Instant) {
+            precondition(isOpen, "Coordination: asking \(node) again after it answered")
+            state = .asked(attempts: attempts + 1, next: next)
+        }
+
+        /// The target answered in this phase.
+        mutating func answered() {
+            precondition(isOpen, "Coordination: \(node) answered twice in one phase")
+            state = .answered
+        }
     }
 
     var client: UInt64
@@ -40,7 +76,9 @@ struct Coordination: Sendable {
 
     var nextDeadline: Instant {
         var next = deadline
-        for target in targets where !target.done { next = min(next, target.nextAttempt) }
+        for target in targets {
+            if let attempt = target.nextAttempt { next = min(next, attempt) }
+        }
         return next
     }
 
@@ -61,14 +99,37 @@ struct Coordination: Sendable {
         }
     }
 
-    var openTargets: Int { targets.filter { !$0.done }.count }
+    /// How many answers the current phase needs before it ends: computed here only.
+    var need: Int {
+        switch phase {
+        case .querying(_, _, let required): required
+        case .writing, .reading: required
+        // A read's answer must be on a majority of the replicas before it is returned.
+        case .repairing: ConsistencyLevel.quorum.required(of: replicas.count)
+        }
+    }
 
-    /// Every target asked afresh for a new phase; those in `done` count as already answered.
-    mutating func restartTargets(done: [NodeID] = [], firstAttempt: Instant) {
+    /// How many targets a phase asks at once when it begins: a write every replica; a read or a
+    /// first phase only as many as it needs (the others after the first backoff, if still needed).
+    var askedAtFirst: Int {
+        switch phase {
+        case .querying, .reading: need
+        case .writing, .repairing: replicas.count
+        }
+    }
+
+    /// The open target on `node`, if any (an answer from elsewhere, or a second one, is ignored).
+    func openTarget(_ node: NodeID) -> Int? {
+        targets.firstIndex { $0.node == node && $0.isOpen }
+    }
+
+    var openTargets: Int { targets.count(where: \.isOpen) }
+
+    /// Every target asked afresh for a new phase, the ones in `answered` counted as answered already.
+    mutating func restartTargets(answered: [NodeID] = [], firstAttempt: Instant) {
         for index in targets.indices {
-            targets[index].done = done.contains(targets[index].node)
-            targets[index].attempts = 1
-            targets[index].nextAttempt = firstAttempt
+            targets[index].state =
+                answered.contains(targets[index].node) ? .answered : .asked(attempts: 1, next: firstAttempt)
         }
     }
 }
@@ -149,7 +210,7 @@ extension ClusterNode {
             }
             return
         }
-        guard coordinations.count < configuration.maximumCoordinations else {
+        guard !coordinations.isFull else {
             reply(
                 client, .overloaded(reason: "\(coordinations.count) requests in flight on this node"),
                 replicas: replicas)
@@ -175,20 +236,16 @@ extension ClusterNode {
         // A phase that needs k answers asks k replicas: this node first (no message), then those
         // alive, in preference order. The others are asked only if an answer is late (a speculative
         // retry after the first backoff) or missing. Writes go to every replica.
-        let needed: Int
-        switch phase {
-        case .querying(_, _, let asked): needed = asked
-        case .reading: needed = coordination.required
-        case .writing, .repairing: needed = replicas.count
-        }
+        let needed = coordination.askedAtFirst
         let order = replicas.enumerated().sorted { lhs, rhs in
             func rank(_ node: NodeID) -> Int { node == me ? 0 : membership.status(of: node) == .alive ? 1 : 2 }
             return (rank(lhs.element), lhs.offset) < (rank(rhs.element), rhs.offset)
         }.map(\.element)
         for (index, replica) in order.enumerated() {
-            var target = Coordination.Target(node: replica, nextAttempt: now.advanced(by: backoff(attempt: 0)))
-            if index >= needed { target.attempts = 0 }
-            coordination.targets.append(target)
+            let next = now.advanced(by: backoff(attempt: 0))
+            let state: Coordination.Target.State =
+                index < needed ? .asked(attempts: 1, next: next) : .notAsked(askAt: next)
+            coordination.targets.append(Coordination.Target(node: replica, state: state))
         }
         coordinations[id] = coordination
         for replica in order.prefix(needed) { ask(replica, for: id) }
@@ -210,9 +267,8 @@ extension ClusterNode {
     // MARK: The key's only replica is this node
 
     mutating func writeLocally(client: UInt64, key: KeyReference, _ entry: VersionedEntry, now: Instant) {
-        guard awaitingDurability.count < configuration.maximumAwaitingDurability else {
-            reply(
-                client, .overloaded(reason: "\(awaitingDurability.count) writes wait for the log"), replicas: selfOnly)
+        if let overload = durabilityOverload {
+            reply(client, .overloaded(reason: overload), replicas: selfOnly)
             return
         }
         let previousWasLive: Bool
@@ -263,7 +319,8 @@ extension ClusterNode {
     // MARK: Timers
 
     mutating func coordinationTimers(now: Instant) {
-        for id in coordinations.keys.sorted() {
+        // Only the requests whose deadline has come: the table keeps their deadlines in a heap.
+        for id in coordinations.due(at: now) {
             guard var coordination = coordinations[id] else { continue }
             if now >= coordination.deadline {
                 fail(id)
@@ -271,11 +328,10 @@ extension ClusterNode {
             }
             var retry: [NodeID] = []
             var standIns: [NodeID] = []
-            for index in coordination.targets.indices where !coordination.targets[index].done {
-                guard now >= coordination.targets[index].nextAttempt else { continue }
-                coordination.targets[index].attempts += 1
-                coordination.targets[index].nextAttempt = now.advanced(
-                    by: backoff(attempt: coordination.targets[index].attempts))
+            for index in coordination.targets.indices {
+                guard let attempt = coordination.targets[index].nextAttempt, now >= attempt else { continue }
+                let attempts = coordination.targets[index].attempts + 1
+                coordination.targets[index].askedAgain(next: now.advanced(by: backoff(attempt: attempts)))
                 retry.append(coordination.targets[index].node)
                 // A replica the failure detector suspects, or that missed three attempts, gets a
                 // stand-in; a lost message or two only gets a retry.
@@ -291,7 +347,8 @@ extension ClusterNode {
                     guard let standIn = nextStandIn(for: coordination) else { break }
                     coordination.targets.append(
                         Coordination.Target(
-                            node: standIn, standsInFor: silent, nextAttempt: now.advanced(by: backoff(attempt: 1))))
+                            node: standIn, standsInFor: silent,
+                            state: .asked(attempts: 1, next: now.advanced(by: backoff(attempt: 1)))))
                     retry.append(standIn)
                 }
             }
@@ -308,12 +365,13 @@ extension ClusterNode {
         var asked = coordination
         var sent = false
         for target in coordination.targets
-        where !target.done && target.standsInFor == nil && membership.status(of: target.node) != .alive
+        where target.isOpen && target.standsInFor == nil && membership.status(of: target.node) != .alive
             && !standInAsked(for: target.node, in: asked)
         {
             guard let standIn = nextStandIn(for: asked) else { break }
+            // Only to know whom it asked: this copy is not kept, and the stand-in's answer has no request.
             asked.targets.append(
-                Coordination.Target(node: standIn, standsInFor: target.node, nextAttempt: target.nextAttempt))
+                Coordination.Target(node: standIn, standsInFor: target.node, state: .answered))
             send(.write(request: nil, key: coordination.key.bytes, entry: entry, repair: false), to: standIn)
             sent = true
         }
@@ -335,14 +393,14 @@ extension ClusterNode {
 
     mutating func writeReplied(_ id: UInt64, from node: NodeID, _ result: ReplicaWriteResult, now: Instant) {
         guard var coordination = coordinations[id],
-            let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
+            let index = coordination.openTarget(node)
         else { return }
         switch coordination.phase {
         case .querying, .reading:
             // A late answer to a write's earlier phase, or a reply that does not belong here.
             return
         case .repairing(let chosen, var holders):
-            coordination.targets[index].done = true
+            coordination.targets[index].answered()
             switch result {
             case .stored, .stale:
                 if !holders.contains(node) { holders.append(node) }
@@ -351,13 +409,13 @@ extension ClusterNode {
             }
             coordination.phase = .repairing(chosen: chosen, holders: holders)
             coordinations[id] = coordination
-            if holders.count >= repairQuorum(coordination) {
+            if holders.count >= coordination.need {
                 answer(id, .found(chosen, key: coordination.key.bytes, now: now))
             } else {
                 failIfSettled(id)
             }
         case .writing(let entry, var holders, var existed):
-            coordination.targets[index].done = true
+            coordination.targets[index].answered()
             if coordination.targets[index].standsInFor != nil {
                 // A stand-in keeps the write for the replica it stands in for and hands it over
                 // later; it does not count towards the level (a strict quorum: a minority of the
@@ -375,7 +433,7 @@ extension ClusterNode {
                 holders.append(node)
                 coordination.phase = .writing(entry: entry, holders: holders, existed: existed)
                 coordinations[id] = coordination
-                if holders.count >= coordination.required {
+                if holders.count >= coordination.need {
                     let outcome: ClientOutcome =
                         entry.value == nil
                         ? .deleted(existed: existed, version: entry.version)
@@ -393,25 +451,26 @@ extension ClusterNode {
 
     mutating func readReplied(_ id: UInt64, from node: NodeID, _ entry: VersionedEntry?, now: Instant) {
         guard var coordination = coordinations[id],
-            let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
+            let index = coordination.openTarget(node)
         else { return }
         switch coordination.phase {
         case .writing, .repairing:
             // A late answer to a first phase, once the request has moved on.
             return
         case .querying(let entry, var answered, let required):
-            coordination.targets[index].done = true
+            assert(required == coordination.need, "Coordination: a first phase's need moved")
+            coordination.targets[index].answered()
             answered.append(node)
             coordination.phase = .querying(entry: entry, answered: answered, required: required)
             coordinations[id] = coordination
-            guard answered.count >= required else { return failIfSettled(id) }
+            guard answered.count >= coordination.need else { return failIfSettled(id) }
             versionsReplied(id, now: now)
         case .reading(var replies):
-            coordination.targets[index].done = true
+            coordination.targets[index].answered()
             replies.append((node, entry))
             coordination.phase = .reading(replies: replies)
             coordinations[id] = coordination
-            guard replies.count >= coordination.required else { return failIfSettled(id) }
+            guard replies.count >= coordination.need else { return failIfSettled(id) }
             readAnswered(id, coordination, replies: replies, now: now)
         }
     }
@@ -421,6 +480,8 @@ extension ClusterNode {
     mutating func readAnswered(
         _ id: UInt64, _ read: Coordination, replies: [(node: NodeID, entry: VersionedEntry?)], now: Instant
     ) {
+        guard case .reading = read.phase else { preconditionFailure("readAnswered outside a read's phase") }
+        precondition(replies.count >= read.need, "readAnswered before the read had its answers")
         var coordination = read
         let chosen: VersionedEntry?
         if configuration.injectedBug == .readFirstReply {
@@ -435,7 +496,8 @@ extension ClusterNode {
         }
         let stale = replies.filter { reply in reply.entry.map { $0.version < chosen.version } ?? true }.map(\.node)
         let holders = replies.filter { $0.entry?.version == chosen.version }.map(\.node)
-        if coordination.level == .one || holders.count >= repairQuorum(coordination) {
+        coordination.phase = .repairing(chosen: chosen, holders: holders)
+        if coordination.level == .one || holders.count >= coordination.need {
             for node in stale {
                 send(.write(request: nil, key: coordination.key.bytes, entry: chosen, repair: true), to: node)
             }
@@ -443,11 +505,10 @@ extension ClusterNode {
             answer(id, .found(chosen, key: coordination.key.bytes, now: now))
             return
         }
-        coordination.phase = .repairing(chosen: chosen, holders: holders)
         counters.readRepairs &+= UInt64(stale.count)
-        coordination.restartTargets(done: holders, firstAttempt: now.advanced(by: backoff(attempt: 1)))
+        coordination.restartTargets(answered: holders, firstAttempt: now.advanced(by: backoff(attempt: 1)))
         coordinations[id] = coordination
-        for target in coordination.targets where !target.done { ask(target.node, for: id) }
+        for target in coordination.targets where target.isOpen { ask(target.node, for: id) }
     }
 
     /// A write's first phase has its answers: take a version above all of them and write it.
@@ -455,17 +516,13 @@ extension ClusterNode {
         guard var coordination = coordinations[id], case .querying(var entry, _, _) = coordination.phase else {
             preconditionFailure("versionsReplied outside a write's first phase")
         }
+        precondition(coordination.answered >= coordination.need, "versionsReplied before the phase had its answers")
         // Every answer's version was observed by the clock as it arrived (`received`).
         entry.version = clock.next(physical: now)
         coordination.phase = .writing(entry: entry, holders: [], existed: false)
         coordination.restartTargets(firstAttempt: now.advanced(by: backoff(attempt: 1)))
         coordinations[id] = coordination
         for target in coordination.targets { ask(target.node, for: id) }
-    }
-
-    /// Replicas that must hold a read's answer before it is returned: a majority.
-    func repairQuorum(_ coordination: Coordination) -> Int {
-        ConsistencyLevel.quorum.required(of: coordination.replicas.count)
     }
 
     mutating func answer(_ id: UInt64, _ outcome: ClientOutcome) {
@@ -499,13 +556,7 @@ extension ClusterNode {
     /// its failure says how many replicas did answer, one round trip later.
     mutating func failIfSettled(_ id: UInt64) {
         guard let coordination = coordinations[id], coordination.openTargets == 0 else { return }
-        let need: Int
-        switch coordination.phase {
-        case .querying(_, _, let required): need = required
-        case .writing, .reading: need = coordination.required
-        case .repairing: need = repairQuorum(coordination)
-        }
-        if coordination.answered < need { fail(id) }
+        if coordination.answered < coordination.need { fail(id) }
     }
 
     /// A message to `address` could not be sent: for a request this node coordinates, the replica
@@ -520,13 +571,13 @@ extension ClusterNode {
         }
         guard var coordination = coordinations[request],
             let node = addresses.first(where: { $0.value == address })?.key,
-            let index = coordination.targets.firstIndex(where: { $0.node == node && !$0.done })
+            let index = coordination.openTarget(node)
         else { return }
         switch coordination.phase {
         case .writing, .repairing:
             writeReplied(request, from: node, .refused(reason: "peer \(address) unreachable"), now: now)
         case .querying, .reading:
-            coordination.targets[index].done = true
+            coordination.targets[index].answered()
             coordinations[request] = coordination
             failIfSettled(request)
         }

@@ -1,3 +1,10 @@
+/// A log record appended and not durable yet: what a repair of a failed log writes again.
+struct UnsyncedRecord: Sendable {
+    var key: [UInt8]
+    var position: UInt64
+    var sequence: UInt64
+}
+
 /// An answer held back until the log record it depends on is durable.
 enum AwaitingDurability: Sendable {
     /// A replica's answer to a peer.
@@ -120,9 +127,9 @@ extension ClusterNode {
             }
             return
         }
-        guard awaitingDurability.count < configuration.maximumAwaitingDurability else {
+        if let overload = durabilityOverload {
             if let answer {
-                let reason = "overloaded: \(awaitingDurability.count) answers wait for the log"
+                let reason = "overloaded: \(overload)"
                 send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
             }
             return
@@ -178,6 +185,14 @@ extension ClusterNode {
 
     // MARK: Durability
 
+    /// Why a write cannot be taken now for lack of room to wait for the log, if so: its answer
+    /// could not be held back, or its record not remembered until durable.
+    var durabilityOverload: String? {
+        if awaitingDurability.isFull { return "\(awaitingDurability.count) answers wait for the log" }
+        if unsyncedOrder.isFull { return "\(unsyncedOrder.count) log records wait to be durable" }
+        return nil
+    }
+
     /// The key's newest entry was appended as record `sequence`, not yet durable.
     ///
     /// Under `always` a record waits for a sync (milliseconds), so the node tracks which keys wait,
@@ -189,7 +204,8 @@ extension ClusterNode {
     /// log can write again the entries whose records it lost (they stay in the store).
     mutating func noteUnsynced(_ key: KeyReference, sequence: UInt64) {
         precondition(unsyncedOrder.last.map { $0.sequence < sequence } ?? true, "records noted out of order")
-        unsyncedOrder.append((key.bytes, key.position, sequence))
+        precondition(log?.lastSequence == sequence, "a record noted that is not the log's last")
+        unsyncedOrder.append(UnsyncedRecord(key: key.bytes, position: key.position, sequence: sequence))
         guard log?.policy == .always else { return }
         unsyncedWrites[key.position] = sequence
     }
@@ -222,19 +238,36 @@ extension ClusterNode {
 
     /// Sends `body` once the log record `sequence` is durable under the sync policy: a replica never
     /// reports an entry it could still lose.
+    ///
+    /// With no room left to hold it back, a write's answer is a refusal and a read's is withheld
+    /// (the coordinator asks again or another replica): the queue is bounded on every path.
     mutating func answerWhenDurable(_ sequence: UInt64?, to address: String, _ body: ReplicationBody) {
         if isDurable(sequence) || configuration.injectedBug == .acknowledgeBeforeSync {
             send(body, toAddress: address)
+        } else if awaitingDurability.isFull {
+            counters.answersShed &+= 1
+            if case .writeReply(let request, _) = body {
+                let reason = "overloaded: \(awaitingDurability.count) answers wait for the log"
+                send(.writeReply(request: request, result: .refused(reason: reason)), toAddress: address)
+            }
         } else {
+            assert(sequence! <= log!.lastSequence, "an answer waits for a record never appended")
             awaitingDurability.append(.message(sequence: sequence!, to: address, body: body))
         }
     }
 
-    /// Answers a client once the log record `sequence` is durable.
+    /// Answers a client once the log record `sequence` is durable (or at once that the node is
+    /// overloaded, with no room to hold the answer back).
     mutating func replyWhenDurable(_ sequence: UInt64?, _ reply: ClientReply) {
         if isDurable(sequence) {
             effects.append(.reply(reply))
+        } else if awaitingDurability.isFull {
+            counters.answersShed &+= 1
+            var refusal = reply
+            refusal.outcome = .overloaded(reason: "\(awaitingDurability.count) answers wait for the log")
+            effects.append(.reply(refusal))
         } else {
+            assert(sequence! <= log!.lastSequence, "an answer waits for a record never appended")
             awaitingDurability.append(.client(sequence: sequence!, reply: reply))
         }
     }
@@ -284,7 +317,7 @@ extension ClusterNode {
         guard log?.failure != nil else { return }
         log?.diskRecovered(keptSequence: kept)
         nextLogRepair = nil
-        var order = RingQueue<(key: [UInt8], position: UInt64, sequence: UInt64)>()
+        var order = BoundedQueue<UnsyncedRecord>(capacity: unsyncedOrder.capacity)
         var lost: [[UInt8]] = []
         while let item = unsyncedOrder.popFirst() {
             if item.sequence <= kept {

@@ -48,6 +48,10 @@ public struct ClusterNode: Sendable {
         public var maximumCoordinations = 10_000
         /// Most answers held back until the log is durable; past it new writes are refused.
         public var maximumAwaitingDurability = 100_000
+        /// Most log records appended and not yet durable; past it new writes are refused. Writes
+        /// that answer nobody (repairs, pushes) append records too, hence the margin over
+        /// `maximumAwaitingDurability`.
+        public var maximumUnsyncedRecords = 400_000
         /// Entry and memory limits of the store.
         public var limits = StoreLimits()
         /// When the log is rewritten as a snapshot.
@@ -214,19 +218,19 @@ public struct ClusterNode: Sendable {
     /// Peer addresses this node joins through; a node with none is alone until someone joins it.
     var seeds: [String] = []
     var addresses: [NodeID: String] = [:]
-    var coordinations: [UInt64: Coordination] = [:]
+    var coordinations: CoordinationTable
     var handoffs: [KeyReference: Handoff] = [:]
     var handoffRequests: [UInt64: KeyReference] = [:]
     var collections: [KeyReference: TombstoneCollection] = [:]
     var collectionRequests: [UInt64: KeyReference] = [:]
     /// Answers held back until the log record they depend on is durable, in arrival order.
-    var awaitingDurability = RingQueue<AwaitingDurability>()
+    var awaitingDurability: BoundedQueue<AwaitingDurability>
     /// Keys whose newest entry's log record is not durable yet (`always` only): by ring position,
     /// the record's sequence.
     var unsyncedWrites: [UInt64: UInt64] = [:]
     /// Every record of a key's entry not durable yet, in log order, under every policy (under
     /// `interval` and `none`, for one event-loop turn): what a repair of a failed log writes again.
-    var unsyncedOrder = RingQueue<(key: [UInt8], position: UInt64, sequence: UInt64)>()
+    var unsyncedOrder: BoundedQueue<UnsyncedRecord>
     var nextAntiEntropy: Instant
     var nextHandoff: Instant
     var nextSweep: Instant
@@ -243,7 +247,7 @@ public struct ClusterNode: Sendable {
     /// Effects of the step in progress.
     var effects: [Effect] = []
     /// Messages this node sent to itself, handled before the step ends.
-    var selfInbox = RingQueue<ReplicationMessage>()
+    var selfInbox = BoundedQueue<ReplicationMessage>(capacity: ClusterNode.maximumSelfMessages)
     /// `[me]`, made once: the replicas of every key of a node alone.
     let selfOnly: [NodeID]
 
@@ -261,6 +265,9 @@ public struct ClusterNode: Sendable {
         self.address = address
         self.configuration = configuration
         self.selfOnly = [me]
+        self.coordinations = CoordinationTable(capacity: configuration.maximumCoordinations)
+        self.awaitingDurability = BoundedQueue(capacity: configuration.maximumAwaitingDurability)
+        self.unsyncedOrder = BoundedQueue(capacity: configuration.maximumUnsyncedRecords)
         var root = SplitMix64(seed: seed)
         self.random = root.derived(stream: 1)
         self.membership = Membership(
@@ -431,7 +438,7 @@ public struct ClusterNode: Sendable {
 
     /// Whether the node is alone: started without seeds and never joined by anyone. It keeps no
     /// tombstones then, since no replica could bring back what it deleted.
-    public var isAlone: Bool { seeds.isEmpty && membership.view.count == 1 }
+    public var isAlone: Bool { seeds.isEmpty && membership.memberCount == 1 }
 
     /// Whether the node was given seeds and has reached no member yet (``Membership/hasReachedMember``).
     /// It does not coordinate requests then: its ring holds only itself, and it would answer from its
@@ -476,7 +483,7 @@ public struct ClusterNode: Sendable {
         var deadline = min(membership.nextDeadline, nextAntiEntropy, nextHandoff, nextSweep)
         if log?.policy.isInterval == true { deadline = min(deadline, nextLogSync) }
         if let nextLogRepair { deadline = min(deadline, nextLogRepair) }
-        for coordination in coordinations.values { deadline = min(deadline, coordination.nextDeadline) }
+        if let next = coordinations.nextDeadline { deadline = min(deadline, next) }
         return deadline
     }
 
@@ -570,7 +577,6 @@ public struct ClusterNode: Sendable {
     mutating func send(_ body: ReplicationBody, toAddress address: String) {
         let message = ReplicationMessage(sender: me, senderAddress: self.address, body: body)
         if address == self.address {
-            precondition(selfInbox.count < Self.maximumSelfMessages, "ClusterNode: the self-inbox overflowed")
             selfInbox.append(message)
         } else {
             effects.append(.send(to: address, .replication(message)))
@@ -602,7 +608,7 @@ public struct ClusterNode: Sendable {
 
     mutating func newRequestID() -> UInt64 {
         var id = random.next()
-        while id == 0 || coordinations[id] != nil || handoffRequests[id] != nil || collectionRequests[id] != nil {
+        while id == 0 || coordinations.contains(id) || handoffRequests[id] != nil || collectionRequests[id] != nil {
             id = random.next()
         }
         return id

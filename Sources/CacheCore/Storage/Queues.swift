@@ -1,42 +1,105 @@
-/// A first-in first-out queue on a growable ring buffer (CacheCore keeps to the standard library).
-struct RingQueue<Element>: Sendable where Element: Sendable {
+/// A first-in first-out queue on a ring buffer that never holds more than `capacity` elements.
+///
+/// The bound is part of the type (TIGER_STYLE: a limit on every queue): a caller that may meet it
+/// checks `isFull` and refuses the work; appending to a full queue is a bug and traps.
+public struct BoundedQueue<Element>: Sendable where Element: Sendable {
+    /// The most elements the queue may hold.
+    public let capacity: Int
     private var storage: [Element?] = []
     private var head = 0
-    private(set) var count = 0
+    public private(set) var count = 0
 
-    var isEmpty: Bool { count == 0 }
+    public init(capacity: Int) {
+        precondition(capacity > 0, "BoundedQueue: a capacity of \(capacity)")
+        self.capacity = capacity
+    }
 
-    mutating func append(_ element: Element) {
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == capacity }
+
+    public mutating func append(_ element: Element) {
+        precondition(count < capacity, "BoundedQueue: append past its capacity of \(capacity)")
         if count == storage.count { grow() }
         storage[(head + count) % storage.count] = element
         count += 1
     }
 
-    mutating func popFirst() -> Element? {
+    public mutating func popFirst() -> Element? {
         guard count > 0 else { return nil }
         let element = storage[head]
         storage[head] = nil
         head = (head + 1) % storage.count
         count -= 1
+        assert(element != nil, "BoundedQueue: a hole inside the queue")
         return element
     }
 
-    var first: Element? { count > 0 ? storage[head] : nil }
+    public var first: Element? { count > 0 ? storage[head] : nil }
 
-    var last: Element? { count > 0 ? storage[(head + count - 1) % storage.count] : nil }
+    public var last: Element? { count > 0 ? storage[(head + count - 1) % storage.count] : nil }
 
-    mutating func removeAll() {
+    public mutating func removeAll() {
         storage = []
         head = 0
         count = 0
     }
 
     private mutating func grow() {
-        var grown = [Element?](repeating: nil, count: max(16, storage.count * 2))
+        let size = min(capacity, max(16, storage.count * 2))
+        assert(size > storage.count, "BoundedQueue: grown while not full")
+        var grown = [Element?](repeating: nil, count: size)
         for offset in 0..<count { grown[offset] = storage[(head + offset) % storage.count] }
         storage = grown
         head = 0
     }
+}
+
+/// A dictionary that never holds more than `capacity` keys. `insert` refuses a new key when the
+/// table is full; storing a new key through the subscript into a full table is a bug and traps.
+public struct BoundedTable<Key, Value>: Sendable where Key: Hashable & Sendable, Value: Sendable {
+    /// The most keys the table may hold.
+    public let capacity: Int
+    private var storage: [Key: Value] = [:]
+
+    public init(capacity: Int) {
+        precondition(capacity > 0, "BoundedTable: a capacity of \(capacity)")
+        self.capacity = capacity
+    }
+
+    public var count: Int { storage.count }
+    public var isEmpty: Bool { storage.isEmpty }
+    public var isFull: Bool { storage.count >= capacity }
+    public var keys: Dictionary<Key, Value>.Keys { storage.keys }
+    public var values: Dictionary<Key, Value>.Values { storage.values }
+
+    public subscript(key: Key) -> Value? {
+        get { storage[key] }
+        set {
+            if let newValue {
+                precondition(
+                    storage.count < capacity || storage[key] != nil,
+                    "BoundedTable: a new key past its capacity of \(capacity)")
+                storage[key] = newValue
+            } else {
+                storage[key] = nil
+            }
+        }
+    }
+
+    /// Stores `value` under `key`; refused (returns `false`) for a new key when the table is full.
+    @discardableResult
+    public mutating func insert(_ value: Value, forKey key: Key) -> Bool {
+        guard storage[key] != nil || storage.count < capacity else { return false }
+        storage[key] = value
+        return true
+    }
+
+    @discardableResult
+    public mutating func removeValue(forKey key: Key) -> Value? { storage.removeValue(forKey: key) }
+
+    public mutating func removeAll() { storage.removeAll() }
+
+    public func contains(key: Key) -> Bool { storage[key] != nil }
 }
 
 /// A binary min-heap ordered by `priority`, ties broken by insertion order (so pops are
@@ -69,6 +132,10 @@ public struct PriorityQueue<Element>: Sendable where Element: Sendable {
     /// The smallest priority held.
     @inlinable
     public var minimumPriority: Int64? { items.first?.priority }
+
+    /// The element with the smallest priority, and that priority.
+    @inlinable
+    public var top: (priority: Int64, element: Element)? { items.first.map { ($0.priority, $0.element) } }
 
     @inlinable
     public mutating func push(_ element: Element, priority: Int64) {

@@ -139,7 +139,8 @@ public struct ReplicaStore: Sendable {
     private(set) var placement: Placement?
     private(set) var digests = PeerDigests()
     /// Keys this node holds but does not own, in the order they were found.
-    private var handoffCandidates = RingQueue<KeyReference>()
+    /// Bounded by the store itself: a key is queued at most once (`handoffQueued`).
+    private var handoffCandidates = BoundedQueue<KeyReference>(capacity: .max)
     private var handoffQueued = Set<KeyReference>()
     /// Tombstones by the instant they are due to be looked at for collection.
     private var tombstoneQueue = PriorityQueue<KeyReference>()
