@@ -297,7 +297,9 @@ final class DriverState {
     private(set) var files: LogFiles?
     private(set) var recovery: Recovery.Report?
     private(set) var transport: TCPPeerTransport?
-    private var pending: [UInt64: ClientReplyReceiver] = [:]
+    /// Requests handed to the node and not answered yet: no more than the node itself may hold
+    /// (coordinations and answers waiting for the log).
+    private var pending: BoundedTable<UInt64, ClientReplyReceiver>
     private var nextRequest: UInt64 = 1
     /// The request being handed in by `submitInline`, and its answer if the step made one.
     private var inlineRequest: UInt64?
@@ -323,6 +325,8 @@ final class DriverState {
         self.loop = loop
         self.seed = seed
         self.ring = ring
+        let cluster = configuration.clusterConfiguration
+        self.pending = BoundedTable(capacity: cluster.maximumCoordinations + cluster.maximumAwaitingDurability)
     }
 
     /// The name, addresses and seeds the node started with.
@@ -394,7 +398,13 @@ final class DriverState {
         }
         let request = nextRequest
         nextRequest += 1
-        pending[request] = ClosureReceiver(completion)
+        guard pending.insert(ClosureReceiver(completion), forKey: request) else {
+            let reason = "\(pending.count) requests wait for an answer on this node"
+            completion(
+                ClusterNode.ClientReply(
+                    request: request, outcome: .overloaded(reason: reason), replicas: [], hinted: false))
+            return
+        }
         input(.client(request: request, operation))
     }
 

@@ -199,6 +199,8 @@ final class TCPPeerTransport: PeerLinks {
 
     /// How long a connection attempt may take.
     static let connectTimeout = TimeAmount.seconds(1)
+    /// Most peer links held: every member the membership may know, and room for seeds.
+    static let maximumLinks = Membership.maximumMembers + 256
 
     private let loop: any EventLoop
     private let driver: NodeDriver
@@ -207,7 +209,8 @@ final class TCPPeerTransport: PeerLinks {
     private let keyring: PeerKeyringBox?
     private let refusals: PeerRefusalLog
     private let report: (ClusterNode.Input) -> Void
-    private var links: [String: Link] = [:]
+    /// One link per peer address: members, seeds and the senders answered, at most `maximumLinks`.
+    private var links = BoundedTable<String, Link>(capacity: TCPPeerTransport.maximumLinks)
     private var random = SystemRandomNumberGenerator()
     private var closed = false
     /// Peers with frames written and not yet flushed.
@@ -232,6 +235,11 @@ final class TCPPeerTransport: PeerLinks {
         let bytes = PeerProtocol.encode(message)
         var frame = ByteBufferAllocator().buffer(capacity: bytes.count)
         frame.writeBytes(bytes)
+        if links[address] == nil, links.isFull, !dropIdleLink() {
+            metrics.peerMessageRefused()
+            report(.undeliverable(to: address, message))
+            return
+        }
         var link = links[address] ?? Link()
         let writable = link.channel?.isWritable ?? false
         switch link.machine.send(bytes: bytes.count, writable: writable, now: Self.now()) {
@@ -255,6 +263,13 @@ final class TCPPeerTransport: PeerLinks {
             }
             report(.undeliverable(to: address, message))
         }
+    }
+
+    /// With the table full, a link with no connection and nothing waiting is dropped for a new one.
+    private func dropIdleLink() -> Bool {
+        guard let idle = links.keys.first(where: { links[$0]?.machine.state == .idle }) else { return false }
+        links.removeValue(forKey: idle)
+        return true
     }
 
     /// A message came from the peer at `address` (over its own connection): a link waiting to try
@@ -285,7 +300,7 @@ final class TCPPeerTransport: PeerLinks {
         loop.preconditionInEventLoop()
         closed = true
         for link in links.values { link.channel?.close(promise: nil) }
-        links = [:]
+        links.removeAll()
     }
 
     // MARK: Connections

@@ -2,7 +2,7 @@
 ///
 /// The bound is part of the type (TIGER_STYLE: a limit on every queue): a caller that may meet it
 /// checks `isFull` and refuses the work; appending to a full queue is a bug and traps.
-public struct BoundedQueue<Element>: Sendable where Element: Sendable {
+public struct BoundedQueue<Element> {
     /// The most elements the queue may hold.
     public let capacity: Int
     private var storage: [Element?] = []
@@ -56,7 +56,7 @@ public struct BoundedQueue<Element>: Sendable where Element: Sendable {
 
 /// A dictionary that never holds more than `capacity` keys. `insert` refuses a new key when the
 /// table is full; storing a new key through the subscript into a full table is a bug and traps.
-public struct BoundedTable<Key, Value>: Sendable where Key: Hashable & Sendable, Value: Sendable {
+public struct BoundedTable<Key, Value> where Key: Hashable {
     /// The most keys the table may hold.
     public let capacity: Int
     private var storage: [Key: Value] = [:]
@@ -101,6 +101,10 @@ public struct BoundedTable<Key, Value>: Sendable where Key: Hashable & Sendable,
 
     public func contains(key: Key) -> Bool { storage[key] != nil }
 }
+
+extension BoundedQueue: Sendable where Element: Sendable {}
+
+extension BoundedTable: Sendable where Key: Sendable, Value: Sendable {}
 
 /// A binary min-heap ordered by `priority`, ties broken by insertion order (so pops are
 /// deterministic for a given history). The node's deadlines and the simulator's events share it.
