@@ -85,7 +85,7 @@ struct WriteAheadLogTests {
         let written = log.logBytes
         log.compactionFinished()
         #expect(log.phase == .idle)
-        #expect(log.logBytes == WALFormat.encode(WALRecord(sequence: 0, operation: record)).count)
+        #expect(log.logBytes == WALFormat.encode(WALRecord(sequence: log.lastSequence, operation: record)).count)
         #expect(written > log.logBytes)
     }
 

@@ -102,6 +102,7 @@ public struct Recovery {
             }
             switch result {
             case .success(let (sequence, entries)) where sequence == snapshot.sequence:
+                assert(entries >= candidate.expired, "Recovery: more expired than read from a snapshot")
                 replay = candidate
                 snapshotSequence = sequence
                 report.snapshotSequence = sequence
@@ -153,6 +154,8 @@ public struct Recovery {
                 repairs.append(.quarantineSegment(firstSequence: segment.firstSequence))
                 continue
             }
+            assert(lastSequence >= report.lastSequence, "Recovery: the last sequence went back")
+            assert(scan.validLength <= segment.bytes.count, "Recovery: a valid prefix past the file")
             report.replayedRecords += replayed
             report.lastSequence = lastSequence
             report.logBytes += scan.validLength
@@ -171,6 +174,12 @@ public struct Recovery {
         report.expiredDropped += replay.expired
         report.legacyRecords = replay.legacy
         report.newestVersion = replay.newest
+        assert(report.droppedBytes >= 0 && report.logBytes >= 0, "Recovery: negative byte counts")
+        assert(
+            repairs.allSatisfy {
+                if case .truncateSegment(_, let length) = $0 { return length >= WALSegment.headerSize }
+                return true
+            }, "Recovery: a segment cut inside its header")
         if replay.ahead > 0 {
             report.problems.append(
                 "\(replay.ahead) records whose version is ahead of this node's clock by more than "
@@ -231,6 +240,10 @@ public struct Recovery {
             if entry.value != nil, !entry.isLive(at: now) { expired += 1 }
             if newest.map({ $0 < entry.version }) ?? true { newest = entry.version }
             store.apply(KeyReference(key), entry, now: now)
+            // What was applied is at least as new as the record: the store keeps the greatest version.
+            assert(
+                store.stored(KeyReference(key)).map { !($0.version < entry.version) } ?? true,
+                "Recovery: a record's entry lost to an older one")
         }
     }
 }

@@ -32,7 +32,9 @@ public enum WALSegment {
 
     /// The header of a segment whose first record will carry `firstSequence`.
     public static func header(firstSequence: UInt64) -> [UInt8] {
-        fileHeader(magic: magic, sequence: firstSequence)
+        // The first record of a segment is the one after the last: never 0 (the reader refuses it).
+        precondition(firstSequence != 0, "WALSegment: a segment starting at sequence 0")
+        return fileHeader(magic: magic, sequence: firstSequence)
     }
 
     /// What a scan found.
@@ -74,12 +76,14 @@ public enum WALSegment {
                 scan.stop = .corrupt(offset: at, reason: reason)
                 return scan
             case .record(let record, let next):
+                assert(next > offset, "WALSegment: a record that does not advance the scan")
                 let floor = previous.map { $0 &+ 1 } ?? scan.firstSequence!
                 guard record.sequence >= floor, record.sequence != 0 else {
                     scan.stop = .corrupt(offset: offset, reason: "sequence \(record.sequence) out of order")
                     return scan
                 }
                 body(record)
+                assert(previous.map { $0 < record.sequence } ?? true, "WALSegment: records handed out of order")
                 previous = record.sequence
                 scan.records += 1
                 scan.lastSequence = record.sequence
@@ -94,6 +98,7 @@ public enum WALSegment {
         WALFormat.appendInteger(WALFormat.version, to: &header)
         WALFormat.appendInteger(sequence, to: &header)
         WALFormat.appendInteger(CRC32C.checksum(header), to: &header)
+        assert(header.count == headerSize, "WALSegment: a header of \(header.count) bytes")
         return header
     }
 
@@ -132,6 +137,7 @@ public enum SnapshotFormat {
 
     /// Appends one entry.
     public static func appendEntry(key: [UInt8], _ entry: VersionedEntry, sequence: UInt64, to buffer: inout [UInt8]) {
+        assert(buffer.count >= WALSegment.headerSize, "SnapshotFormat: an entry before the header")
         WALFormat.encode(WALRecord(sequence: sequence, operation: .versioned(key: key, entry: entry)), into: &buffer)
     }
 
@@ -175,6 +181,7 @@ public enum SnapshotFormat {
                     return .failure(
                         .corrupt(offset: offset, reason: "entry sequence \(recordSequence) is not \(sequence)"))
                 }
+                assert(next > offset, "SnapshotFormat: a record that does not advance the read")
                 if kind == WALFormat.Kind.snapshotEnd.rawValue {
                     var reader = WALFormat.BodyReader(bytes: recordBody)
                     guard let count = reader.read(UInt64.self), reader.isAtEnd, count == UInt64(entries),

@@ -75,6 +75,12 @@ public enum WALFormat {
 
     /// Appends the encoding of `record` to `buffer`.
     public static func encode(_ record: WALRecord, into buffer: inout [UInt8]) {
+        // The reader refuses sequence 0 and records longer than `maximumLength`: never write one.
+        precondition(record.sequence != 0, "WALFormat: a record with sequence 0")
+        let start = buffer.count
+        defer {
+            assert(buffer.count - start == encodedSize(of: record.operation), "WALFormat: a record of the wrong size")
+        }
         switch record.operation {
         case .put(let key, let value, let expiresAt):
             encodeRecord(sequence: record.sequence, kind: .put, into: &buffer) { buffer in
@@ -159,7 +165,11 @@ public enum WALFormat {
         appendInteger(sequence, to: &buffer)
         buffer.append(kind.rawValue)
         body(&buffer)
-        let length = UInt32(buffer.count - start - prefixSize)
+        let bodyLength = buffer.count - start - prefixSize
+        precondition(
+            bodyLength >= minimumLength && bodyLength <= maximumLength,
+            "WALFormat: a record of \(bodyLength) bytes, which the reader would refuse")
+        let length = UInt32(bodyLength)
         withUnsafeBytes(of: length.littleEndian) { lengthBytes in
             for index in 0..<4 { buffer[start + index] = lengthBytes[index] }
         }
@@ -220,7 +230,9 @@ public enum WALFormat {
         }
         let sequence = readInteger(UInt64.self, payload, at: 0)
         let body = UnsafeRawBufferPointer(rebasing: payload[9...])
-        return .record(sequence: sequence, kind: payload[8], body: body, next: offset + prefixSize + length)
+        let next = offset + prefixSize + length
+        assert(next > offset && next <= bytes.count, "WALFormat: a record past the bytes read")
+        return .record(sequence: sequence, kind: payload[8], body: body, next: next)
     }
 
     struct FormatError: Error {
@@ -299,6 +311,7 @@ public enum WALFormat {
         var isAtEnd: Bool { offset == bytes.count }
 
         mutating func read<T: FixedWidthInteger>(_: T.Type) -> T? {
+            assert(offset <= bytes.count, "BodyReader: read past the body")
             guard bytes.count - offset >= MemoryLayout<T>.size else { return nil }
             defer { offset += MemoryLayout<T>.size }
             return readInteger(T.self, bytes, at: offset)
@@ -312,6 +325,7 @@ public enum WALFormat {
 
         /// The next `count` bytes.
         mutating func readBytes(count: Int) -> [UInt8]? {
+            assert(offset <= bytes.count && count >= 0, "BodyReader: read past the body")
             guard bytes.count - offset >= count else { return nil }
             defer { offset += count }
             return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))

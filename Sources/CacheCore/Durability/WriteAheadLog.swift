@@ -83,6 +83,16 @@ public struct WriteAheadLog: Sendable {
         self.writtenSequence = recoveredSequence
         self.syncedSequence = recoveredSequence
         self.logBytes = logBytes
+        precondition(logBytes >= 0, "WriteAheadLog: \(logBytes) bytes of log")
+        checkInvariants()
+    }
+
+    /// Durability comes in order: synced, then written, then appended.
+    private func checkInvariants() {
+        assert(syncedSequence <= writtenSequence, "WriteAheadLog: synced past what was written")
+        assert(writtenSequence <= lastSequence, "WriteAheadLog: written past what was appended")
+        assert(syncInFlight.map { $0 > syncedSequence && $0 <= lastSequence } ?? true, "WriteAheadLog: a stray sync")
+        assert(logBytes >= 0, "WriteAheadLog: negative log bytes")
     }
 
     /// Assigns the next sequence to `operation` and encodes its record, or refuses it while the disk
@@ -97,6 +107,8 @@ public struct WriteAheadLog: Sendable {
         lastSequence += 1
         let bytes = WALFormat.encode(WALRecord(sequence: lastSequence, operation: operation))
         logBytes += bytes.count
+        assert(!mayAcknowledge(lastSequence), "WriteAheadLog: a record durable before it was written")
+        checkInvariants()
         return .append(sequence: lastSequence, bytes: bytes)
     }
 
@@ -104,6 +116,7 @@ public struct WriteAheadLog: Sendable {
     public mutating func writeCompleted(upTo sequence: UInt64) {
         precondition(sequence <= lastSequence, "writeCompleted past the last appended record")
         writtenSequence = max(writtenSequence, sequence)
+        checkInvariants()
     }
 
     /// An fsync covering every record up to `sequence` returned.
@@ -111,6 +124,7 @@ public struct WriteAheadLog: Sendable {
         precondition(sequence <= writtenSequence, "syncCompleted past what was written")
         syncedSequence = max(syncedSequence, sequence)
         if let inFlight = syncInFlight, sequence >= inFlight { syncInFlight = nil }
+        checkInvariants()
     }
 
     /// The sync to ask of the driver now, if any (group commit: at most one at a time, each covering
@@ -130,6 +144,7 @@ public struct WriteAheadLog: Sendable {
             return nil
         }
         guard upTo > syncedSequence else { return nil }
+        precondition(upTo <= lastSequence, "WriteAheadLog: a sync past the last record")
         syncInFlight = upTo
         return upTo
     }
@@ -160,6 +175,7 @@ public struct WriteAheadLog: Sendable {
         lastSequence = keptSequence
         writtenSequence = min(writtenSequence, keptSequence)
         syncedSequence = min(syncedSequence, keptSequence)
+        checkInvariants()
     }
 
     /// Starts a compaction when the log is large enough and no compaction runs. Returns the
@@ -180,6 +196,7 @@ public struct WriteAheadLog: Sendable {
     /// counts from now on.
     public mutating func compactionFinished() {
         guard case .compacting = phase else { preconditionFailure("compactionFinished while \(phase)") }
+        precondition(logBytesAtCompaction <= logBytes, "WriteAheadLog: a snapshot covering more log than written")
         logBytes -= logBytesAtCompaction
         phase = .idle
     }

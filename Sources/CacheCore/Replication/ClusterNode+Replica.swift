@@ -154,6 +154,10 @@ extension ClusterNode {
                 break
             }
             store.apply(key, entry, now: now, admission: admission, unconditionally: unconditionally)
+            // The record logged is the entry held: a write is answered "stored" only for what a
+            // replay of the log brings back.
+            assert(
+                sequence == nil || log?.lastSequence == sequence, "a replica write answered for another record")
             if let answer {
                 answerWhenDurable(
                     sequence, to: answer.to,
@@ -287,6 +291,11 @@ extension ClusterNode {
             case .client(_, let reply): effects.append(.reply(reply))
             }
         }
+        assert(
+            unsyncedOrder.first.map { !log.mayAcknowledge($0.sequence) } ?? true, "a durable record left unreleased")
+        assert(
+            awaitingDurability.first.map { $0.sequence <= log.lastSequence } ?? true,
+            "an answer waits for a record never appended")
     }
 
     /// The log's disk failed: writes waiting for it are refused (their records may never be durable);
@@ -309,6 +318,7 @@ extension ClusterNode {
                 effects.append(.reply(reply))
             }
         }
+        assert(awaitingDurability.isEmpty && log?.failure != nil, "answers still wait for a failed log")
     }
 
     /// The log takes writes again, ending with record `kept`; records after it are gone (their writes
@@ -328,6 +338,8 @@ extension ClusterNode {
             }
         }
         unsyncedOrder = order
+        assert(unsyncedOrder.last.map { $0.sequence <= kept } ?? true, "a record past the repair is still noted")
+        assert(log?.lastSequence == kept && log?.failure == nil, "the repaired log does not end at the kept record")
         // The store still holds the entries of the records the repair cut off (their writes were
         // refused, but a replica that holds a version says so to a repeat of it, and anti-entropy
         // spreads it): each key's current entry is written again, and waits for durability as any.
