@@ -152,3 +152,166 @@ enum ClockChecker {
         return found
     }
 }
+
+/// The checkers that read a whole run's state: incarnations, tombstone collection and the
+/// acknowledged history (lost writes, resurrected deletes, expiry and linearizability).
+extension ClusterSimulation {
+    // MARK: Checkers
+
+    mutating func checkIncarnations() {
+        for index in nodes.indices {
+            guard let state = nodes[index].runtime?.node else { continue }
+            if state.membership.incarnation < nodes[index].incarnation {
+                violations.append(
+                    "n\(index)'s incarnation went down from \(nodes[index].incarnation) to \(state.membership.incarnation)"
+                )
+            }
+        }
+    }
+
+    /// The node whose clock runs past the bound, with its time, if the run has one and it runs.
+    var tombstoneKeeper: (index: Int, localTime: Instant)? {
+        guard swarm.fastClock, let index = nodes.indices.last, nodes[index].isRunning else { return nil }
+        return (index, localTime(of: index))
+    }
+
+    /// After a quiet grace period every tombstone older than the grace is collected everywhere, and
+    /// the cluster is still converged.
+    mutating func checkCollection() {
+        finished = true
+        if let reason = ConvergenceChecker.divergence(
+            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil,
+            keepsTombstones: tombstoneKeeper)
+        {
+            violations.append("convergence: diverged again while idle: \(reason)")
+            return
+        }
+        // The slowest clock decides: the key's first replica may be the node whose clock is behind.
+        let present = nodes.indices.filter { !departed.contains($0) }
+        let slowest = present.map { localTime(of: $0) }.min()!
+        // A node whose clock runs past the bound never collects on its own clock: a tombstone the
+        // others no longer hold (it alone replicates the key, or their `forget` was lost on the
+        // way) stays there, memory and not a lost write, until its clock is set right.
+        let keeper = tombstoneKeeper
+        for index in present {
+            let node = nodes[index].runtime!.node
+            let local = localTime(of: index)
+            for key in node.store.sortedKeys {
+                guard let entry = node.store.entry(for: key), !entry.isLive(at: local) else { continue }
+                if index == keeper?.index,
+                    ConvergenceChecker.isKeptTombstone(key, nodes: nodes, present: present, keeper: keeper)
+                {
+                    continue
+                }
+                if entry.deadSince.advanced(byNanoseconds: collectionWait - SimulatedTime.second) < slowest {
+                    violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
+                }
+            }
+        }
+    }
+
+    /// Whether some node evicted `key` at or after `time`.
+    func evicted(_ key: String, since time: Int64) -> Bool {
+        let cacheKey = CacheKey(key)
+        return nodes.contains { ($0.evictions[cacheKey] ?? .min) >= time }
+    }
+
+    mutating func checkHistory() {
+        let reference = nodes.first { $0.isRunning }!.runtime!.node
+        var expiryOfVersion: [Version: Instant?] = [:]
+        for operation in history where operation.outcome == .ok {
+            if case .put = operation.kind, let version = operation.version {
+                expiryOfVersion[version] = .some(operation.expiresAt)
+            }
+        }
+        for key in Self.linearizableKeys + Self.eventualKeys + Self.expiringKeys {
+            let bytes = Array(key.utf8)
+            let owners = reference.replicas(of: bytes)
+            // The newest version any replica holds; a key with no entry at all had its tombstone
+            // collected: it stands for that tombstone.
+            let held = nodes.filter { owners.contains($0.id) }.compactMap {
+                $0.runtime!.node.store.entry(for: CacheKey(bytes: bytes))?.version
+            }
+            let final = held.max() ?? collected[CacheKey(bytes: bytes)]
+            let acknowledged = history.filter { $0.key == key && $0.outcome == .ok && $0.version != nil }
+            // Durability: the converged version is at least every acknowledged write's, unless the key
+            // was evicted since the write began (a cache may give a value up; docs/replication.md).
+            for operation in acknowledged {
+                switch operation.kind {
+                case .put, .delete:
+                    guard let version = operation.version else { continue }
+                    // A write one replica acknowledged may have lived on the forgotten node alone.
+                    if forgot, operation.level.required(of: swarm.replicationFactor) <= 1 { continue }
+                    if final.map({ $0 < version }) ?? true, !evicted(key, since: operation.invoke) {
+                        violations.append(
+                            "lost write: \(key) converged to \(final?.description ?? "nothing") but "
+                                + "\(operation.kind) at \(operation.level) was acknowledged with \(version)")
+                    }
+                case .get:
+                    break
+                }
+            }
+            // TTL never extended: every replica of a version holds the expiry its write was given.
+            for node in nodes {
+                guard let entry = node.runtime?.node.store.entry(for: CacheKey(bytes: bytes)),
+                    let expected = expiryOfVersion[entry.version]
+                else { continue }
+                if entry.expiresAt != expected {
+                    violations.append(
+                        "ttl: \(node.id) holds \(key)@\(entry.version) expiring at \(String(describing: entry.expiresAt)), written with \(String(describing: expected))"
+                    )
+                }
+            }
+        }
+        // Linearizability of keys whose replica set never changed and that no node evicted (stand-ins
+        // never count towards a level, so a write they took is checked like any other).
+        for key in Self.linearizableKeys {
+            // A failed or abandoned write may still have taken effect; a failed read says nothing.
+            let operations = history.filter { operation in
+                guard operation.key == key else { return false }
+                if case .get = operation.kind { return operation.outcome == .ok }
+                return true
+            }
+            let replicaSets = Set(operations.filter { $0.outcome == .ok }.map { $0.replicas.map(\.rawValue) })
+            guard replicaSets.count <= 1, !evicted(key, since: 0) else {
+                continue
+            }
+            let register = operations.map { operation -> RegisterOperation in
+                let complete = operation.outcome == .ok ? operation.complete : .max
+                switch operation.kind {
+                case .put(let value, _):
+                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .write(value))
+                case .delete:
+                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .write(nil))
+                case .get:
+                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .read(operation.read))
+                }
+            }
+            switch LinearizabilityChecker.check(register) {
+            case .linearizable:
+                linearizabilityChecked += 1
+            case .violation:
+                violations.append(
+                    "linearizability: the history of \(key) has no legal order (\(register.count) operations)")
+                trace.show(historyLines(of: key))
+            case .undecided:
+                break
+            }
+        }
+    }
+
+    func historyLines(of key: String) -> [String] {
+        history.filter { $0.key == key }.map { operation in
+            let complete = operation.complete == .max ? "?" : "\(Double(operation.complete) / 1e9)"
+            let read = operation.read.map { "v\($0)" } ?? "absent"
+            let detail: String
+            switch operation.kind {
+            case .put(let value, _): detail = "put v\(value)"
+            case .delete: detail = "delete"
+            case .get: detail = "get → \(operation.outcome == .ok ? read : "-")"
+            }
+            return
+                "\(Double(operation.invoke) / 1e9)–\(complete)s c\(operation.client) via n\(operation.node) \(operation.level) \(detail) \(operation.outcome) \(operation.version?.description ?? "")"
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import CacheCore
+
+/// Nodes started, crashed and restarted, the faults drawn from the run's seed, the peer links, and
+/// the operator's membership change.
+extension ClusterSimulation {
+    // MARK: Nodes and faults
+
+    mutating func start(_ index: Int) {
+        let seeds = nodes.indices.filter { $0 != index }.map { nodes[$0].address }
+        let output = nodes[index].start(
+            configuration: configuration, policy: swarm.syncPolicy, seed: random.next(),
+            seeds: Array(seeds.prefix(3)), now: localTime(of: index), simulationTime: now)
+        route(output, from: index)
+    }
+
+    /// Picks the node and the time of the run's membership change, before `deadline`.
+    mutating func scheduleMembershipChange(before deadline: Int64) {
+        guard swarm.membershipChange != .none, !options.membershipOnly else { return }
+        let second = SimulatedTime.second
+        let at = second + Int64(operatorRandom.below(Int(max(second, deadline - second))))
+        switch swarm.membershipChange {
+        case .none:
+            break
+        case .join:
+            changed = nodes.count - 1
+            queue.push(.join, at: at)
+        case .leave:
+            changed = operatorRandom.below(nodes.count)
+            queue.push(.leave, at: at + second)
+        case .forget:
+            changed = operatorRandom.below(nodes.count)
+            queue.push(.crashForGood, at: at)
+        }
+    }
+
+    // MARK: Peer links
+
+    /// Hands `message` to node `index`'s link to `address` (node `to`), as the server's transport
+    /// does: written on a connection, queued while one is made, or refused (reported back to the
+    /// node as undeliverable) while the link backs off or its queue is full.
+    mutating func send(_ message: PeerMessage, from index: Int, to: Int, address: String) {
+        let frame = PeerProtocol.encode(message)
+        let local = localTime(of: index)
+        var link = links[index][address] ?? SimulatedLink()
+        // A connection to an earlier life of the peer closed when that process died.
+        if case .connected = link.machine.state, link.peerGeneration != nodes[to].generation || !nodes[to].isRunning {
+            link.peerGeneration = nil
+            link.machine.closed()
+        }
+        switch link.machine.send(bytes: frame.count, writable: true, now: local) {
+        case .write:
+            links[index][address] = link
+            transmit(frame, from: index, to: to)
+        case .queue:
+            link.queue.append((message, frame.count))
+            links[index][address] = link
+        case .queueAndConnect:
+            link.queue.append((message, frame.count))
+            links[index][address] = link
+            // Refused at once by a peer that is down; a peer cut off answers nothing, and the
+            // attempt gives up after the connect timeout (one second, as the server's).
+            let reachable = network.canConnect(from: index, to: to)
+            let wait = reachable ? 2 * swarm.minimumLatency + SimulatedTime.millisecond : SimulatedTime.second
+            queue.push(.connectEnded(node: index, generation: nodes[index].generation, to: address), at: now + wait)
+        case .refuse:
+            links[index][address] = link
+            linkRefusals += 1
+            queue.push(.undeliverable(node: index, to: address, message), at: now + SimulatedTime.millisecond)
+        }
+    }
+
+    /// Puts `frame` on the network from node `index` to node `to`: it arrives never, once or twice.
+    mutating func transmit(_ frame: [UInt8], from index: Int, to: Int) {
+        for time in network.deliveries(from: index, to: to, now: now) {
+            queue.push(.deliver(to: to, frame: frame), at: time)
+        }
+    }
+
+    /// Node `index`'s attempt to connect to `address` ends: connected if the peer runs and the
+    /// network lets the connection through, and what waited is written; else every queued frame is
+    /// refused and the link backs off.
+    mutating func connectEnded(_ index: Int, to address: String) {
+        guard var link = links[index][address], case .connecting = link.machine.state,
+            let to = network.index(of: address)
+        else { return }
+        let waiting = link.queue
+        link.queue = []
+        if nodes[to].isRunning, network.canConnect(from: index, to: to) {
+            link.machine.connected()
+            linkConnections += 1
+            link.peerGeneration = nodes[to].generation
+            for (message, bytes) in waiting {
+                link.machine.dequeued(bytes: bytes)
+                transmit(PeerProtocol.encode(message), from: index, to: to)
+            }
+            links[index][address] = link
+            return
+        }
+        _ = link.machine.failed(now: localTime(of: index), jitter: linkRandom.nextUnit())
+        linkConnectFailures += 1
+        links[index][address] = link
+        trace.record(.undeliverable(node: index), at: now) { "n\(index) could not connect to \(address)" }
+        for (message, _) in waiting { step(index, .undeliverable(to: address, message)) }
+    }
+
+    mutating func crash(_ index: Int, powerLoss: Bool) {
+        trace.record(.crash(node: index), at: now) { "crash n\(index)\(powerLoss ? " (power)" : "")" }
+        // The process's connections die with it; a restarted one connects afresh.
+        links[index] = [:]
+        var draws = faults
+        nodes[index].crash(powerLoss: powerLoss) { written in draws.below(written + 1) }
+        faults = draws
+    }
+
+    /// Under `always`, every crash loses what was not synced (the policy promises to survive power
+    /// losses); under the others a crash is the process's alone and the written bytes stay.
+    var crashesLosePower: Bool { swarm.syncPolicy == .always }
+
+    mutating func injectFaults() {
+        guard faultsOn else { return }
+        network.heal(now: now)
+        let step = Double(SimulatedTime.faultStep) / Double(SimulatedTime.second)
+        if faults.nextUnit() < swarm.partitionsPerSecond * step { network.partition(using: &faults, now: now) }
+        if faults.nextUnit() < swarm.powerLossesPerSecond * step {
+            for index in nodes.indices where nodes[index].isRunning {
+                crash(index, powerLoss: true)
+                queue.push(
+                    .restart(node: index),
+                    at: now + SimulatedTime.powerDowntime + Int64(faults.below(Int(SimulatedTime.powerDowntimeSpread))))
+            }
+        }
+        if swarm.diskFaultsPerSecond > 0, faults.nextUnit() < swarm.diskFaultsPerSecond * step {
+            injectDiskFault(into: faults.below(nodes.count))
+        }
+        if faults.nextUnit() < swarm.crashesPerSecond * step {
+            let index = faults.below(nodes.count)
+            if nodes[index].isRunning {
+                crash(index, powerLoss: crashesLosePower)
+                queue.push(
+                    .restart(node: index),
+                    at: now + SimulatedTime.crashDowntime + Int64(faults.below(Int(SimulatedTime.crashDowntimeSpread))))
+            }
+        }
+    }
+
+    /// A fault of one node's disk (the disk outlives a crash, and so does the fault): it fills up
+    /// for 0.2 to 2 s, or its next sync or snapshot fails.
+    mutating func injectDiskFault(into index: Int) {
+        diskFaults += 1
+        switch faults.below(3) {
+        case 0:
+            guard !nodes[index].disk.isFull else { return }
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s disk is full" }
+            nodes[index].disk.isFull = true
+            let duration = 200 * SimulatedTime.millisecond + Int64(faults.below(Int(1800 * SimulatedTime.millisecond)))
+            queue.push(.diskFreed(node: index), at: now + duration)
+        case 1:
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s next sync fails" }
+            nodes[index].disk.failsNextSync = true
+        default:
+            trace.record(.diskFault(node: index), at: now) { "n\(index)'s next snapshot fails" }
+            nodes[index].disk.failsNextSnapshot = true
+        }
+    }
+
+    /// The liveness phase: heal, restart, stop the clients (membership runs: crash one node).
+    mutating func heal() {
+        trace.record(.heal, at: now) { "liveness phase: heal, restart, stop clients" }
+        faultsOn = false
+        clientsOn = false
+        network.faulty = false
+        for index in nodes.indices {
+            nodes[index].disk.isFull = false
+            nodes[index].disk.failsNextSync = false
+            nodes[index].disk.failsNextSnapshot = false
+        }
+        network.heal(now: now, force: true)
+        livenessStart = now
+        if options.membershipOnly, nodes.count >= 3 {
+            let live = nodes.indices.filter { nodes[$0].isRunning }
+            if let chosen = live.randomElement(using: &random) {
+                victim = chosen
+                crash(chosen, powerLoss: false)
+            }
+        }
+        for index in nodes.indices where !nodes[index].isRunning && index != victim && !departed.contains(index) {
+            start(index)
+        }
+        queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
+    }
+
+    mutating func livenessCheck() {
+        if options.membershipOnly {
+            if MembershipChecker.disagreement(nodes, victim: victim) == nil {
+                convergedAfter = now
+                finished = true
+            } else if now - livenessStart < 60 * SimulatedTime.protocolPeriod {
+                queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
+            } else {
+                finished = true
+            }
+            return
+        }
+        if ConvergenceChecker.divergence(
+            nodes, departed: departed, allowsMissingReplicas: swarm.maximumEntries != nil,
+            keepsTombstones: tombstoneKeeper) == nil
+        {
+            convergedAfter = now
+            queue.push(.collectionCheck, at: now + collectionWait)
+        } else if now - livenessStart >= Int64(options.convergenceBoundSeconds) * SimulatedTime.second {
+            finished = true
+        } else {
+            queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
+        }
+    }
+}
+
+/// One node's outbound link to a peer in a run: the state machine the server runs, the frames
+/// waiting for its connection, and which life of the peer the connection reached.
+struct SimulatedLink {
+    var machine = PeerLinkStateMachine()
+    var queue: [(message: PeerMessage, bytes: Int)] = []
+    var peerGeneration: Int?
+}
