@@ -1,35 +1,5 @@
 import CacheCore
 
-/// The simulator's time constants, in nanoseconds of simulated time, named once.
-enum SimulatedTime {
-    static let millisecond: Int64 = 1_000_000
-    static let second: Int64 = 1_000_000_000
-    /// How often faults are drawn.
-    static let faultStep: Int64 = 100 * millisecond
-    /// The membership protocol period of simulated nodes (and the unit of the convergence bound).
-    static let protocolPeriod: Int64 = 200 * millisecond
-    static let probeTimeout: Int64 = 80 * millisecond
-    static let suspicionTimeout: Int64 = 1 * second
-    /// Longer than any node stays down in a run (at most 5.5 s), so that tombstones are collected
-    /// within runs, yet never while a replica that missed a delete is away.
-    static let tombstoneGrace: Int64 = 8 * second
-    /// A crashed node restarts this long later, plus up to `crashDowntimeSpread`.
-    static let crashDowntime: Int64 = 500 * millisecond
-    static let crashDowntimeSpread: Int64 = 5 * second
-    /// After a power loss every node restarts this long later, plus up to `powerDowntimeSpread`.
-    static let powerDowntime: Int64 = 300 * millisecond
-    static let powerDowntimeSpread: Int64 = 2 * second
-    /// A client waits this long between requests, plus up to `clientPauseSpread`.
-    static let clientPause: Int64 = 5 * millisecond
-    static let clientPauseSpread: Int64 = 100 * millisecond
-    /// The shortest fsync or snapshot write.
-    static let minimumDiskLatency: Int64 = 50_000
-    /// When the wall clocks of the simulated nodes start.
-    static let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
-    /// The nodes' `maximumClockOffset`: above what drift does to their clocks in a run.
-    static let maximumClockOffset: Int64 = 10 * second
-}
-
 /// Whether the cluster has converged: every node sees every other alive, all compute the same ring,
 /// every key is held by each of its replicas at the same version and by no other node.
 ///
@@ -203,7 +173,7 @@ extension ClusterSimulation {
                 {
                     continue
                 }
-                if entry.deadSince.advanced(byNanoseconds: collectionWait - SimulatedTime.second) < slowest {
+                if entry.deadSince.advanced(by: collectionWait - .seconds(1)) < slowest {
                     violations.append("collection: n\(index) still holds the tombstone of \(key)@\(entry.version)")
                 }
             }
@@ -211,9 +181,9 @@ extension ClusterSimulation {
     }
 
     /// Whether some node evicted `key` at or after `time`.
-    func evicted(_ key: String, since time: Int64) -> Bool {
+    func evicted(_ key: String, since time: Instant) -> Bool {
         let cacheKey = CacheKey(key)
-        return nodes.contains { ($0.evictions[cacheKey] ?? .min) >= time }
+        return nodes.contains { $0.evictions[cacheKey].map { $0 >= time } ?? false }
     }
 
     mutating func checkHistory() {
@@ -273,11 +243,11 @@ extension ClusterSimulation {
                 return true
             }
             let replicaSets = Set(operations.filter { $0.outcome == .ok }.map { $0.replicas.map(\.rawValue) })
-            guard replicaSets.count <= 1, !evicted(key, since: 0) else {
+            guard replicaSets.count <= 1, !evicted(key, since: SimulatedTime.start) else {
                 continue
             }
             let register = operations.map { operation -> RegisterOperation in
-                let complete = operation.outcome == .ok ? operation.complete : .max
+                let complete = operation.outcome == .ok ? operation.complete : .distantFuture
                 switch operation.kind {
                 case .put(let value, _):
                     return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .write(value))
@@ -302,7 +272,7 @@ extension ClusterSimulation {
 
     func historyLines(of key: String) -> [String] {
         history.filter { $0.key == key }.map { operation in
-            let complete = operation.complete == .max ? "?" : "\(Double(operation.complete) / 1e9)"
+            let complete = operation.complete == .distantFuture ? "?" : "\(operation.complete.simulatedSeconds)"
             let read = operation.read.map { "v\($0)" } ?? "absent"
             let detail: String
             switch operation.kind {
@@ -311,7 +281,7 @@ extension ClusterSimulation {
             case .get: detail = "get → \(operation.outcome == .ok ? read : "-")"
             }
             return
-                "\(Double(operation.invoke) / 1e9)–\(complete)s c\(operation.client) via n\(operation.node) \(operation.level) \(detail) \(operation.outcome) \(operation.version?.description ?? "")"
+                "\(operation.invoke.simulatedSeconds)–\(complete)s c\(operation.client) via n\(operation.node) \(operation.level) \(detail) \(operation.outcome) \(operation.version?.description ?? "")"
         }
     }
 }

@@ -14,10 +14,12 @@ extension ClusterSimulation {
     }
 
     /// Picks the node and the time of the run's membership change, before `deadline`.
-    mutating func scheduleMembershipChange(before deadline: Int64) {
+    mutating func scheduleMembershipChange(before deadline: Instant) {
         guard swarm.membershipChange != .none, !options.membershipOnly else { return }
-        let second = SimulatedTime.second
-        let at = second + Int64(operatorRandom.below(Int(max(second, deadline - second))))
+        let second = Duration.seconds(1)
+        let at =
+            SimulatedTime.start + second
+            + operatorRandom.duration(below: max(second, deadline - SimulatedTime.start - second))
         switch swarm.membershipChange {
         case .none:
             break
@@ -60,12 +62,12 @@ extension ClusterSimulation {
             // Refused at once by a peer that is down; a peer cut off answers nothing, and the
             // attempt gives up after the connect timeout (one second, as the server's).
             let reachable = network.canConnect(from: index, to: to)
-            let wait = reachable ? 2 * swarm.minimumLatency + SimulatedTime.millisecond : SimulatedTime.second
+            let wait = reachable ? swarm.minimumLatency * 2 + .milliseconds(1) : .seconds(1)
             queue.push(.connectEnded(node: index, generation: nodes[index].generation, to: address), at: now + wait)
         case .refuse:
             links[index][address] = link
             linkRefusals += 1
-            queue.push(.undeliverable(node: index, to: address, message), at: now + SimulatedTime.millisecond)
+            queue.push(.undeliverable(node: index, to: address, message), at: now + .milliseconds(1))
         }
     }
 
@@ -119,14 +121,14 @@ extension ClusterSimulation {
     mutating func injectFaults() {
         guard faultsOn else { return }
         network.heal(now: now)
-        let step = Double(SimulatedTime.faultStep) / Double(SimulatedTime.second)
+        let step = SimulatedTime.faultStep / .seconds(1)
         if faults.nextUnit() < swarm.partitionsPerSecond * step { network.partition(using: &faults, now: now) }
         if faults.nextUnit() < swarm.powerLossesPerSecond * step {
             for index in nodes.indices where nodes[index].isRunning {
                 crash(index, powerLoss: true)
                 queue.push(
                     .restart(node: index),
-                    at: now + SimulatedTime.powerDowntime + Int64(faults.below(Int(SimulatedTime.powerDowntimeSpread))))
+                    at: now + SimulatedTime.powerDowntime + faults.duration(below: SimulatedTime.powerDowntimeSpread))
             }
         }
         if swarm.diskFaultsPerSecond > 0, faults.nextUnit() < swarm.diskFaultsPerSecond * step {
@@ -138,7 +140,7 @@ extension ClusterSimulation {
                 crash(index, powerLoss: crashesLosePower)
                 queue.push(
                     .restart(node: index),
-                    at: now + SimulatedTime.crashDowntime + Int64(faults.below(Int(SimulatedTime.crashDowntimeSpread))))
+                    at: now + SimulatedTime.crashDowntime + faults.duration(below: SimulatedTime.crashDowntimeSpread))
             }
         }
     }
@@ -152,7 +154,7 @@ extension ClusterSimulation {
             guard !nodes[index].disk.isFull else { return }
             trace.record(.diskFault(node: index), at: now) { "n\(index)'s disk is full" }
             nodes[index].disk.isFull = true
-            let duration = 200 * SimulatedTime.millisecond + Int64(faults.below(Int(1800 * SimulatedTime.millisecond)))
+            let duration = Duration.milliseconds(200) + faults.duration(below: .milliseconds(1800))
             queue.push(.diskFreed(node: index), at: now + duration)
         case 1:
             trace.record(.diskFault(node: index), at: now) { "n\(index)'s next sync fails" }
@@ -194,7 +196,7 @@ extension ClusterSimulation {
             if MembershipChecker.disagreement(nodes, victim: victim) == nil {
                 convergedAfter = now
                 finished = true
-            } else if now - livenessStart < 60 * SimulatedTime.protocolPeriod {
+            } else if now - livenessStart < SimulatedTime.protocolPeriod * 60 {
                 queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)
             } else {
                 finished = true
@@ -207,7 +209,7 @@ extension ClusterSimulation {
         {
             convergedAfter = now
             queue.push(.collectionCheck, at: now + collectionWait)
-        } else if now - livenessStart >= Int64(options.convergenceBoundSeconds) * SimulatedTime.second {
+        } else if now - livenessStart >= .seconds(options.convergenceBoundSeconds) {
             finished = true
         } else {
             queue.push(.livenessCheck, at: now + SimulatedTime.protocolPeriod)

@@ -8,7 +8,7 @@ extension ClusterSimulation {
         guard clientsOn, inFlight[client] == nil else { return }
         let live = nodes.indices.filter { nodes[$0].isRunning }
         guard !live.isEmpty else {
-            queue.push(.client(client), at: now + 100 * SimulatedTime.millisecond)
+            queue.push(.client(client), at: now + .milliseconds(100))
             return
         }
         let node = live[workload.below(live.count)]
@@ -24,7 +24,7 @@ extension ClusterSimulation {
         } else {
             key = Self.expiringKeys[workload.below(Self.expiringKeys.count)]
             levels = [.quorum]
-            ttl = .nanoseconds(Int64(200_000_000 + workload.below(2_000_000_000)))
+            ttl = .milliseconds(200) + workload.duration(below: .seconds(2))
         }
         let level = levels[workload.below(levels.count)]
         let kind: Operation.Kind
@@ -50,7 +50,7 @@ extension ClusterSimulation {
         trace.record(.client(node: node, key: Array(key.utf8)), at: now) { "client \(client) → n\(node): \(operation)" }
         step(node, .client(request: UInt64(index + 1), operation))
         // The coordinator answers within its request timeout unless it crashed.
-        queue.push(.giveUp(client: client, operation: index), at: now + configuration.requestTimeout.nanoseconds * 3)
+        queue.push(.giveUp(client: client, operation: index), at: now + configuration.requestTimeout * 3)
     }
 
     mutating func completed(_ reply: ClusterNode.ClientReply, at node: Int) {
@@ -88,7 +88,7 @@ extension ClusterSimulation {
             inFlight[client] = nil
             queue.push(
                 .client(client),
-                at: now + SimulatedTime.clientPause + Int64(workload.below(Int(SimulatedTime.clientPauseSpread))))
+                at: now + SimulatedTime.clientPause + workload.duration(below: SimulatedTime.clientPauseSpread))
         }
     }
 }

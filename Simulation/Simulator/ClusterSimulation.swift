@@ -80,8 +80,8 @@ public struct ClusterSimulation {
         var kind: Kind
         var level: ConsistencyLevel
         var node: Int
-        var invoke: Int64
-        var complete: Int64 = .max
+        var invoke: Instant
+        var complete = Instant.distantFuture
         var outcome = Outcome.pending
         /// Reads: the value seen (`nil`: absent).
         var read: Int?
@@ -114,11 +114,11 @@ public struct ClusterSimulation {
     var nodes: [SimulatedNode] = []
     var inFlight: [Int?] = []
     var history: [Operation] = []
-    var now: Int64 = 0
+    var now = SimulatedTime.start
     var faultsOn = true
     var clientsOn = true
-    var livenessStart: Int64 = 0
-    var convergedAfter: Int64?
+    var livenessStart = SimulatedTime.start
+    var convergedAfter: Instant?
     var finished = false
     /// Membership runs: the node crashed at the start of the liveness phase.
     var victim: Int?
@@ -159,19 +159,19 @@ public struct ClusterSimulation {
         var configuration = ClusterNode.Configuration()
         configuration.replicationFactor = swarm.replicationFactor
         var membership = Membership.Configuration(
-            protocolPeriod: .nanoseconds(SimulatedTime.protocolPeriod),
-            probeTimeout: .nanoseconds(SimulatedTime.probeTimeout),
-            suspicionTimeout: .nanoseconds(SimulatedTime.suspicionTimeout))
+            protocolPeriod: SimulatedTime.protocolPeriod,
+            probeTimeout: SimulatedTime.probeTimeout,
+            suspicionTimeout: SimulatedTime.suspicionTimeout)
         membership.injectedBug = options.injectedMembershipBug
         configuration.membership = membership
         configuration.injectedBug = options.injectedBug
-        configuration.tombstoneGrace = .nanoseconds(SimulatedTime.tombstoneGrace)
+        configuration.tombstoneGrace = SimulatedTime.tombstoneGrace
         configuration.limits = StoreLimits(maximumEntries: swarm.maximumEntries)
         configuration.compaction = CompactionPolicy(minimumLogBytes: swarm.compactionBytes, minimumRatio: 2)
         configuration.reportsEvictedKeys = true
         // Well above the skew drift makes over a run (±5 % of 80 s), so that only a clock set past it
         // on purpose (`SwarmConfiguration.fastClock`) is past it.
-        configuration.maximumClockOffset = .nanoseconds(SimulatedTime.maximumClockOffset)
+        configuration.maximumClockOffset = SimulatedTime.maximumClockOffset
         self.configuration = configuration
         let addresses = (0..<swarm.nodes).map { "10.0.0.\($0):7000" }
         network = SimulatedNetwork(addresses: addresses, swarm: swarm, random: root.derived(stream: 6))
@@ -184,34 +184,34 @@ public struct ClusterSimulation {
     /// How long the idle period after convergence lasts: a tombstone older than the grace period is
     /// collected by its first replica, or by any other a quarter of the grace later, plus time to
     /// finish.
-    var collectionWait: Int64 { SimulatedTime.tombstoneGrace * 5 / 4 + 3 * SimulatedTime.second }
+    var collectionWait: Duration { SimulatedTime.tombstoneGrace * 5 / 4 + .seconds(3) }
 
     /// Runs both phases and every checker.
     public mutating func run() -> SimulationResult {
         for index in 0..<swarm.nodes {
             let drift = (random.nextUnit() * 2 - 1) * swarm.maximumClockDrift
-            var offset = Int64(random.below(options.membershipOnly ? 2_000_000_000 : 50_000_000))
+            var offset = random.duration(below: options.membershipOnly ? .seconds(2) : .milliseconds(50))
             // One node's clock set past the bound: it must refuse writes, and nobody may adopt its clock.
-            if swarm.fastClock, index == swarm.nodes - 1 { offset += 3 * SimulatedTime.maximumClockOffset }
+            if swarm.fastClock, index == swarm.nodes - 1 { offset += SimulatedTime.maximumClockOffset * 3 }
             nodes.append(
                 SimulatedNode(id: NodeID("n\(index)"), address: network.addresses[index], drift: drift, offset: offset))
         }
         links = Array(repeating: [:], count: nodes.count)
-        let safetyEnd = Int64(safetySeconds) * SimulatedTime.second
-        scheduleMembershipChange(before: safetyEnd / 2)
+        let safetyEnd = SimulatedTime.start + .seconds(safetySeconds)
+        scheduleMembershipChange(before: SimulatedTime.start + .seconds(safetySeconds) / 2)
         for index in nodes.indices where !(swarm.membershipChange == .join && index == changed) { start(index) }
         if !options.membershipOnly {
             inFlight = Array(repeating: nil, count: options.clients)
             for client in 0..<options.clients {
-                queue.push(.client(client), at: 500 * SimulatedTime.millisecond + Int64(client))
+                queue.push(.client(client), at: SimulatedTime.start + .milliseconds(500) + .nanoseconds(client))
             }
         }
-        queue.push(.fault, at: SimulatedTime.faultStep)
+        queue.push(.fault, at: SimulatedTime.start + SimulatedTime.faultStep)
         queue.push(.heal, at: safetyEnd)
         let bound =
             options.membershipOnly
-            ? safetyEnd + 65 * SimulatedTime.protocolPeriod
-            : safetyEnd + Int64(options.convergenceBoundSeconds) * SimulatedTime.second + collectionWait
+            ? safetyEnd + SimulatedTime.protocolPeriod * 65
+            : safetyEnd + .seconds(options.convergenceBoundSeconds) + collectionWait
         while let (time, event) = queue.pop(), time <= bound, !finished, violations.count < 5 {
             now = time
             handle(event)
@@ -219,7 +219,7 @@ public struct ClusterSimulation {
             // always due, messages that beget messages without end).
             if trace.events > Self.maximumEvents {
                 violations.append(
-                    "runaway: more than \(Self.maximumEvents) events by \(now / SimulatedTime.millisecond) ms")
+                    "runaway: more than \(Self.maximumEvents) events by \(now.nanosecondsSinceEpoch / 1_000_000) ms")
                 finished = true
             }
         }
@@ -247,7 +247,9 @@ public struct ClusterSimulation {
         if let seconds = options.safetySeconds { flags += " --safety-seconds \(seconds)" }
         return SimulationResult(
             seed: seed, swarm: swarm, traceHash: trace.hash, events: trace.events,
-            convergencePeriods: convergedAfter.map { Int(($0 - livenessStart) / SimulatedTime.protocolPeriod) },
+            convergencePeriods: convergedAfter.map {
+                Int(($0 - livenessStart).nanoseconds / SimulatedTime.protocolPeriod.nanoseconds)
+            },
             violations: violations, lastEvents: trace.lines, operations: history.count,
             linearizabilityChecked: linearizabilityChecked,
             evictions: nodes.reduce(0) { $0 + Int($1.runtime?.node.statistics.evictions ?? 0) },
@@ -335,7 +337,7 @@ public struct ClusterSimulation {
                 start(index)
                 // A node that crashed while leaving comes back a member: the operator asks again.
                 if swarm.membershipChange == .leave, index == changed {
-                    queue.push(.leave, at: now + 500 * SimulatedTime.millisecond)
+                    queue.push(.leave, at: now + .milliseconds(500))
                 }
             }
         case .join:
@@ -349,29 +351,29 @@ public struct ClusterSimulation {
                 route(output, from: index)
             } else {
                 // Refused (no other member alive to take its keys, as it sees it): ask again later.
-                queue.push(.leave, at: now + SimulatedTime.second)
+                queue.push(.leave, at: now + .seconds(1))
             }
         case .crashForGood:
             let index = changed!
             trace.record(.crash(node: index), at: now) { "n\(index) crashes for good" }
             if nodes[index].isRunning { crash(index, powerLoss: crashesLosePower) }
             departed.insert(index)
-            queue.push(.forget, at: now + 3 * SimulatedTime.suspicionTimeout)
+            queue.push(.forget, at: now + SimulatedTime.suspicionTimeout * 3)
         case .forget:
             let doomed = changed!
             let others = nodes.indices.filter { $0 != doomed && nodes[$0].isRunning }
             guard let index = others.isEmpty ? nil : others[operatorRandom.below(others.count)] else {
-                queue.push(.forget, at: now + SimulatedTime.second)
+                queue.push(.forget, at: now + .seconds(1))
                 return
             }
             trace.record(.fault, at: now) { "n\(index) is asked to forget n\(doomed)" }
             if let output = nodes[index].forget(nodes[doomed].id, now: localTime(of: index), simulationTime: now) {
                 forgot = true
                 route(output, from: index)
-                queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second)
+                queue.push(.operatorCheck, at: now + .seconds(2))
             } else {
                 // Refused (the node does not hold it dead yet): ask again later.
-                queue.push(.forget, at: now + SimulatedTime.second)
+                queue.push(.forget, at: now + .seconds(1))
             }
         case .operatorCheck:
             for departedIndex in departed.sorted() {
@@ -387,7 +389,7 @@ public struct ClusterSimulation {
                     }
                 }
             }
-            if !finished { queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second) }
+            if !finished { queue.push(.operatorCheck, at: now + .seconds(2)) }
         case .heal:
             heal()
         case .livenessCheck:
@@ -424,25 +426,26 @@ public struct ClusterSimulation {
             trace.record(.crash(node: index), at: now) { "n\(index) has left" }
             departed.insert(index)
             crash(index, powerLoss: false)
-            queue.push(.operatorCheck, at: now + 2 * SimulatedTime.second)
+            queue.push(.operatorCheck, at: now + .seconds(2))
             return
         }
         if output.syncs > 0 {
             queue.push(
                 .diskSynced(node: index, generation: nodes[index].generation),
-                at: now + SimulatedTime.minimumDiskLatency + Int64(random.below(Int(swarm.maximumSyncLatency))))
+                at: now + SimulatedTime.minimumDiskLatency + random.duration(below: swarm.maximumSyncLatency))
         }
         for snapshot in output.snapshots {
             queue.push(
                 .snapshotWritten(node: index, generation: nodes[index].generation, snapshot),
-                at: now + SimulatedTime.minimumDiskLatency + Int64(random.below(Int(swarm.maximumSyncLatency) * 2)))
+                at: now + SimulatedTime.minimumDiskLatency + random.duration(below: swarm.maximumSyncLatency * 2))
         }
         if let timer = output.timer { scheduleTimer(index, at: timer) }
     }
 
     mutating func scheduleTimer(_ index: Int, at deadline: Instant) {
+        // The node's clock runs at `1 + drift` of simulation time: its wait, in simulation time.
         let wait = max(1, localTime(of: index).nanoseconds(to: deadline))
-        let at = now + max(1, Int64(Double(wait) / (1 + nodes[index].drift)))
+        let at = now + .nanoseconds(max(1, Int64(Double(wait) / (1 + nodes[index].drift))))
         nodes[index].timerAt = at
         queue.push(.timer(node: index), at: at)
     }

@@ -1,3 +1,5 @@
+import CacheCore
+
 /// One operation on a single-key register, as a client saw it.
 public struct RegisterOperation: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
@@ -7,19 +9,20 @@ public struct RegisterOperation: Sendable, Equatable {
         case read(Int?)
     }
 
-    public var invoke: Int64
-    /// When the answer arrived; `Int64.max` when the outcome is unknown (timed out, node crashed).
-    public var complete: Int64
+    /// When the request was sent (simulation time).
+    public var invoke: Instant
+    /// When the answer arrived; `.distantFuture` when the outcome is unknown (timed out, node crashed).
+    public var complete: Instant
     public var kind: Kind
 
-    public init(invoke: Int64, complete: Int64, kind: Kind) {
+    public init(invoke: Instant, complete: Instant, kind: Kind) {
         self.invoke = invoke
         self.complete = complete
         self.kind = kind
     }
 
     /// A write whose outcome is unknown may take effect at any point after it began, or never.
-    var isOptional: Bool { complete == .max }
+    var isOptional: Bool { complete == .distantFuture }
 }
 
 /// A Wing–Gong search with Lowe's memoisation (the method of Knossos and Porcupine): is there an
@@ -84,7 +87,7 @@ public enum LinearizabilityChecker {
                 return false
             }
             guard memo.insert(Memo(done: done, value: value)).inserted else { return false }
-            var earliestCompletion = Int64.max
+            var earliestCompletion = Instant.distantFuture
             for index in operations.indices where !isDone(index) {
                 earliestCompletion = min(earliestCompletion, operations[index].complete)
             }

@@ -28,16 +28,16 @@ public struct ScaleExperiment {
     }
 
     private let configuration = Membership.Configuration(
-        protocolPeriod: .nanoseconds(SimulatedTime.protocolPeriod),
-        probeTimeout: .nanoseconds(SimulatedTime.probeTimeout),
-        suspicionTimeout: .nanoseconds(SimulatedTime.suspicionTimeout))
+        protocolPeriod: SimulatedTime.protocolPeriod, probeTimeout: SimulatedTime.probeTimeout,
+        suspicionTimeout: SimulatedTime.suspicionTimeout)
     private let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
     private var random: SplitMix64
     private var queue = EventQueue<Event>()
     private var members: [Membership?] = []
     private var addresses: [String] = []
-    private var scheduled: [Int64?] = []
-    private var now: Int64 = 0
+    private var scheduled: [Instant?] = []
+    /// Simulation time, from `SimulatedTime.start`; the members' clocks read `local`.
+    private var now = SimulatedTime.start
     private var sent = 0
     private var events = 0
 
@@ -73,22 +73,22 @@ public struct ScaleExperiment {
 
         // Steady state: the cost per node per period.
         let period = SimulatedTime.protocolPeriod
-        advance(until: 10 * period)
+        advance(until: SimulatedTime.start + period * 10)
         sent = 0
-        advance(until: 20 * period)
+        advance(until: SimulatedTime.start + period * 20)
         let perNode = Double(sent) / Double(nodes) / 10
 
         // A join through one seed.
         members[nodes] = Membership(
             me: NodeID("n\(nodes)"), address: addresses[nodes], configuration: configuration, seed: random.next(),
-            now: origin.advanced(byNanoseconds: now))
-        carryOut(members[nodes]!.join(seeds: [addresses[0]], now: origin.advanced(byNanoseconds: now)), from: nodes)
+            now: local)
+        carryOut(members[nodes]!.join(seeds: [addresses[0]], now: local), from: nodes)
         let joinedAt = now
         var joinPeriods: Int?
-        while joinPeriods == nil, now < joinedAt + Int64(maximumPeriods) * period {
+        while joinPeriods == nil, now < joinedAt + period * maximumPeriods {
             advance(until: now + period)
             if (0..<nodes).allSatisfy({ members[$0]!.status(of: NodeID("n\(nodes)")) == .alive }) {
-                joinPeriods = Int((now - joinedAt) / period)
+                joinPeriods = Int((now - joinedAt).nanoseconds / period.nanoseconds)
             }
         }
 
@@ -98,11 +98,11 @@ public struct ScaleExperiment {
         scheduled[victim] = nil
         let crashedAt = now
         var crashPeriods: Int?
-        while crashPeriods == nil, now < crashedAt + Int64(maximumPeriods) * period {
+        while crashPeriods == nil, now < crashedAt + period * maximumPeriods {
             advance(until: now + period)
             let others = (0...nodes).filter { $0 != victim }
             if others.allSatisfy({ members[$0]!.status(of: NodeID("n\(victim)")) == .dead }) {
-                crashPeriods = Int((now - crashedAt) / period)
+                crashPeriods = Int((now - crashedAt).nanoseconds / period.nanoseconds)
             }
         }
         return ScaleResult(
@@ -110,7 +110,10 @@ public struct ScaleExperiment {
             events: events)
     }
 
-    private mutating func advance(until end: Int64) {
+    /// What the members' clocks read now.
+    private var local: Instant { origin.advanced(by: now - SimulatedTime.start) }
+
+    private mutating func advance(until end: Instant) {
         while let (time, event) = queue.pop() {
             if time > end {
                 queue.push(event, at: time)
@@ -123,11 +126,11 @@ public struct ScaleExperiment {
                 guard members[to] != nil, case .frame(.membership(let message), _) = PeerProtocol.decode(frame) else {
                     continue
                 }
-                carryOut(members[to]!.received(message, now: origin.advanced(byNanoseconds: now)), from: to)
+                carryOut(members[to]!.received(message, now: local), from: to)
             case .tick(let index):
                 guard scheduled[index] == now, members[index] != nil else { continue }
                 scheduled[index] = nil
-                carryOut(members[index]!.tick(now: origin.advanced(byNanoseconds: now)), from: index)
+                carryOut(members[index]!.tick(now: local), from: index)
             }
         }
         now = max(now, end)
@@ -138,14 +141,14 @@ public struct ScaleExperiment {
             guard case .send(let address, let message) = effect else { continue }
             sent += 1
             guard let to = Self.index(of: address) else { continue }
-            queue.push(.deliver(to: to, frame: PeerProtocol.encode(.membership(message))), at: now + 1_000_000)
+            queue.push(.deliver(to: to, frame: PeerProtocol.encode(.membership(message))), at: now + .milliseconds(1))
         }
         schedule(index)
     }
 
     private mutating func schedule(_ index: Int) {
         guard let membership = members[index] else { return }
-        let at = now + max(1, origin.advanced(byNanoseconds: now).nanoseconds(to: membership.nextDeadline))
+        let at = now + .nanoseconds(max(1, local.nanoseconds(to: membership.nextDeadline)))
         if let current = scheduled[index], current > now, current <= at { return }
         scheduled[index] = at
         queue.push(.tick(node: index), at: at)

@@ -13,7 +13,7 @@ struct SimulatedNetwork {
     /// Links that carry nothing: `[from, to]`.
     private(set) var oneWay: Set<[Int]> = []
     /// When the current partition heals, if one is in force.
-    private(set) var partitionHealsAt: Int64?
+    private(set) var partitionHealsAt: Instant?
     /// Whether drops and duplicates happen (the liveness phase turns them off).
     var faulty = true
     /// Nodes that receive nothing at all (test clusters).
@@ -29,7 +29,7 @@ struct SimulatedNetwork {
     func index(of address: String) -> Int? { addresses.firstIndex(of: address) }
 
     /// When a message sent now from `from` to `to` arrives: never, once, or twice.
-    mutating func deliveries(from: Int, to: Int, now: Int64) -> [Int64] {
+    mutating func deliveries(from: Int, to: Int, now: Instant) -> [Instant] {
         if faulty, random.nextUnit() < swarm.dropRate { return [] }
         guard group[from] == group[to], !oneWay.contains([from, to]), !unreachable.contains(to) else { return [] }
         var times = [now + latency()]
@@ -44,13 +44,13 @@ struct SimulatedNetwork {
             && !unreachable.contains(to)
     }
 
-    private mutating func latency() -> Int64 {
-        swarm.minimumLatency + Int64(random.below(Int(swarm.maximumLatency - swarm.minimumLatency) + 1))
+    private mutating func latency() -> Duration {
+        swarm.minimumLatency + random.duration(below: swarm.maximumLatency - swarm.minimumLatency + .nanoseconds(1))
     }
 
     /// Starts a partition drawn from `faults`: two random sides, one node isolated, or a one-way link;
     /// it heals 0.5 to 3.5 s later.
-    mutating func partition(using faults: inout SplitMix64, now: Int64) {
+    mutating func partition(using faults: inout SplitMix64, now: Instant) {
         let count = addresses.count
         switch faults.below(3) {
         case 0:
@@ -63,11 +63,11 @@ struct SimulatedNetwork {
             let b = faults.below(count)
             if a != b { oneWay.insert([a, b]) }
         }
-        partitionHealsAt = now + Int64(500_000_000 + faults.below(3_000_000_000))
+        partitionHealsAt = now + .milliseconds(500) + faults.duration(below: .seconds(3))
     }
 
     /// Heals the partition if its time has come (or at once with `force`).
-    mutating func heal(now: Int64, force: Bool = false) {
+    mutating func heal(now: Instant, force: Bool = false) {
         guard force || partitionHealsAt.map({ now >= $0 }) == true else { return }
         group = Array(repeating: 0, count: addresses.count)
         oneWay = []

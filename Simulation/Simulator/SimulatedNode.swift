@@ -115,18 +115,18 @@ struct SimulatedNode {
     /// tombstone past its grace, which a replica holding nothing confirms without storing.
     var writesReceived: [UInt64: (key: CacheKey, version: Version, collected: Bool)] = [:]
     /// Keys this node evicted during the run, and when (simulation time).
-    var evictions: [CacheKey: Int64] = [:]
+    var evictions: [CacheKey: Instant] = [:]
     let drift: Double
-    let offset: Int64
+    let offset: Duration
     /// When the node's timer fires next (simulation time).
-    var timerAt: Int64?
+    var timerAt: Instant?
     /// Bumped at every crash, so that disk work started before it completes into nothing.
     var generation = 0
     var restarts = 0
     /// The highest incarnation seen while it runs (the membership checker's).
     var incarnation: UInt64 = 0
 
-    init(id: NodeID, address: String, drift: Double, offset: Int64) {
+    init(id: NodeID, address: String, drift: Double, offset: Duration) {
         self.id = id
         self.address = address
         self.drift = drift
@@ -136,15 +136,16 @@ struct SimulatedNode {
     var isRunning: Bool { runtime != nil }
 
     /// The node's own clock reading at simulation time `now`.
-    func localTime(at now: Int64, origin: Instant) -> Instant {
-        origin.advanced(byNanoseconds: offset + Int64(Double(now) * (1 + drift)))
+    func localTime(at now: Instant, origin: Instant) -> Instant {
+        let elapsed = Int64(Double(now.nanosecondsSinceEpoch) * (1 + drift))
+        return origin.advanced(byNanoseconds: offset.nanoseconds + elapsed)
     }
 
     /// Starts the node: recovers from its disk through the real codec (when it keeps a log), then
     /// joins through `seeds`.
     mutating func start(
         configuration: ClusterNode.Configuration, policy: SyncPolicy?, seed: UInt64, seeds: [String], now: Instant,
-        simulationTime: Int64
+        simulationTime: Instant
     ) -> Output {
         var recovered: Recovery.Outcome?
         writesReceived = [:]
@@ -178,7 +179,7 @@ struct SimulatedNode {
     }
 
     /// Hands `input` to the node; what it asked of the world comes back.
-    mutating func step(_ input: ClusterNode.Input, now: Instant, simulationTime: Int64) -> Output {
+    mutating func step(_ input: ClusterNode.Input, now: Instant, simulationTime: Instant) -> Output {
         guard runtime != nil else { return Output() }
         beginStep()
         runtime!.handle(input, now: now)
@@ -192,7 +193,7 @@ struct SimulatedNode {
     }
 
     /// Applies the step's disk work to the disk, in order, and gathers the rest.
-    private mutating func finishStep(simulationTime: Int64) -> Output {
+    private mutating func finishStep(simulationTime: Instant) -> Output {
         var output = Output()
         let always = runtime!.node.log?.policy == .always
         for work in runtime!.log.work {
@@ -227,7 +228,7 @@ struct SimulatedNode {
     }
 
     /// Asks the node to leave the cluster (an operator's `POST /cluster/leave`).
-    mutating func leave(now: Instant, simulationTime: Int64) -> Output? {
+    mutating func leave(now: Instant, simulationTime: Instant) -> Output? {
         guard runtime != nil else { return nil }
         beginStep()
         let left = runtime!.perform(now: now) { node, now in
@@ -238,7 +239,7 @@ struct SimulatedNode {
     }
 
     /// Asks the node to forget a dead member for good (`DELETE /cluster/members/{id}`).
-    mutating func forget(_ member: NodeID, now: Instant, simulationTime: Int64) -> Output? {
+    mutating func forget(_ member: NodeID, now: Instant, simulationTime: Instant) -> Output? {
         guard runtime != nil else { return nil }
         beginStep()
         let forgot = runtime!.perform(now: now) { node, now in
@@ -250,7 +251,7 @@ struct SimulatedNode {
 
     /// The disk finished a sync: everything written is durable, unless the sync failed (then it
     /// stays written only, and the node hears why).
-    mutating func synced(now: Instant, simulationTime: Int64) -> Output {
+    mutating func synced(now: Instant, simulationTime: Instant) -> Output {
         if disk.isFull || disk.failsNextSync {
             disk.failsNextSync = false
             let reason = disk.isFull ? SimulatedDisk.fullReason : SimulatedDisk.ioErrorReason
@@ -262,7 +263,7 @@ struct SimulatedNode {
     }
 
     /// The disk finished writing a snapshot, or could not: then the log stays as it was.
-    mutating func snapshotWritten(_ snapshot: LogSnapshot, now: Instant, simulationTime: Int64) -> Output {
+    mutating func snapshotWritten(_ snapshot: LogSnapshot, now: Instant, simulationTime: Instant) -> Output {
         if disk.isFull || disk.failsNextSnapshot {
             disk.failsNextSnapshot = false
             let reason = disk.isFull ? SimulatedDisk.fullReason : SimulatedDisk.ioErrorReason

@@ -11,17 +11,17 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
     public var dropRate: Double
     /// Chance that a message is delivered twice.
     public var duplicateRate: Double
-    /// Delivery delay range, nanoseconds; messages overtake each other within it.
-    public var minimumLatency: Int64
-    public var maximumLatency: Int64
+    /// Delivery delay range; messages overtake each other within it.
+    public var minimumLatency: Duration
+    public var maximumLatency: Duration
     /// Partitions started per simulated second (symmetric, one-way, or one node isolated).
     public var partitionsPerSecond: Double
     /// Crashes per simulated second (a crashed node restarts later from its disk).
     public var crashesPerSecond: Double
     /// Largest clock rate error of a node, as a fraction (0.02: its clock runs up to 2% fast or slow).
     public var maximumClockDrift: Double
-    /// Longest fsync, nanoseconds.
-    public var maximumSyncLatency: Int64
+    /// Longest fsync.
+    public var maximumSyncLatency: Duration
     /// Power losses per simulated second: every node crashes at once, losing what it had not synced
     /// (only with `WAL_SYNC=always`, the policy that promises to survive them).
     public var powerLossesPerSecond: Double
@@ -60,7 +60,7 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
         let drawnNodes = 3 + random.below(5)
         let nodeCount = nodes ?? drawnNodes
         let calm = random.below(4) == 0
-        let minimumLatency = Int64(100_000 + random.below(2_000_000))
+        let minimumLatency = Duration.microseconds(100) + random.duration(below: .milliseconds(2))
         let factorDraw = random.below(20)
         let drawnFactor = factorDraw < 12 ? 3 : factorDraw < 15 ? 2 : factorDraw < 17 ? 1 : 5
         let policyDraw = random.below(20)
@@ -77,11 +77,12 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
             dropRate: calm ? 0 : random.nextUnit() * 0.2,
             duplicateRate: calm ? 0 : random.nextUnit() * 0.05,
             minimumLatency: minimumLatency,
-            maximumLatency: minimumLatency + Int64(random.below(calm ? 1_000_000 : 30_000_000)),
+            maximumLatency: minimumLatency + random.duration(below: calm ? .milliseconds(1) : .milliseconds(30)),
             partitionsPerSecond: calm ? 0 : random.nextUnit() * 0.3,
             crashesPerSecond: calm ? 0 : random.nextUnit() * 0.2,
             maximumClockDrift: random.nextUnit() * 0.05,
-            maximumSyncLatency: Int64(100_000 + random.below(random.below(2) == 0 ? 2_000_000 : 40_000_000)),
+            maximumSyncLatency: .microseconds(100)
+                + random.duration(below: random.below(2) == 0 ? .milliseconds(2) : .milliseconds(40)),
             powerLossesPerSecond: 0,
             syncPolicy: keepsLogs ? policy : nil,
             maximumEntries: keepsLogs && tight ? entries : nil,
@@ -115,9 +116,11 @@ public struct SwarmConfiguration: Sendable, Equatable, CustomStringConvertible {
         func permille(_ value: Double) -> String { String(Int((value * 1000).rounded())) + "‰" }
         return
             "nodes=\(nodes) rf=\(replicationFactor) drop=\(permille(dropRate)) duplicate=\(permille(duplicateRate)) "
-            + "latency=\(minimumLatency / 1000)–\(maximumLatency / 1000)µs partitions/s=\(permille(partitionsPerSecond)) "
+            + "latency=\(minimumLatency.nanoseconds / 1000)–\(maximumLatency.nanoseconds / 1000)µs partitions/s=\(permille(partitionsPerSecond)) "
             + "crashes/s=\(permille(crashesPerSecond)) drift≤\(permille(maximumClockDrift))"
-            + (syncPolicy.map { " sync=\($0) fsync≤\(maximumSyncLatency / 1000)µs compact@\(compactionBytes >> 10)KiB" }
+            + (syncPolicy.map {
+                " sync=\($0) fsync≤\(maximumSyncLatency.nanoseconds / 1000)µs compact@\(compactionBytes >> 10)KiB"
+            }
                 ?? "")
             + (powerLossesPerSecond > 0 ? " power-losses/s=\(permille(powerLossesPerSecond))" : "")
             + (maximumEntries.map { " max-entries=\($0)" } ?? "")

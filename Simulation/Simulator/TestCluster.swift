@@ -41,7 +41,7 @@ public struct TestCluster {
         self.now = now
         self.seed = SplitMix64(seed: seed)
         for index in 0..<size {
-            nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: 0))
+            nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: .zero))
         }
         for index in 0..<size { start(index) }
         settle()
@@ -89,12 +89,14 @@ public struct TestCluster {
             }
             if let index = syncsPending.sorted().first(where: { !slowDisks.contains($0) }) {
                 syncsPending.remove(index)
-                route(nodes[index].synced(now: localTime(of: index), simulationTime: 0), from: index)
+                route(nodes[index].synced(now: localTime(of: index), simulationTime: SimulatedTime.start), from: index)
                 continue
             }
             if let position = snapshotsPending.firstIndex(where: { !slowDisks.contains($0.node) }) {
                 let (index, snapshot) = snapshotsPending.remove(at: position)
-                route(nodes[index].snapshotWritten(snapshot, now: localTime(of: index), simulationTime: 0), from: index)
+                route(
+                    nodes[index].snapshotWritten(
+                        snapshot, now: localTime(of: index), simulationTime: SimulatedTime.start), from: index)
                 continue
             }
             return
@@ -115,7 +117,7 @@ public struct TestCluster {
     @discardableResult
     public mutating func addNode() -> Int {
         let index = nodes.count
-        nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: 0))
+        nodes.append(SimulatedNode(id: NodeID("n\(index)"), address: "n\(index):7000", drift: 0, offset: .zero))
         start(index)
         settle()
         return index
@@ -124,7 +126,9 @@ public struct TestCluster {
     /// Asks node `index` to leave (`POST /cluster/leave`); returns whether it began to, and settles.
     @discardableResult
     public mutating func leave(_ index: Int) -> Bool {
-        guard let output = nodes[index].leave(now: localTime(of: index), simulationTime: 0) else { return false }
+        guard let output = nodes[index].leave(now: localTime(of: index), simulationTime: SimulatedTime.start) else {
+            return false
+        }
         route(output, from: index)
         settle()
         return true
@@ -147,12 +151,12 @@ public struct TestCluster {
         let seeds = nodes.map(\.address)
         let output = nodes[index].start(
             configuration: configuration, policy: policy, seed: seed.next(), seeds: seeds, now: localTime(of: index),
-            simulationTime: 0)
+            simulationTime: SimulatedTime.start)
         route(output, from: index)
     }
 
     private mutating func step(_ index: Int, _ input: ClusterNode.Input) {
-        route(nodes[index].step(input, now: localTime(of: index), simulationTime: 0), from: index)
+        route(nodes[index].step(input, now: localTime(of: index), simulationTime: SimulatedTime.start), from: index)
     }
 
     /// What node `index`'s clock reads.

@@ -71,7 +71,8 @@ struct Trace {
         full = keepsEverything ? [] : nil
     }
 
-    mutating func record(_ event: TraceEvent, at time: Int64, _ describe: () -> String) {
+    mutating func record(_ event: TraceEvent, at instant: Instant, _ describe: () -> String) {
+        let time = instant.nanosecondsSinceEpoch
         events += 1
         var bytes: [UInt8] = []
         withUnsafeBytes(of: hash) { bytes.append(contentsOf: $0) }
@@ -80,7 +81,7 @@ struct Trace {
         withUnsafeBytes(of: UInt32(truncatingIfNeeded: event.node)) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: event.detail)
         hash = StableHash.xxh64(bytes)
-        let line = "\(Double(time) / 1e9)s \(describe())"
+        let line = "\(instant.simulatedSeconds)s \(describe())"
         full?.append(line)
         recent.append(line)
         if recent.count > Self.recentLimit { recent.removeFirst() }

@@ -4,12 +4,15 @@ import Testing
 
 @Suite("Linearizability checker")
 struct LinearizabilityCheckerTests {
+    /// `Int64.max` is `Instant.distantFuture`: an outcome never known.
+    private func instant(_ nanoseconds: Int64) -> Instant { Instant(nanosecondsSinceEpoch: nanoseconds) }
+
     private func write(_ value: Int?, _ invoke: Int64, _ complete: Int64) -> RegisterOperation {
-        RegisterOperation(invoke: invoke, complete: complete, kind: .write(value))
+        RegisterOperation(invoke: instant(invoke), complete: instant(complete), kind: .write(value))
     }
 
     private func read(_ value: Int?, _ invoke: Int64, _ complete: Int64) -> RegisterOperation {
-        RegisterOperation(invoke: invoke, complete: complete, kind: .read(value))
+        RegisterOperation(invoke: instant(invoke), complete: instant(complete), kind: .read(value))
     }
 
     @Test func concurrentOperationsMayTakeEffectInEitherOrder() {
