@@ -303,9 +303,8 @@ public struct ClusterSimulation {
             step(index, .timer)
         case .diskSynced(let index, let generation):
             guard generation == nodes[index].generation, nodes[index].isRunning else { return }
-            trace.record(.diskSynced(node: index, upTo: nodes[index].disk.lastAppended), at: now) {
-                "n\(index) log durable up to \(nodes[index].disk.lastAppended)"
-            }
+            let upTo = nodes[index].disk.lastAppended
+            trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index) log durable up to \(upTo)" }
             let output = nodes[index].synced(now: localTime(of: index), simulationTime: now)
             route(output, from: index)
         case .snapshotWritten(let index, let generation, let snapshot):
@@ -341,7 +340,8 @@ public struct ClusterSimulation {
                 }
             }
         case .join:
-            trace.record(.restart(node: changed!), at: now) { "n\(changed!) starts and joins" }
+            let joining = changed!
+            trace.record(.restart(node: joining), at: now) { "n\(joining) starts and joins" }
             if !nodes[changed!].isRunning { start(changed!) }
         case .leave:
             let index = changed!

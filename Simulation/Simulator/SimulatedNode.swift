@@ -4,7 +4,11 @@ import CacheCore
 /// simulated parts), its disk, and its clock (an offset and a drift from the simulation's time). The
 /// parts gather what a step asked of the world; the node writes its log records to its own disk at
 /// once and hands back the rest for the run to route and schedule.
-struct SimulatedNode {
+///
+/// A class: the run reads and steps its nodes in place many times per event, and a struct this
+/// large (its node, disk and tables) was copied out of the array at each read (a quarter of the
+/// simulator's time went to retaining and releasing those copies).
+final class SimulatedNode {
     /// What a step asked of the world besides the node's own disk.
     struct Output {
         var sends: [(to: String, message: PeerMessage)] = []
@@ -143,7 +147,7 @@ struct SimulatedNode {
 
     /// Starts the node: recovers from its disk through the real codec (when it keeps a log), then
     /// joins through `seeds`.
-    mutating func start(
+    func start(
         configuration: ClusterNode.Configuration, policy: SyncPolicy?, seed: UInt64, seeds: [String], now: Instant,
         simulationTime: Instant
     ) -> Output {
@@ -179,7 +183,7 @@ struct SimulatedNode {
     }
 
     /// Hands `input` to the node; what it asked of the world comes back.
-    mutating func step(_ input: ClusterNode.Input, now: Instant, simulationTime: Instant) -> Output {
+    func step(_ input: ClusterNode.Input, now: Instant, simulationTime: Instant) -> Output {
         guard runtime != nil else { return Output() }
         beginStep()
         runtime!.handle(input, now: now)
@@ -187,13 +191,13 @@ struct SimulatedNode {
     }
 
     /// Tells the log device how the disk stands as a step begins.
-    private mutating func beginStep() {
+    private func beginStep() {
         runtime!.log.isFull = disk.isFull
         runtime!.log.lastAppended = disk.lastAppended
     }
 
     /// Applies the step's disk work to the disk, in order, and gathers the rest.
-    private mutating func finishStep(simulationTime: Instant) -> Output {
+    private func finishStep(simulationTime: Instant) -> Output {
         var output = Output()
         let always = runtime!.node.log?.policy == .always
         for work in runtime!.log.work {
@@ -228,7 +232,7 @@ struct SimulatedNode {
     }
 
     /// Asks the node to leave the cluster (an operator's `POST /cluster/leave`).
-    mutating func leave(now: Instant, simulationTime: Instant) -> Output? {
+    func leave(now: Instant, simulationTime: Instant) -> Output? {
         guard runtime != nil else { return nil }
         beginStep()
         let left = runtime!.perform(now: now) { node, now in
@@ -239,7 +243,7 @@ struct SimulatedNode {
     }
 
     /// Asks the node to forget a dead member for good (`DELETE /cluster/members/{id}`).
-    mutating func forget(_ member: NodeID, now: Instant, simulationTime: Instant) -> Output? {
+    func forget(_ member: NodeID, now: Instant, simulationTime: Instant) -> Output? {
         guard runtime != nil else { return nil }
         beginStep()
         let forgot = runtime!.perform(now: now) { node, now in
@@ -251,7 +255,7 @@ struct SimulatedNode {
 
     /// The disk finished a sync: everything written is durable, unless the sync failed (then it
     /// stays written only, and the node hears why).
-    mutating func synced(now: Instant, simulationTime: Instant) -> Output {
+    func synced(now: Instant, simulationTime: Instant) -> Output {
         if disk.isFull || disk.failsNextSync {
             disk.failsNextSync = false
             let reason = disk.isFull ? SimulatedDisk.fullReason : SimulatedDisk.ioErrorReason
@@ -263,7 +267,7 @@ struct SimulatedNode {
     }
 
     /// The disk finished writing a snapshot, or could not: then the log stays as it was.
-    mutating func snapshotWritten(_ snapshot: LogSnapshot, now: Instant, simulationTime: Instant) -> Output {
+    func snapshotWritten(_ snapshot: LogSnapshot, now: Instant, simulationTime: Instant) -> Output {
         if disk.isFull || disk.failsNextSnapshot {
             disk.failsNextSnapshot = false
             let reason = disk.isFull ? SimulatedDisk.fullReason : SimulatedDisk.ioErrorReason
@@ -276,7 +280,7 @@ struct SimulatedNode {
     }
 
     /// The process dies; with `powerLoss`, so does what its disk had not synced (but a random prefix).
-    mutating func crash(powerLoss: Bool, keeping prefix: (Int) -> Int) {
+    func crash(powerLoss: Bool, keeping prefix: (Int) -> Int) {
         runtime = nil
         timerAt = nil
         generation += 1
@@ -285,7 +289,7 @@ struct SimulatedNode {
     }
 
     /// Records the versions in `bytes` (whole log records, or a segment with its header) as durable.
-    private mutating func noteDurable(_ bytes: [UInt8], headerFirst: Bool) {
+    private func noteDurable(_ bytes: [UInt8], headerFirst: Bool) {
         var offset = headerFirst ? WALSegment.headerSize : 0
         guard bytes.count >= offset else { return }
         bytes.withUnsafeBytes { raw in
@@ -296,7 +300,7 @@ struct SimulatedNode {
         }
     }
 
-    private mutating func noteDurable(_ operation: WALOperation) {
+    private func noteDurable(_ operation: WALOperation) {
         guard case .versioned(let key, let entry) = operation else { return }
         let cacheKey = CacheKey(bytes: key)
         durable[cacheKey] = max(durable[cacheKey] ?? entry.version, entry.version)

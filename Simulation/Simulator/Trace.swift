@@ -63,35 +63,53 @@ enum TraceEvent {
 struct Trace {
     private(set) var hash: UInt64 = 0
     private(set) var events = 0
-    private(set) var recent: [String] = []
+    /// The last events, not yet rendered: a line is made only when a report shows it (making one
+    /// per event, a frame decoded to describe each delivery, took a sixth of the simulator's time).
+    private var recent: [(time: Instant, describe: () -> String)] = []
+    private var next = 0
+    private var shown: [String]?
     private(set) var full: [String]?
     static let recentLimit = 40
 
     init(keepsEverything: Bool) {
         full = keepsEverything ? [] : nil
+        recent.reserveCapacity(Self.recentLimit)
     }
 
-    mutating func record(_ event: TraceEvent, at instant: Instant, _ describe: () -> String) {
+    mutating func record(_ event: TraceEvent, at instant: Instant, _ describe: @escaping () -> String) {
         let time = instant.nanosecondsSinceEpoch
         events += 1
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(32 + event.detail.count)
         withUnsafeBytes(of: hash) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: time) { bytes.append(contentsOf: $0) }
         bytes.append(event.code)
         withUnsafeBytes(of: UInt32(truncatingIfNeeded: event.node)) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: event.detail)
         hash = StableHash.xxh64(bytes)
-        let line = "\(instant.simulatedSeconds)s \(describe())"
-        full?.append(line)
-        recent.append(line)
-        if recent.count > Self.recentLimit { recent.removeFirst() }
+        if full != nil { full!.append(Self.line(instant, describe)) }
+        if recent.count < Self.recentLimit {
+            recent.append((instant, describe))
+        } else {
+            recent[next] = (instant, describe)
+            next = (next + 1) % Self.recentLimit
+        }
+    }
+
+    private static func line(_ instant: Instant, _ describe: () -> String) -> String {
+        "\(instant.simulatedSeconds)s \(describe())"
     }
 
     /// The lines a failure report shows.
-    var lines: [String] { full ?? recent }
+    var lines: [String] {
+        if let full { return full }
+        if let shown { return shown }
+        let ordered = recent[next...] + recent[..<next]
+        return ordered.map { Self.line($0.time, $0.describe) }
+    }
 
     /// Replaces the recent lines (a checker may show the history it judged instead).
-    mutating func show(_ lines: [String]) { recent = lines }
+    mutating func show(_ lines: [String]) { shown = lines }
 
     /// A readable summary of a frame.
     static func summary(_ frame: [UInt8]) -> String {

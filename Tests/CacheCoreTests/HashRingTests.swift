@@ -48,6 +48,24 @@ struct HashRingTests {
         #expect(Double(movedOnLeave) <= bound, "leave moved \(movedOnLeave) of \(keyCount)")
     }
 
+    /// A ring rebuilt from the last one (kept points merged with the new members') is the ring made
+    /// from scratch, through joins, departures and both at once.
+    @Test func aRingRebuiltFromTheLastIsTheRingMadeAfresh() {
+        var random = SplitMix64(seed: 7)
+        let pool = (0..<12).map { NodeID("n\($0)") }
+        var ring = HashRing(members: [pool[0]], virtualNodes: 64)
+        for step in 0..<200 {
+            let members = pool.filter { _ in random.below(2) == 0 }
+            guard !members.isEmpty else { continue }
+            let rebuilt = ring.with(members: members)
+            let fresh = HashRing(members: members, virtualNodes: 64)
+            #expect(rebuilt == fresh, "step \(step): \(ring.members) -> \(members)")
+            ring = rebuilt
+        }
+        // The ring vectors pin the points themselves: the fresh ring computes them as before.
+        #expect(ring.with(members: ring.members) == ring)
+    }
+
     @Test func sameMembershipSameRingInAnyOrder() {
         var random = SplitMix64(seed: 9)
         let members = nodes(30)

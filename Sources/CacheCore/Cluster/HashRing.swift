@@ -76,17 +76,19 @@ public struct HashRing: Sendable, Equatable {
     public init(members: some Sequence<NodeID>, virtualNodes: Int = HashRing.defaultVirtualNodes) {
         precondition(virtualNodes > 0, "HashRing needs at least one point per member")
         let sorted = Array(Set(members)).sorted()
-        self.virtualNodes = virtualNodes
-        self.members = sorted
         var points: [(position: UInt64, owner: Int32)] = []
         points.reserveCapacity(sorted.count * virtualNodes)
         for (index, member) in sorted.enumerated() {
-            let name = Array(member.rawValue.utf8)
-            for point in 0..<virtualNodes {
-                points.append((Self.position(of: name, point: point), Int32(index)))
-            }
+            Self.appendPoints(of: member, owner: Int32(index), virtualNodes: virtualNodes, to: &points)
         }
-        points.sort { $0.position != $1.position ? $0.position < $1.position : $0.owner < $1.owner }
+        points.sort(by: Self.precedes)
+        self.init(sorted: sorted, virtualNodes: virtualNodes, points: points)
+    }
+
+    private init(sorted: [NodeID], virtualNodes: Int, points: [(position: UInt64, owner: Int32)]) {
+        assert(points.count == sorted.count * virtualNodes, "HashRing: a member without all its points")
+        self.virtualNodes = virtualNodes
+        self.members = sorted
         positions = points.map(\.position)
         owners = points.map(\.owner)
         var bytes: [UInt8] = []
@@ -97,13 +99,65 @@ public struct HashRing: Sendable, Equatable {
         version = StableHash.xxh64(bytes)
     }
 
-    /// Where a member's `point`-th point sits: the hash of its name, a separator that cannot occur
-    /// in a name, and the point's number.
-    private static func position(of name: [UInt8], point: Int) -> UInt64 {
-        var bytes = name
+    /// The ring of `newMembers`, made from this one: the points of members in both are kept (in
+    /// order), only those of members joining are computed, and the two sorted lists are merged. The
+    /// same ring as `HashRing(members:virtualNodes:)` gives, at the cost of a walk instead of a sort
+    /// of every point (a rebuild per membership change was a fifth of the simulator's time).
+    public func with(members newMembers: some Sequence<NodeID>) -> HashRing {
+        let sorted = Array(Set(newMembers)).sorted()
+        guard sorted != members else { return self }
+        // Old owner index -> new one (-1: gone); kept members keep their relative order.
+        var remap = [Int32](repeating: -1, count: members.count)
+        var added: [(position: UInt64, owner: Int32)] = []
+        var old = 0
+        for (index, member) in sorted.enumerated() {
+            while old < members.count, members[old] < member { old += 1 }
+            if old < members.count, members[old] == member {
+                remap[old] = Int32(index)
+                old += 1
+            } else {
+                Self.appendPoints(of: member, owner: Int32(index), virtualNodes: virtualNodes, to: &added)
+            }
+        }
+        added.sort(by: Self.precedes)
+        var points: [(position: UInt64, owner: Int32)] = []
+        points.reserveCapacity(sorted.count * virtualNodes)
+        var next = 0
+        for index in positions.indices {
+            let owner = remap[Int(owners[index])]
+            guard owner >= 0 else { continue }
+            let point = (position: positions[index], owner: owner)
+            while next < added.count, Self.precedes(added[next], point) {
+                points.append(added[next])
+                next += 1
+            }
+            points.append(point)
+        }
+        points.append(contentsOf: added[next...])
+        return HashRing(sorted: sorted, virtualNodes: virtualNodes, points: points)
+    }
+
+    private static func precedes(
+        _ lhs: (position: UInt64, owner: Int32), _ rhs: (position: UInt64, owner: Int32)
+    ) -> Bool {
+        lhs.position != rhs.position ? lhs.position < rhs.position : lhs.owner < rhs.owner
+    }
+
+    /// Appends a member's points: at the hash of its name, a separator that cannot occur in a
+    /// name, and the point's number (one buffer for all of them).
+    private static func appendPoints(
+        of member: NodeID, owner: Int32, virtualNodes: Int, to points: inout [(position: UInt64, owner: Int32)]
+    ) {
+        var bytes = Array(member.rawValue.utf8)
         bytes.append(0)
-        withUnsafeBytes(of: UInt32(point).littleEndian) { bytes.append(contentsOf: $0) }
-        return StableHash.xxh64(bytes)
+        let numberAt = bytes.count
+        bytes.append(contentsOf: [0, 0, 0, 0])
+        for point in 0..<virtualNodes {
+            withUnsafeBytes(of: UInt32(point).littleEndian) { number in
+                for offset in 0..<4 { bytes[numberAt + offset] = number[offset] }
+            }
+            points.append((StableHash.xxh64(bytes), owner))
+        }
     }
 
     /// Where a key sits on the circle.

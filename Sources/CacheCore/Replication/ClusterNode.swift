@@ -557,7 +557,7 @@ public struct ClusterNode: Sendable {
         self.addresses = addresses
         let owners = membership.keyOwners
         if owners != ring.members {
-            ring = HashRing(members: owners, virtualNodes: configuration.virtualNodes)
+            ring = ring.with(members: owners)
             store.placementChanged(
                 ReplicaStore.Placement(me: me, ring: ring, replicationFactor: configuration.replicationFactor))
         }
