@@ -497,39 +497,19 @@ public final class CacheClient: Sendable {
             requestRefresh(force: false)
         }
         let deadline = started + config.timeout
-        let attempts = retries ? config.maximumRetries + 1 : 1
-        var tried: [String: String] = [:]
-        var failedHere: Set<NodeAddress> = []
-        var last: CacheClientError?
-        var previous: NodeAddress?
-        var made = 0
-        var lastFailure: String?
-        for number in 0..<attempts {
+        var plan = AttemptPlan(attempts: retries ? config.maximumRetries + 1 : 1)
+        while !plan.isExhausted {
             try Task.checkCancellation()
-            let node: NodeAddress
-            if let target {
-                node = target
-            } else {
-                let candidates = candidates(for: key)
-                // Every candidate failed in this call: start over from the best.
-                node = candidates.first { !failedHere.contains($0) } ?? candidates[0]
+            let node = target ?? plan.node(from: candidates(for: key))
+            if plan.made > 0 {
+                metrics.retried(operation, failover: node != plan.previous)
+                if plan.waits(before: node) { try await backoff(attempt: plan.made, deadline: deadline) }
             }
-            if number > 0 {
-                metrics.retried(operation, failover: node != previous)
-                // Moving to another node after one could not be reached costs no wait; asking the
-                // same node again, or after the cluster itself refused, backs off.
-                let unreached = previous.map { tried[$0.description]?.hasPrefix("unreachable") ?? false } ?? false
-                if node == previous || !unreached {
-                    try await backoff(attempt: number, deadline: deadline)
-                }
-            }
-            previous = node
             let remaining = deadline - .now
             guard remaining > .zero else { break }
-            // A node that hangs must leave time to ask another: every attempt but the last gets at most
-            // half of what remains.
-            let budget = number == attempts - 1 ? remaining : max(remaining / 2, min(remaining, .milliseconds(50)))
-            made += 1
+            let budget = plan.budget(remaining: remaining)
+            plan.began(node)
+            let failure: AttemptPlan.Failure
             do {
                 let answer = try await attempt(method: method, path: path, body: body, on: node, timeout: budget)
                 if let version = answer.ringVersion, let known = topology?.version, version != known {
@@ -546,47 +526,39 @@ public final class CacheClient: Sendable {
                 case 400..<500:
                     throw CacheClientError.invalidRequest(status: answer.status, message: Self.message(answer))
                 default:
-                    throw AttemptFailure.answered(Self.serverError(answer))
+                    failure = .refused(Self.serverError(answer))
                 }
-            } catch let failure as AttemptFailure {
-                failedHere.insert(node)
-                switch failure {
+            } catch let attemptFailure as AttemptFailure {
+                switch attemptFailure {
                 case .unreachable(let reason):
-                    tried[node.description] = "unreachable: \(reason)"
+                    failure = .unreachable(reason)
                     markDown(node, because: reason)
                     requestRefresh(force: true)
                 case .timedOut:
-                    tried[node.description] = "no answer within \(budget.milliseconds) ms"
+                    failure = .timedOut(budget: budget)
                     markDown(node, because: "timeout")
                     requestRefresh(force: true)
                 case .answered(let error):
-                    tried[node.description] = "\(error)"
-                    last = error
+                    failure = .refused(error)
                 }
-                lastFailure = "\(node): \(tried[node.description] ?? "")"
-                logger.trace(
-                    "attempt failed",
-                    metadata: [
-                        "operation": "\(operation)", "node": "\(node)", "attempt": "\(number + 1)",
-                        "failure": "\(tried[node.description] ?? "")",
-                    ])
             } catch let error as CacheClientError {
-                if case .poolExhausted = error {
-                    failedHere.insert(node)
-                    tried[node.description] = "\(error)"
-                    lastFailure = "\(error)"
-                    last = error
-                    continue
-                }
-                throw error
+                guard case .poolExhausted = error else { throw error }
+                failure = .poolExhausted(error)
             }
+            plan.failed(node, failure)
+            logger.trace(
+                "attempt failed",
+                metadata: [
+                    "operation": "\(operation)", "node": "\(node)", "attempt": "\(plan.made)",
+                    "failure": "\(failure)",
+                ])
         }
         if ContinuousClock.now >= deadline {
             throw CacheClientError.timeout(
-                after: ContinuousClock.now - started, attempts: made, last: lastFailure)
+                after: ContinuousClock.now - started, attempts: plan.made, last: plan.lastFailure)
         }
-        if let last { throw last }
-        throw CacheClientError.noReachableNode(tried: tried)
+        if let error = plan.lastError { throw error }
+        throw CacheClientError.noReachableNode(tried: plan.tried)
     }
 
     /// Sleeps a full-jitter backoff before retry `attempt` (1 for the first retry), within `deadline`.
