@@ -3,12 +3,14 @@
 /// Entries, tombstones, bytes, evictions and expirations are the replica store's; gets, puts,
 /// deletes, hits and misses count the client requests this node coordinated.
 public struct StoreStatistics: Sendable, Equatable {
+    /// The replica store's own counts, as it keeps them (the node takes them whole).
+    public var store = ReplicaStore.Statistics()
     /// Values held, including expired ones not yet reclaimed.
-    public var entries = 0
+    public var entries: Int { store.liveEntries }
     /// Tombstones held (deletes and expired values awaiting collection; none on a node alone).
-    public var tombstones = 0
+    public var tombstones: Int { store.tombstones }
     /// The store's own estimate of the bytes its entries use (keys, values and bookkeeping).
-    public var estimatedBytes = 0
+    public var estimatedBytes: Int { store.estimatedBytes }
     /// Client reads coordinated.
     public var gets: UInt64 = 0
     /// Client writes of a value coordinated (accepted for coordination: valid and within limits).
@@ -20,9 +22,9 @@ public struct StoreStatistics: Sendable, Equatable {
     /// Client reads that found nothing, a tombstone or an expired value.
     public var misses: UInt64 = 0
     /// Values removed to stay within the entry or memory limit.
-    public var evictions: UInt64 = 0
+    public var evictions: UInt64 { store.evictions }
     /// Values removed because their time to live had passed.
-    public var expirations: UInt64 = 0
+    public var expirations: UInt64 { store.expirations }
     /// Client requests answered that their consistency level was not met.
     public var unavailable: UInt64 = 0
     /// Stale replicas sent the newest entry by a read this node coordinated.

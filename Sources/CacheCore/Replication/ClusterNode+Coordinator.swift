@@ -283,17 +283,13 @@ extension ClusterNode {
         case .duplicate, .stale:
             preconditionFailure("a new version from this node's clock is not the newest of \(key)")
         }
-        var sequence: UInt64?
-        switch log?.append(.versioned(key: key.bytes, entry: entry)) {
+        let sequence: UInt64?
+        switch logEntry(key, entry) {
         case .refused(let reason):
             reply(client, .refused(reason: reason), replicas: selfOnly)
             return
-        case .append(let appended, let bytes):
+        case .logged(let appended):
             sequence = appended
-            effects.append(.append(sequence: appended, bytes: bytes))
-            noteUnsynced(key, sequence: appended)
-        case nil:
-            break
         }
         store.apply(key, entry, now: now)
         let outcome: ClientOutcome =

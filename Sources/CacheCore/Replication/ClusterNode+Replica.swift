@@ -139,19 +139,15 @@ extension ClusterNode {
         if unconditionally, store.stored(key)?.versionedEntry != entry { result = .applied(previousWasLive: false) }
         switch result {
         case .applied(let previousWasLive):
-            var sequence: UInt64?
-            switch log?.append(.versioned(key: key.bytes, entry: entry)) {
+            let sequence: UInt64?
+            switch logEntry(key, entry) {
             case .refused(let reason):
                 if let answer {
                     send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
                 }
                 return
-            case .append(let appended, let bytes):
+            case .logged(let appended):
                 sequence = appended
-                effects.append(.append(sequence: appended, bytes: bytes))
-                noteUnsynced(key, sequence: appended)
-            case nil:
-                break
             }
             store.apply(key, entry, now: now, admission: admission, unconditionally: unconditionally)
             // The record logged is the entry held: a write is answered "stored" only for what a
@@ -188,6 +184,29 @@ extension ClusterNode {
     }
 
     // MARK: Durability
+
+    /// What logging an entry came to.
+    enum Logged {
+        /// Appended as record `sequence` and remembered until durable (`nil`: the node keeps no log).
+        case logged(sequence: UInt64?)
+        /// The log refuses writes (its disk failed).
+        case refused(reason: String)
+    }
+
+    /// Logs the key's new entry before the store takes it: appends its record, asks the driver to
+    /// write it, and remembers it until it is durable.
+    mutating func logEntry(_ key: KeyReference, _ entry: VersionedEntry) -> Logged {
+        switch log?.append(.versioned(key: key.bytes, entry: entry)) {
+        case .refused(let reason):
+            return .refused(reason: reason)
+        case .append(let sequence, let bytes):
+            effects.append(.append(sequence: sequence, bytes: bytes))
+            noteUnsynced(key, sequence: sequence)
+            return .logged(sequence: sequence)
+        case nil:
+            return .logged(sequence: nil)
+        }
+    }
 
     /// Why a write cannot be taken now for lack of room to wait for the log, if so: its answer
     /// could not be held back, or its record not remembered until durable.
@@ -347,12 +366,8 @@ extension ClusterNode {
         var rewritten = Set<[UInt8]>()
         for key in lost where rewritten.insert(key).inserted {
             let reference = KeyReference(key)
-            guard let entry = store.stored(reference),
-                case .append(let sequence, let bytes) = log?.append(
-                    .versioned(key: key, entry: entry.versionedEntry))
+            guard let entry = store.stored(reference), case .logged(.some) = logEntry(reference, entry.versionedEntry)
             else { continue }
-            effects.append(.append(sequence: sequence, bytes: bytes))
-            noteUnsynced(reference, sequence: sequence)
             counters.entriesRewrittenAfterRepair &+= 1
         }
         releaseDurable(now: now)

@@ -411,11 +411,7 @@ public struct ClusterNode: Sendable {
     /// The node's counters: the store's and the client requests it coordinated.
     public var statistics: StoreStatistics {
         var statistics = counters
-        statistics.entries = store.statistics.liveEntries
-        statistics.tombstones = store.statistics.tombstones
-        statistics.estimatedBytes = store.statistics.estimatedBytes
-        statistics.evictions = store.statistics.evictions
-        statistics.expirations = store.statistics.expirations
+        statistics.store = store.statistics
         return statistics
     }
 
