@@ -6,6 +6,21 @@ extension ClusterSimulation {
     // MARK: Nodes and faults
 
     mutating func start(_ index: Int) {
+        // A restart on a failing disk may meet a segment it cannot read (drawn apart from the other
+        // faults, so that the runs they make stay as they were).
+        if faultsOn, swarm.diskFaultsPerSecond > 0, nodes[index].generation > 0, readFaults.nextUnit() < 0.25 {
+            nodes[index].disk.failsNextRead = true
+        }
+        if nodes[index].disk.failsNextRead {
+            // What the server does when a read fails at recovery: it does not start (a node that
+            // served part of its history would answer from a store missing what it acknowledged).
+            // A supervisor starts it again a second later; the disk is as it was.
+            nodes[index].disk.failsNextRead = false
+            logReadFailures += 1
+            trace.record(.diskFault(node: index), at: now) { "n\(index) cannot read its log: the start fails" }
+            queue.push(.restart(node: index), at: now + .seconds(1))
+            return
+        }
         let seeds = nodes.indices.filter { $0 != index }.map { nodes[$0].address }
         let output = nodes[index].start(
             configuration: configuration, policy: swarm.syncPolicy, seed: random.next(),
@@ -163,6 +178,7 @@ extension ClusterSimulation {
             trace.record(.diskFault(node: index), at: now) { "n\(index)'s next snapshot fails" }
             nodes[index].disk.failsNextSnapshot = true
         }
+
     }
 
     /// The liveness phase: heal, restart, stop the clients (membership runs: crash one node).
@@ -175,6 +191,7 @@ extension ClusterSimulation {
             nodes[index].disk.isFull = false
             nodes[index].disk.failsNextSync = false
             nodes[index].disk.failsNextSnapshot = false
+            nodes[index].disk.failsNextRead = false
         }
         network.heal(now: now, force: true)
         livenessStart = now

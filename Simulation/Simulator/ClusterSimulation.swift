@@ -139,6 +139,10 @@ public struct ClusterSimulation {
     var diskFaults = 0
     var writesRefusedForDisk = 0
     var logRepairs = 0
+    /// Starts that failed because the log could not be read, and the stream that draws them (apart
+    /// from the others, so that runs without them are the runs they were).
+    var logReadFailures = 0
+    var readFaults: SplitMix64
 
     /// A run decided entirely by `seed`.
     public init(seed: UInt64, options: Options = Options()) {
@@ -156,6 +160,7 @@ public struct ClusterSimulation {
         workload = root.derived(stream: 4)
         operatorRandom = root.derived(stream: 7)
         linkRandom = root.derived(stream: 8)
+        readFaults = root.derived(stream: 9)
         var configuration = ClusterNode.Configuration()
         configuration.replicationFactor = swarm.replicationFactor
         var membership = Membership.Configuration(
@@ -257,6 +262,7 @@ public struct ClusterSimulation {
             writesRefusedForClock: nodes.reduce(0) { $0 + Int($1.runtime?.node.statistics.writesRefusedForClock ?? 0) },
             linkConnections: linkConnections, linkConnectFailures: linkConnectFailures, linkRefusals: linkRefusals,
             diskFaults: diskFaults, writesRefusedForDisk: writesRefusedForDisk, logRepairs: logRepairs,
+            logReadFailures: logReadFailures,
             replayFlags: flags)
     }
 

@@ -27,6 +27,9 @@ struct SimulatedDisk {
     var failsNextSync = false
     /// The next snapshot cannot be written, once.
     var failsNextSnapshot = false
+    /// The next start cannot read a segment (an I/O error at recovery), once: the server's
+    /// recovery then fails and the process exits rather than serve a partial history.
+    var failsNextRead = false
 
     /// Why the disk fails an operation now, if it does.
     static let fullReason = "No space left on device"

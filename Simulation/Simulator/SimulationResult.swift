@@ -34,6 +34,9 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
     public var diskFaults = 0
     public var writesRefusedForDisk = 0
     public var logRepairs = 0
+    /// Restarts that failed because a segment could not be read (the node stays down and is
+    /// started again a second later, as a supervisor would).
+    public var logReadFailures = 0
     /// Flags `cache-sim` needs besides the seed to replay this run.
     public var replayFlags = ""
 

@@ -14,6 +14,7 @@ public struct SweepTotals: Sendable {
     public private(set) var diskFaults = 0
     public private(set) var diskRefusals = 0
     public private(set) var repairs = 0
+    public private(set) var readFailures = 0
     /// How many runs had each node count.
     public private(set) var runsByNodeCount: [Int: Int] = [:]
 
@@ -34,6 +35,7 @@ public struct SweepTotals: Sendable {
         diskFaults += result.diskFaults
         diskRefusals += result.writesRefusedForDisk
         repairs += result.logRepairs
+        readFailures += result.logReadFailures
         runsByNodeCount[result.swarm.nodes, default: 0] += 1
     }
 }

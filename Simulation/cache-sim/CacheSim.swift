@@ -89,7 +89,8 @@ struct CacheSim: ParsableCommand {
                         + "\(totals.linearizable) key histories proved linearizable, "
                         + "\(totals.evictions) evictions, \(totals.snapshots) snapshots, "
                         + "\(totals.diskFaults) disk faults "
-                        + "(\(totals.diskRefusals) writes refused, \(totals.repairs) log repairs), ")
+                        + "(\(totals.diskRefusals) writes refused, \(totals.repairs) log repairs, "
+                        + "\(totals.readFailures) starts that could not read the log), ")
                 + "\(Int(Double(totals.events) / max(seconds, 0.001))) events/s")
         if totals.failures > 0 { throw ExitCode(1) }
     }

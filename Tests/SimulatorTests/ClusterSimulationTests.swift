@@ -49,11 +49,11 @@ struct ClusterSimulationTests {
         #expect(
             totals.connections > 0 && totals.connectFailures > 0 && totals.refusals > 0,
             "\(totals.connections) \(totals.connectFailures) \(totals.refusals)")
-        // Disks failed as real ones do: writes were refused while a log had failed, and logs were
-        // repaired afterwards.
+        // Disks failed as real ones do: writes were refused while a log had failed, logs were
+        // repaired afterwards, and restarts met a log they could not read.
         #expect(
-            totals.diskFaults > 0 && totals.diskRefusals > 0 && totals.repairs > 0,
-            "\(totals.diskFaults) \(totals.diskRefusals) \(totals.repairs)")
+            totals.diskFaults > 0 && totals.diskRefusals > 0 && totals.repairs > 0 && totals.readFailures > 0,
+            "\(totals.diskFaults) \(totals.diskRefusals) \(totals.repairs) \(totals.readFailures)")
     }
 
     /// Seeds that once failed, with the node count they failed at; each must pass from now on.

@@ -242,6 +242,51 @@ struct ForgedFrameTests {
         #expect(cluster.store(0).entry(for: CacheKey(bytes: key)) == nil)
     }
 
+    /// A member's clock readings at the ends of the range: the epoch (this node looks ages ahead of
+    /// it), the last representable instant (ages behind), and a reading before the epoch, which
+    /// only a hand-made frame can carry. No reading traps, one member cannot make the node refuse
+    /// writes, and the decoder refuses the negative one.
+    @Test func clockReadingsAtTheEndsOfTheRangeChangeNothingAlone() throws {
+        var cluster = TestCluster(size: 3, now: start)
+        func pingFromN1(at senderTime: Instant) -> PeerMessage {
+            .membership(
+                MembershipMessage(
+                    sender: NodeID("n1"), senderAddress: "n1:7000",
+                    senderIncarnation: cluster.node(1).membership.incarnation, senderTime: senderTime, updates: [],
+                    body: .ping(sequence: 11)))
+        }
+        var request: UInt64 = 0
+        for senderTime in [Instant.epoch, .distantFuture, .epoch] {
+            let message = pingFromN1(at: senderTime)
+            let frame = PeerProtocol.encode(message)
+            #expect(PeerProtocol.decode(frame) == .frame(message, next: frame.count))
+            for _ in 0..<12 {
+                cluster.deliver(message, to: 0)
+                cluster.advance(by: .milliseconds(100))
+            }
+            let node = cluster.node(0)
+            #expect(!node.isClockAhead, "one member reading \(senderTime) made n0 refuse writes")
+            request += 1
+            _ = cluster.request(
+                request, at: 0, .put(key: Array("k".utf8), value: [1], ttl: .never, consistency: .quorum))
+        }
+        let stored = try #require(cluster.replies[request])
+        guard case .stored = stored.outcome else {
+            Issue.record("a write after the readings answered \(stored.outcome)")
+            return
+        }
+        // Before the epoch: the bytes of the reading patched in, since the encoder never writes one.
+        let frame = PeerProtocol.encode(pingFromN1(at: Instant(nanosecondsSinceEpoch: 0x0102_0304_0506_0708)))
+        let offset = try #require(
+            (0...(frame.count - 8)).first { at in
+                frame[at..<(at + 8)].elementsEqual([0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01])
+            })
+        guard case .invalid = PeerProtocol.decode(patched(frame, at: offset, with: UInt64(bitPattern: -1))) else {
+            Issue.record("a reading before the epoch was decoded")
+            return
+        }
+    }
+
     /// Out-of-range numbers are malformed frames: expiries before the epoch or beyond the longest
     /// TTL, digest buckets that do not exist, names and addresses that are not ones.
     @Test func outOfRangeFieldsAreMalformed() {
