@@ -241,11 +241,14 @@ struct CacheClientTests {
                     try await group.waitForAll()
                 }
                 #expect(try Self.establishedConnections(toPort: port) >= 1)
-                // Longer than the node's idle timeout: every pooled connection is closed by the node.
-                try await Task.sleep(for: .milliseconds(700))
-                #expect(try Self.establishedConnections(toPort: port) == 0)
+                // Past the node's idle timeout every pooled connection is closed by the node.
+                try await eventually("the node closing idle connections", timeout: .seconds(10)) {
+                    try Self.establishedConnections(toPort: port) == 0
+                }
                 for index in 0..<8 { #expect(try await client.get("idle-\(index)") == "r\(round)") }
-                try await Task.sleep(for: .milliseconds(700))
+                try await eventually("the node closing the reads' connections", timeout: .seconds(10)) {
+                    try Self.establishedConnections(toPort: port) == 0
+                }
             }
             #expect(client.statistics.retries == 0)
             #expect(client.statistics.nodesMarkedDown == 0)

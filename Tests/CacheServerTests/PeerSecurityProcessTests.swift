@@ -234,7 +234,10 @@ struct PeerSecurityProcessTests {
             let node = try await cluster.start("solo")
             let started = ContinuousClock.now
             let held = try (0..<3).map { _ in try HTTPTestClient(port: node.peerPort) }
-            try await Task.sleep(for: .milliseconds(300))
+            // The node has taken all three before the fourth comes (it counts them as it accepts).
+            try await eventually("the node holding three peer connections", timeout: .seconds(5)) {
+                try cluster.client("solo").request("GET", "/metrics").text.contains("cache_peer_connections_open 3")
+            }
             let refused = try HTTPTestClient(port: node.peerPort)
             #expect(refused.readsEndOfStream(), "a peer connection past the limit was kept")
             // Silent: no handshake within its 10 seconds, and each is closed.

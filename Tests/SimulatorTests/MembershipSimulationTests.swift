@@ -13,12 +13,7 @@ struct MembershipSimulationTests {
     }
 
     @Test func replayingASeedGivesTheSameTrace() async {
-        let first = await run(42)
-        let second = await run(42)
-        #expect(first.traceHash == second.traceHash)
-        #expect(first.events == second.events)
-        #expect(first.events > 1000)
-        #expect(await run(43).traceHash != first.traceHash)
+        _ = await expectReplaysExactly(seed: 42, otherSeed: 43, minimumEvents: 1000) { await run($0) }
     }
 
     @Test func sweepPassesEveryChecker() async {
