@@ -10,10 +10,14 @@ FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
 FUZZ_TARGETS := request-body wal-decoder peer-frame node-frames resp
 
-SIM_SEEDS ?= 200
+SIM_SEEDS ?= 1000
 SIM_LONG_SEEDS ?= 5000
-CLUSTER_SEEDS ?= 150
+CLUSTER_SEEDS ?= 1000
 CLUSTER_LONG_SEEDS ?= 2000
+# The sweep of `make test` runs an optimized simulator that keeps its assertions, built apart
+# (`-assert-config Debug` in a build directory of its own): about 8x a debug build's speed, so the
+# same minutes cover far more seeds, and every assertion still runs.
+SIM_BUILD := .build/checked
 
 .PHONY: all deps build release tools run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean docker-dist compose-test
 
@@ -55,11 +59,14 @@ test-unit:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# A CI-sized sweep of the deterministic simulator (debug build: membership about 50 s, cluster about 1.5 min).
+# A CI-sized sweep of the deterministic simulator (checked build: about 1 min to build, membership
+# about 30 s, cluster about 1 min). The build directory starts from the main one's package checkouts.
 sim-sweep:
-	$(SWIFT) build --product cache-sim
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --membership-only --seeds $(SIM_SEEDS) --first-seed 1
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-sim --seeds $(CLUSTER_SEEDS) --first-seed 1
+	@mkdir -p $(SIM_BUILD); for part in checkouts repositories workspace-state.json; do \
+		[ -e $(SIM_BUILD)/$$part ] || [ ! -e .build/$$part ] || cp -r .build/$$part $(SIM_BUILD)/; done
+	$(SWIFT) build -c release --product cache-sim --scratch-path $(SIM_BUILD) -Xswiftc -assert-config -Xswiftc Debug
+	SWIFT_BACKTRACE=enable=no $(SIM_BUILD)/release/cache-sim --membership-only --seeds $(SIM_SEEDS) --first-seed 1
+	SWIFT_BACKTRACE=enable=no $(SIM_BUILD)/release/cache-sim --seeds $(CLUSTER_SEEDS) --first-seed 1
 
 # The long sweep, on a release build; a failing seed replays with `cache-sim --seed N --trace`.
 sim:
