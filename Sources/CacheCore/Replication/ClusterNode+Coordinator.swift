@@ -454,7 +454,6 @@ extension ClusterNode {
             // A late answer to a first phase, once the request has moved on.
             return
         case .querying(let entry, var answered, let required):
-            assert(required == coordination.need, "Coordination: a first phase's need moved")
             coordination.targets[index].answered()
             answered.append(node)
             coordination.phase = .querying(entry: entry, answered: answered, required: required)
