@@ -243,7 +243,7 @@ public struct Membership: Sendable {
     /// The most `join` and `sync` exchanges awaiting their answer.
     public static let maximumExchanges = 64
     private var periods = 0
-    private var relays: [UInt64: Relay] = [:]
+    private var relays = BoundedTable<UInt64, Relay>(capacity: Membership.maximumRelays)
     /// Members this node holds as reached: it had a direct answer from them (an `ack` to one of its own
     /// probes, whose sequences are drawn at random, or a full state echoing its own nonce), or a member
     /// it reached that way vouched for them in such a state. Only these take a share of the ring: a
@@ -461,7 +461,7 @@ public struct Membership: Sendable {
             update.status = .dead
             apply(update, now: now, effects: &effects)
         }
-        relays = relays.filter { $0.value.expires > now }
+        relays.removeAll { $0.expires <= now }
         confirmations = confirmations.filter { $0.value.expires > now }
         exchanges.removeAll { $0.expires <= now }
         forgotten = forgotten.filter { $0.value.until > now }
@@ -570,7 +570,7 @@ public struct Membership: Sendable {
                     self.message(.ack(sequence: pingSequence, target: me), correcting: message.sender)))
         case .pingRequest(let requesterSequence, let target, let targetAddress):
             // A bound on probes run for others: a flood of requests must not grow the table.
-            guard relays.count < Self.maximumRelays else { break }
+            guard !relays.isFull else { break }
             let relaySequence = nextSequence()
             relays[relaySequence] = Relay(
                 requesterAddress: message.senderAddress, requesterSequence: requesterSequence, target: target,

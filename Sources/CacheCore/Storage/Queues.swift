@@ -99,6 +99,11 @@ public struct BoundedTable<Key, Value> where Key: Hashable {
 
     public mutating func removeAll() { storage.removeAll() }
 
+    /// Removes every entry whose value `shouldRemove` picks.
+    public mutating func removeAll(where shouldRemove: (Value) -> Bool) {
+        storage = storage.filter { !shouldRemove($0.value) }
+    }
+
     public func contains(key: Key) -> Bool { storage[key] != nil }
 }
 
