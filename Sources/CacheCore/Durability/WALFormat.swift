@@ -60,8 +60,11 @@ public enum WALFormat {
     public static let prefixSize = 8
     /// The smallest valid `length`: a sequence and a kind.
     static let minimumLength = 9
-    /// The largest `length` accepted: a maximal key and value with their framing, and room to spare.
-    public static let maximumLength = StoreLimits.defaultMaxKeyBytes + StoreLimits.defaultMaxValueBytes + 64
+    /// The largest `length` accepted: a maximal key and value, versioned by a node with the longest
+    /// name, with their framing (40 bytes) and room to spare. (It once left out the name: a node
+    /// named with more than 24 bytes wrote maximal records its recovery refused.)
+    public static let maximumLength =
+        StoreLimits.defaultMaxKeyBytes + StoreLimits.defaultMaxValueBytes + NodeID.maximumLength + 64
 
     enum Kind: UInt8 {
         case put = 1
@@ -75,8 +78,9 @@ public enum WALFormat {
 
     /// Appends the encoding of `record` to `buffer`.
     public static func encode(_ record: WALRecord, into buffer: inout [UInt8]) {
-        // The reader refuses sequence 0 and records longer than `maximumLength`: never write one.
-        precondition(record.sequence != 0, "WALFormat: a record with sequence 0")
+        // A segment's reader refuses sequence 0, and every reader records longer than
+        // `maximumLength`: never write one (the log's sequences start at 1; so do its snapshots').
+        assert(record.sequence != 0, "WALFormat: a record with sequence 0")
         let start = buffer.count
         defer {
             assert(buffer.count - start == encodedSize(of: record.operation), "WALFormat: a record of the wrong size")
@@ -154,6 +158,7 @@ public enum WALFormat {
     }
 
     static func encodeSnapshotEnd(sequence: UInt64, entryCount: UInt64, into buffer: inout [UInt8]) {
+        assert(sequence != 0, "WALFormat: a snapshot end with sequence 0")
         encodeRecord(sequence: sequence, kind: .snapshotEnd, into: &buffer) { appendInteger(entryCount, to: &$0) }
     }
 
@@ -206,6 +211,7 @@ public enum WALFormat {
         case .record(let sequence, let kind, let body, let next):
             switch decodeOperation(kind: kind, body: body) {
             case .success(let operation):
+                assert(next <= bytes.count, "WALFormat: a record past the bytes")
                 return .record(WALRecord(sequence: sequence, operation: operation), next: next)
             case .failure(let reason):
                 return .corrupt(offset: offset, reason: reason.message)
@@ -300,7 +306,9 @@ public enum WALFormat {
     }
 
     static func readInteger<T: FixedWidthInteger>(_: T.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> T {
-        T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+        // Every caller checked the length first: a read past the bytes is the decoder's bug.
+        assert(offset >= 0 && bytes.count - offset >= MemoryLayout<T>.size, "WALFormat: an integer past the bytes")
+        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
     /// Reads fields off a record body, refusing to run past its end.

@@ -200,6 +200,7 @@ extension ClusterNode {
         case .refused(let reason):
             return .refused(reason: reason)
         case .append(let sequence, let bytes):
+            assert(!bytes.isEmpty && log?.mayAcknowledge(sequence) == false, "a record logged as durable at once")
             effects.append(.append(sequence: sequence, bytes: bytes))
             noteUnsynced(key, sequence: sequence)
             return .logged(sequence: sequence)
@@ -242,6 +243,7 @@ extension ClusterNode {
             return log.mayAcknowledge(log.lastSequence) ? nil : log.lastSequence
         }
         guard let sequence = unsyncedWrites[key.position], !log.mayAcknowledge(sequence) else { return nil }
+        assert(sequence <= log.lastSequence, "a key waits for a record never appended")
         return sequence
     }
 
