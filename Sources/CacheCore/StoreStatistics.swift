@@ -46,6 +46,9 @@ public struct StoreStatistics: Sendable, Equatable {
     /// Answers not held back for the log because its queue was full: writes refused, reads
     /// withheld (the coordinator asks again).
     public var answersShed: UInt64 = 0
+    /// Replica reads not answered while the log had failed, the key's entry not durable (an
+    /// answer would show what a crash can take back).
+    public var readsWithheld: UInt64 = 0
 
     /// Empty counters.
     public init() {}

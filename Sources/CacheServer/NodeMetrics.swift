@@ -250,6 +250,10 @@ public final class NodeMetrics: Sendable {
             "cache_answers_shed_total", .counter,
             "Answers not held back for the log, its queue full: writes refused, reads left to be asked again.",
             statistics.answersShed)
+        out.single(
+            "cache_reads_withheld_total", .counter,
+            "Replica reads not answered while the log had failed and the key's entry was not durable.",
+            statistics.readsWithheld)
 
         // Trust: what was refused, and why (docs/security.md).
         let trustCounters: [(String, String, UInt64)] = [

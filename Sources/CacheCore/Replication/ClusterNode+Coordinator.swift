@@ -206,7 +206,7 @@ extension ClusterNode {
             if let entry {
                 writeLocally(client: client, key: key, entry, now: now)
             } else {
-                readLocally(client: client, key: key, now: now)
+                readLocally(client: client, key: key, level: level, now: now)
             }
             return
         }
@@ -299,7 +299,11 @@ extension ClusterNode {
         replyWhenDurable(sequence, ClientReply(request: client, outcome: outcome, replicas: selfOnly, hinted: false))
     }
 
-    mutating func readLocally(client: UInt64, key: KeyReference, now: Instant) {
+    mutating func readLocally(client: UInt64, key: KeyReference, level: ConsistencyLevel, now: Instant) {
+        if isUnsafeToRead(key) {
+            reply(client, .unavailable(level: level, answered: 0, required: 1), replicas: selfOnly)
+            return
+        }
         let outcome: ClientOutcome
         if let entry = store.read(key, now: now), entry.isLive(at: now) {
             counters.hits &+= 1
