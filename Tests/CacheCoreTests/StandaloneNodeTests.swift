@@ -211,6 +211,20 @@ struct StandaloneNodeTests {
         #expect(run(seed: 42) != run(seed: 43))
     }
 
+    /// A read that waits for its key's record is answered when the record is durable, as of then:
+    /// a value that expired meanwhile is not served (the simulator found one served after its
+    /// expiry, seed 401209, a read held behind a slow fsync).
+    @Test func aReadThatWaitedForTheLogDoesNotServeAValueThatExpiredMeanwhile() {
+        var node = StandaloneNode(now: t0)
+        node.holdSyncs = true
+        #expect(node.put("short", "1", ttl: .after(.milliseconds(100))) == nil)
+        #expect(node.get("short") == nil, "the read does not wait for the write's record")
+        node.now = node.now.advanced(by: .milliseconds(150))
+        node.releaseSyncs()
+        #expect(node.replies[1]?.outcome.isStored == true)
+        #expect(node.replies[2]?.outcome == .notFound, "\(String(describing: node.replies[2]?.outcome))")
+    }
+
     @Test func aWriteIsAnsweredOnlyOnceItsRecordIsSynced() {
         var node = StandaloneNode(now: t0)
         node.holdSyncs = true

@@ -324,7 +324,15 @@ extension ClusterNode {
         while let first = awaitingDurability.first, log.mayAcknowledge(first.sequence) {
             switch awaitingDurability.popFirst()! {
             case .message(_, let to, let body): send(body, toAddress: to)
-            case .client(_, let reply): effects.append(.reply(reply))
+            case .client(_, var reply):
+                // A read answered now, not when it came: a value that expired while it waited is
+                // gone (the simulator saw one served after its expiry, seed 401209).
+                if case .found(let entry) = reply.outcome, !entry.isLive(at: now) {
+                    counters.hits &-= 1
+                    counters.misses &+= 1
+                    reply.outcome = .notFound
+                }
+                effects.append(.reply(reply))
             }
         }
         assert(
