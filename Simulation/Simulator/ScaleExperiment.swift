@@ -30,7 +30,7 @@ public struct ScaleExperiment {
     private let configuration = Membership.Configuration(
         protocolPeriod: SimulatedTime.protocolPeriod, probeTimeout: SimulatedTime.probeTimeout,
         suspicionTimeout: SimulatedTime.suspicionTimeout)
-    private let origin = Instant(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
+    private let origin = SimulatedTime.origin
     private var random: SplitMix64
     private var queue = EventQueue<Event>()
     private var members: [Membership?] = []

@@ -34,12 +34,10 @@ struct CoordinationTable: Sendable {
                     scheduled[id] = deadline
                     deadlines.push(id, priority: deadline.nanosecondsSinceEpoch)
                 }
+                dropStaleTop()
             } else {
-                table[id] = nil
-                scheduled[id] = nil
-                taken.remove(id)
+                removeValue(forKey: id)
             }
-            dropStaleTop()
             assert(
                 table.count == scheduled.count + taken.count, "CoordinationTable: a coordination without its deadline")
         }
