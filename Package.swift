@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "CacheClient", targets: ["CacheClient"]),
         .executable(name: "cache-node", targets: ["cache-node"]),
         .executable(name: "cache-sim", targets: ["cache-sim"]),
+        .executable(name: "cache-chaos", targets: ["cache-chaos"]),
         .executable(name: "cachectl", targets: ["cachectl"]),
         .executable(name: "cache-bench", targets: ["cache-bench"]),
     ],
@@ -132,10 +133,17 @@ let package = Package(
             dependencies: ["CacheClient"],
             swiftSettings: strictSettings
         ),
+        // The checkers that read only what clients saw, shared by the simulator and cache-chaos.
+        .target(
+            name: "HistoryCheckers",
+            dependencies: ["CacheCore"],
+            path: "Simulation/HistoryCheckers",
+            swiftSettings: strictSettings
+        ),
         // The deterministic simulator: CacheCore nodes under one seed (`Simulation/`).
         .target(
             name: "Simulator",
-            dependencies: ["CacheCore"],
+            dependencies: ["CacheCore", "HistoryCheckers"],
             path: "Simulation/Simulator",
             swiftSettings: strictSettings
         ),
@@ -149,9 +157,24 @@ let package = Package(
             path: "Simulation/cache-sim",
             swiftSettings: strictSettings
         ),
+        // Real processes under faults from a seeded schedule, judged by the same history checkers.
+        .executableTarget(
+            name: "cache-chaos",
+            dependencies: [
+                "HistoryCheckers",
+                "CacheCore",
+                "CacheClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Simulation/cache-chaos",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SimulatorTests",
-            dependencies: ["Simulator", "CacheCore"],
+            dependencies: ["Simulator", "CacheCore", "HistoryCheckers"],
             swiftSettings: strictSettings
         ),
         .testTarget(

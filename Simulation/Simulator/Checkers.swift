@@ -1,4 +1,5 @@
 import CacheCore
+import HistoryCheckers
 
 /// Whether the cluster has converged: every node sees every other alive, all compute the same ring,
 /// every key is held by each of its replicas at the same version and by no other node.
@@ -233,6 +234,9 @@ extension ClusterSimulation {
                 }
             }
         }
+        // What clients saw of expiry: nothing served after its TTL, nor with a longer or no TTL.
+        violations += HistoryChecker.timeToLive(history.map(\.recorded), slack: SimulatedTime.maximumClockOffset)
+            .map(\.description)
         // Linearizability of keys whose replica set never changed and that no node evicted (stand-ins
         // never count towards a level, so a write they took is checked like any other).
         for key in Self.linearizableKeys {
@@ -246,23 +250,12 @@ extension ClusterSimulation {
             guard replicaSets.count <= 1, !evicted(key, since: SimulatedTime.start) else {
                 continue
             }
-            let register = operations.map { operation -> RegisterOperation in
-                let complete = operation.outcome == .ok ? operation.complete : .distantFuture
-                switch operation.kind {
-                case .put(let value, _):
-                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .write(value))
-                case .delete:
-                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .write(nil))
-                case .get:
-                    return RegisterOperation(invoke: operation.invoke, complete: complete, kind: .read(operation.read))
-                }
-            }
-            switch LinearizabilityChecker.check(register) {
+            switch HistoryChecker.linearizability(of: operations.map(\.recorded)) {
             case .linearizable:
                 linearizabilityChecked += 1
             case .violation:
                 violations.append(
-                    "linearizability: the history of \(key) has no legal order (\(register.count) operations)")
+                    "linearizability: the history of \(key) has no legal order (\(operations.count) operations)")
                 trace.show(historyLines(of: key))
             case .undecided:
                 break

@@ -65,6 +65,8 @@ extension ClusterSimulation {
             history[index].outcome = .ok
             history[index].read = Int(String(decoding: (entry.value ?? []).dropFirst(), as: UTF8.self))
             history[index].version = entry.version
+            history[index].recorded.timeToLive =
+                entry.expiresAt.map { .remaining(localTime(of: node).duration(to: $0)) } ?? .never
             if let expiresAt = entry.expiresAt, expiresAt <= localTime(of: node) {
                 violations.append("expiry: n\(node) served \(history[index].key) after it expired")
             }

@@ -1,4 +1,5 @@
 import CacheCore
+import HistoryCheckers
 
 public struct ClusterSimulation {
     public struct Options: Sendable {
@@ -59,37 +60,42 @@ public struct ClusterSimulation {
         case collectionCheck
     }
 
-    /// One client operation and how it ended.
+    /// One client operation and how it ended: what its client saw (`recorded`, which the shared
+    /// history checkers read) and what the simulator knows besides.
     struct Operation {
-        enum Kind {
-            case put(value: Int, ttl: Duration?)
-            case delete
-            case get
-        }
+        typealias Kind = RecordedOperation.Kind
+        typealias Outcome = RecordedOperation.Outcome
 
-        enum Outcome {
-            case pending
-            case ok
-            case failed
-            /// The client stopped waiting (the coordinator crashed or went silent).
-            case unknown
-        }
-
-        var client: Int
-        var key: String
-        var kind: Kind
-        var level: ConsistencyLevel
-        var node: Int
-        var invoke: Instant
-        var complete = Instant.distantFuture
-        var outcome = Outcome.pending
-        /// Reads: the value seen (`nil`: absent).
-        var read: Int?
+        var recorded: RecordedOperation
         /// Writes: the version acknowledged.
         var version: Version?
         var expiresAt: Instant?
         var replicas: [NodeID] = []
         var hinted = false
+
+        init(client: Int, key: String, kind: Kind, level: ConsistencyLevel, node: Int, invoke: Instant) {
+            recorded = RecordedOperation(client: client, key: key, kind: kind, level: level, node: node, invoke: invoke)
+        }
+
+        var client: Int { recorded.client }
+        var key: String { recorded.key }
+        var kind: Kind { recorded.kind }
+        var level: ConsistencyLevel { recorded.level }
+        var node: Int { recorded.node }
+        var invoke: Instant { recorded.invoke }
+        var complete: Instant {
+            get { recorded.complete }
+            set { recorded.complete = newValue }
+        }
+        var outcome: Outcome {
+            get { recorded.outcome }
+            set { recorded.outcome = newValue }
+        }
+        /// Reads: the value seen (`nil`: absent).
+        var read: Int? {
+            get { recorded.read }
+            set { recorded.read = newValue }
+        }
     }
 
     let seed: UInt64

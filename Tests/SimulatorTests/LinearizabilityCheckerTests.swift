@@ -1,4 +1,5 @@
 import CacheCore
+import HistoryCheckers
 import Simulator
 import Testing
 

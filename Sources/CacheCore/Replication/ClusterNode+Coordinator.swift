@@ -416,7 +416,7 @@ extension ClusterNode {
             }
         case .writing(let entry, var holders, var existed):
             coordination.targets[index].answered()
-            if coordination.targets[index].standsInFor != nil {
+            if coordination.targets[index].standsInFor != nil, configuration.injectedBug != .countStandIns {
                 // A stand-in keeps the write for the replica it stands in for and hands it over
                 // later; it does not count towards the level (a strict quorum: a minority of the
                 // replicas, cut off from the rest, cannot acknowledge a write through stand-ins).
@@ -433,7 +433,7 @@ extension ClusterNode {
                 holders.append(node)
                 coordination.phase = .writing(entry: entry, holders: holders, existed: existed)
                 coordinations[id] = coordination
-                if holders.count >= coordination.need {
+                if holders.count >= coordination.need || configuration.injectedBug == .acknowledgeBelowLevel {
                     let outcome: ClientOutcome =
                         entry.value == nil
                         ? .deleted(existed: existed, version: entry.version)

@@ -82,6 +82,10 @@ public struct ClusterNode: Sendable {
             /// Versions are taken however far ahead of the clock they are, and a node whose clock runs
             /// ahead of its members' still coordinates writes.
             case adoptClocksPastTheBound = "adopt-clocks-past-the-bound"
+            /// A write is acknowledged once one replica holds it, whatever its level asked.
+            case acknowledgeBelowLevel = "acknowledge-below-level"
+            /// Stand-ins that take a write count towards its level, as in a sloppy quorum.
+            case countStandIns = "count-stand-ins"
         }
 
         public init() {}

@@ -1,0 +1,107 @@
+import CacheCore
+
+/// One fault of a campaign's schedule.
+enum Fault: Sendable, Equatable, CustomStringConvertible {
+    /// SIGKILL, restarted with its data directory as it was.
+    case kill(node: Int)
+    /// SIGKILL, the data directory deleted, restarted empty.
+    case wipe(node: Int)
+    /// SIGSTOP, then SIGCONT.
+    case pause(node: Int)
+    /// Two nodes killed together: a majority of every key's replicas gone (with N = 3).
+    case killTwo(Int, Int)
+    /// Every node killed at once and started again (a power cut, as far as processes go).
+    case restartAll
+    /// A node's traffic with the others cut (network namespaces only).
+    case cut(node: Int, ChaosNetwork.Cut)
+
+    var description: String {
+        switch self {
+        case .kill(let node): "kill -9 n\(node)"
+        case .wipe(let node): "kill -9 n\(node), delete its data"
+        case .pause(let node): "pause n\(node)"
+        case .killTwo(let first, let second): "kill -9 n\(first) and n\(second)"
+        case .restartAll: "kill -9 every node"
+        case .cut(let node, let cut): "\(cut.rawValue) n\(node)"
+        }
+    }
+
+    /// Whether it loses a replica's data (the failure budget counts these).
+    var losesData: Bool {
+        if case .wipe = self { return true }
+        return false
+    }
+
+    /// The kinds a campaign may be given (`--faults`).
+    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition"]
+}
+
+/// A fault at a time, and how long it lasts before it is healed.
+struct Episode: Sendable, CustomStringConvertible {
+    var at: Duration
+    var fault: Fault
+    var length: Duration
+
+    var description: String { "\(seconds(at)) \(fault) for \(seconds(length))" }
+}
+
+/// The faults of a campaign, drawn from its seed before it starts: the same seed and options give
+/// the same schedule (the real processes' timing, of course, differs from run to run).
+struct FaultSchedule: Sendable {
+    let episodes: [Episode]
+
+    /// Data-loss faults are this far apart at least: a wiped node has this long to be repaired
+    /// before another loses its data (the failure budget: one replica's disk at a time).
+    static let dataLossSpacing = Duration.seconds(15)
+
+    init(seed: UInt64, nodes: Int, duration: Duration, kinds: Set<String>, partitions: Bool) {
+        var random = SplitMix64(seed: seed).derived(stream: 1)
+        var chosen = kinds.intersection(Fault.kinds)
+        if !partitions { chosen.remove("partition") }
+        if nodes < 3 { chosen.remove("kill-two") }
+        let menu = Fault.kinds.filter { chosen.contains($0) }
+        var episodes: [Episode] = []
+        var time = Duration.seconds(2)
+        var lastDataLoss: Duration?
+        while !menu.isEmpty {
+            time += .milliseconds(500) + random.duration(below: .seconds(2))
+            let node = random.below(nodes)
+            var fault: Fault
+            var length = .milliseconds(500) + random.duration(below: .milliseconds(3500))
+            switch menu[random.below(menu.count)] {
+            case "kill": fault = .kill(node: node)
+            case "wipe": fault = .wipe(node: node)
+            case "pause": fault = .pause(node: node)
+            case "kill-two": fault = .killTwo(node, (node + 1 + random.below(nodes - 1)) % nodes)
+            case "restart-all":
+                fault = .restartAll
+                length = .milliseconds(300) + random.duration(below: .milliseconds(1500))
+            default:
+                let cuts: [ChaosNetwork.Cut] = [.isolate, .isolate, .deafen, .flaky]
+                fault = .cut(node: node, cuts[random.below(cuts.count)])
+                length = .seconds(2) + random.duration(below: .seconds(5))
+            }
+            if fault.losesData, let lastDataLoss, time - lastDataLoss < Self.dataLossSpacing {
+                fault = .kill(node: node)
+            }
+            guard time + length + .seconds(1) <= duration else { break }
+            if fault.losesData { lastDataLoss = time }
+            episodes.append(Episode(at: time, fault: fault, length: length))
+            time += length
+        }
+        self.episodes = episodes
+    }
+}
+
+extension SplitMix64 {
+    /// A duration drawn uniformly from `0 ..< bound`, in whole microseconds.
+    mutating func duration(below bound: Duration) -> Duration {
+        .microseconds(Int64(below(max(1, Int(bound.nanoseconds / 1000)))))
+    }
+}
+
+/// Seconds with one decimal, as schedules and histories print them.
+func seconds(_ duration: Duration) -> String {
+    let milliseconds = duration.nanoseconds / 1_000_000
+    return "\(milliseconds / 1000).\(milliseconds % 1000 / 100)s"
+}
