@@ -19,7 +19,7 @@ CLUSTER_LONG_SEEDS ?= 2000
 # same minutes cover far more seeds, and every assertion still runs.
 SIM_BUILD := .build/checked
 
-.PHONY: all deps build release tools run test test-unit sim-sweep sim fuzz fuzz-smoke bench format lint clean docker-dist compose-test
+.PHONY: all deps build release tools run test test-unit sim-sweep sim chaos chaos-short fuzz fuzz-smoke bench format lint clean docker-dist compose-test
 
 all: build
 
@@ -73,6 +73,28 @@ sim:
 	$(SWIFT) build -c release --product cache-sim
 	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --membership-only --seeds $(SIM_LONG_SEEDS) --first-seed 100000
 	SWIFT_BACKTRACE=enable=no .build/release/cache-sim --seeds $(CLUSTER_LONG_SEEDS) --first-seed 100000
+
+# Fault campaigns on real processes (cache-chaos, docs/chaos.md). In network namespaces (with
+# partitions) when run as root, on loopback otherwise. The short one is make test's (under two
+# minutes, debug nodes): every fault kind under WAL_SYNC=always, then kill rounds under interval and
+# none. The long one runs release nodes, CHAOS_CAMPAIGNS seeds of CHAOS_SECONDS each per policy.
+CHAOS_NETWORK := $(shell [ "$$(id -u)" = 0 ] && command -v iptables >/dev/null && echo namespaces || echo loopback)
+CHAOS_CAMPAIGNS ?= 10
+CHAOS_SECONDS ?= 60
+CHAOS_FIRST_SEED ?= 1000
+chaos-short:
+	$(SWIFT) build --product cache-node
+	$(SWIFT) build --product cache-chaos
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 1 --duration 40 --network $(CHAOS_NETWORK)
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 20 --wal-sync interval --faults kill,kill-two,restart-all
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 20 --wal-sync none --faults kill,kill-two,restart-all
+
+chaos: deps
+	$(SWIFT) build -c release --product cache-node
+	$(SWIFT) build -c release --product cache-chaos
+	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK)
+	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK) --wal-sync interval
+	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK) --wal-sync none
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.

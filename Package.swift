@@ -192,6 +192,7 @@ let package = Package(
                 "cachectl",
                 "cache-bench",
                 "cache-client-example",
+                "cache-chaos",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

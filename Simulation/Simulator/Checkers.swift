@@ -214,8 +214,10 @@ extension ClusterSimulation {
                     // A write one replica acknowledged may have lived on the forgotten node alone.
                     if forgot, operation.level.required(of: swarm.replicationFactor) <= 1 { continue }
                     if final.map({ $0 < version }) ?? true, !evicted(key, since: operation.invoke) {
+                        // A lost delete is a deleted key come back.
+                        let checker = operation.kind == .delete ? "resurrection" : "lost write"
                         violations.append(
-                            "lost write: \(key) converged to \(final?.description ?? "nothing") but "
+                            "\(checker): \(key) converged to \(final?.description ?? "nothing") but "
                                 + "\(operation.kind) at \(operation.level) was acknowledged with \(version)")
                     }
                 case .get:

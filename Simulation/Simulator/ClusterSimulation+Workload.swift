@@ -76,9 +76,11 @@ extension ClusterSimulation {
             history[index].outcome = .ok
             history[index].version = version
             history[index].expiresAt = expiresAt
+            checkLevel(of: index, version: version, replicas: reply.replicas)
         case .deleted(_, let version):
             history[index].outcome = .ok
             history[index].version = version
+            checkLevel(of: index, version: version, replicas: reply.replicas)
         case .refused(let reason) where SimulatedDisk.isDiskReason(reason):
             history[index].outcome = .failed
             writesRefusedForDisk += 1
@@ -91,6 +93,22 @@ extension ClusterSimulation {
             queue.push(
                 .client(client),
                 at: now + SimulatedTime.clientPause + workload.duration(below: SimulatedTime.clientPauseSpread))
+        }
+    }
+
+    /// A write acknowledged at a level is on that many of its key's replicas (stand-ins never
+    /// count): on each one's log, as its policy counts durable, at this version or a newer one.
+    mutating func checkLevel(of index: Int, version: Version, replicas: [NodeID]) {
+        let operation = history[index]
+        let key = CacheKey(operation.key)
+        let required = operation.level.required(of: replicas.count)
+        let holding = nodes.filter { node in
+            replicas.contains(node.id) && (node.durable[key].map { $0 >= version } ?? false)
+        }.count
+        if holding < required {
+            violations.append(
+                "level: \(operation.key)@\(version) was acknowledged at \(operation.level) with \(holding) of its "
+                    + "\(replicas.count) replicas holding it")
         }
     }
 }

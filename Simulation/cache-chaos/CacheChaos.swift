@@ -40,6 +40,8 @@ struct CacheChaos: AsyncParsableCommand {
     @Option(help: "Where the nodes' data and logs go (default: a new temporary directory, deleted on success).")
     var directory: String?
     @Flag(help: "No client through the Swift CacheClient (raw HTTP only).") var noCacheClient = false
+    @Option(help: "The longest a request to a running node may take before the timeout checker objects (ms).")
+    var requestLimitMs: Int = 3000
     /// Set by the process itself when it re-runs inside the network it made.
     @Option(help: .hidden) var insideNetwork: String?
 
@@ -59,6 +61,9 @@ struct CacheChaos: AsyncParsableCommand {
         let unknown = Set(faultKinds).subtracting(Fault.kinds)
         guard unknown.isEmpty else { throw ValidationError("unknown fault kinds: \(unknown.sorted())") }
         guard (1...10_000).contains(campaigns) else { throw ValidationError("--campaigns must be 1 to 10000") }
+        guard (100...600_000).contains(requestLimitMs) else {
+            throw ValidationError("--request-limit-ms must be 100 to 600000")
+        }
     }
 
     var faultKinds: [String] { faults.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
@@ -88,7 +93,8 @@ struct CacheChaos: AsyncParsableCommand {
             let options = CampaignOptions(
                 seed: campaignSeed, nodes: nodes, replicationFactor: replicationFactor, duration: .seconds(duration),
                 clients: clients, faults: Set(faultKinds), walSync: walSync, injectedBug: injectBug, binary: binary,
-                directory: root, network: chaosNetwork, viaCacheClient: !noCacheClient)
+                directory: root, network: chaosNetwork, viaCacheClient: !noCacheClient,
+                requestLimit: .milliseconds(requestLimitMs))
             let violations: [Violation]
             do {
                 violations = try await Campaign(options: options).run()

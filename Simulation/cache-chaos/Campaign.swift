@@ -19,11 +19,11 @@ struct CampaignOptions: Sendable {
     var directory: URL
     var network: ChaosNetwork?
     var viaCacheClient: Bool
-    /// How long replicas may take to agree once every fault is healed (the README: "within seconds").
-    var convergenceLimit = Duration.seconds(30)
     /// The longest a request to a running node may take (its replica timeout is 1 s, and a write
     /// has two phases).
-    var requestLimit = Duration.seconds(3)
+    var requestLimit: Duration
+    /// How long replicas may take to agree once every fault is healed (the README: "within seconds").
+    var convergenceLimit = Duration.seconds(30)
     /// How far apart the nodes' clocks and the harness's may be (one machine: one clock).
     var clockSlack = Duration.milliseconds(250)
 
@@ -35,6 +35,7 @@ struct CampaignOptions: Sendable {
             "--faults", faults.sorted().joined(separator: ","),
         ]
         if network != nil { parts += ["--network", "namespaces"] }
+        if requestLimit != .seconds(3) { parts += ["--request-limit-ms", "\(requestLimit.nanoseconds / 1_000_000)"] }
         if let injectedBug { parts += ["--inject-bug", injectedBug] }
         return parts.joined(separator: " ")
     }
@@ -97,30 +98,36 @@ struct Campaign {
         }
         var dataLosses: [Instant] = []
         var cuts: [(node: Int, from: Instant, to: Instant, cut: ChaosNetwork.Cut)] = []
-        for episode in schedule.episodes {
+        var openCut: (node: Int, from: Instant, cut: ChaosNetwork.Cut)?
+        // The last fault is left in place until the load ends, so that convergence is measured
+        // from a real heal.
+        for (number, episode) in schedule.episodes.enumerated() {
             let due = episode.at - start.duration(to: clock.now())
             if due > .zero { try await Task.sleep(for: due) }
+            let heals = number < schedule.episodes.count - 1
             switch episode.fault {
             case .kill(let node):
                 nodes.kill(node)
                 try await Task.sleep(for: episode.length)
-                try nodes.start(node)
+                if heals { try nodes.start(node) }
             case .wipe(let node):
                 nodes.kill(node)
                 dataLosses.append(clock.now())
                 try nodes.wipe(node)
                 try await Task.sleep(for: episode.length)
-                try nodes.start(node)
+                if heals { try nodes.start(node) }
             case .pause(let node):
                 nodes.pause(node)
                 try await Task.sleep(for: episode.length)
-                nodes.resume(node)
+                if heals { nodes.resume(node) }
             case .killTwo(let first, let second):
                 nodes.kill(first)
                 nodes.kill(second)
                 try await Task.sleep(for: episode.length)
-                try nodes.start(first)
-                try nodes.start(second)
+                if heals {
+                    try nodes.start(first)
+                    try nodes.start(second)
+                }
             case .restartAll:
                 for node in 0..<options.nodes { nodes.kill(node) }
                 try await Task.sleep(for: episode.length)
@@ -128,11 +135,13 @@ struct Campaign {
             case .cut(let node, let cut):
                 guard let network = options.network else { break }
                 try network.cut(node, cut)
-                let from = clock.now()
+                openCut = (node, clock.now(), cut)
                 try await Task.sleep(for: episode.length)
-                let to = clock.now()
-                try network.heal(node)
-                cuts.append((node, from, to, cut))
+                if heals, let open = openCut {
+                    cuts.append((open.node, open.from, clock.now(), open.cut))
+                    try network.heal(node)
+                    openCut = nil
+                }
             }
         }
         let remaining = clock.now().duration(to: start.advanced(by: options.duration))
@@ -142,6 +151,7 @@ struct Campaign {
         let loadEnd = clock.now()
 
         // Heal: every node running, every link whole; then the replicas must agree in time.
+        if let open = openCut { cuts.append((open.node, open.from, clock.now(), open.cut)) }
         try nodes.healAll()
         if let network = options.network { for node in 0..<options.nodes { try network.heal(node) } }
         let healed = clock.now()

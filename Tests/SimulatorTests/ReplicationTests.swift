@@ -134,6 +134,31 @@ struct ReplicationTests {
         }
     }
 
+    /// A replica holding a newer version answers an older write "stale", which counts towards the
+    /// older write's level: it vouches for the newer entry, so it waits until that one is durable
+    /// (found by the simulator's level checker, seed 7; answered at once, a power loss could take
+    /// back both writes).
+    @Test func aStaleAnswerWaitsUntilTheNewerEntryIsDurable() throws {
+        var cluster = TestCluster(size: 3)
+        cluster.slowDisks = [0, 1, 2]
+        let key = Array("k".utf8)
+        // Node 2 writes the newer value while node 0 cannot hear of it; nothing is synced yet.
+        cluster.unreachable = [0]
+        _ = cluster.request(1, at: 2, .put(key: key, value: [2], ttl: .never, consistency: .one))
+        cluster.unreachable = []
+        // Node 0, its clock behind, writes an older version; nodes 1 and 2 hold a newer one unsynced.
+        cluster.clockOffsets[0] = .milliseconds(-300)
+        #expect(cluster.request(2, at: 0, .put(key: key, value: [1], ttl: .never, consistency: .one)) == nil)
+        cluster.settle()
+        #expect(cluster.replies[2] == nil, "acknowledged on answers that vouch for nothing durable")
+        cluster.slowDisks = []
+        cluster.settle()
+        guard case .stored = cluster.replies[2]?.outcome else {
+            Issue.record("not acknowledged once the replicas synced: \(String(describing: cluster.replies[2]))")
+            return
+        }
+    }
+
     @Test func anUnreachableQuorumAnswersWhichLevelFailed() throws {
         var cluster = TestCluster(size: 3)
         cluster.unreachable = [1, 2]

@@ -139,6 +139,10 @@ extension ClusterNode {
             }
             return
         }
+        var entry = entry
+        if repair, configuration.injectedBug == .extendTimeToLiveOnRepair, let expiresAt = entry.expiresAt {
+            entry.expiresAt = expiresAt.advanced(by: .seconds(60))
+        }
         let unconditionally = repair && configuration.injectedBug == .repairWithoutVersionCheck
         var result = store.check(key, entry, now: now, admission: admission)
         if unconditionally, store.stored(key)?.versionedEntry != entry { result = .applied(previousWasLive: false) }
@@ -177,9 +181,19 @@ extension ClusterNode {
                 pendingSequence(of: key), to: answer.to,
                 .writeReply(request: answer.request, result: .stored(previousWasLive: false)))
         case .stale(let current):
-            if let answer {
-                send(.writeReply(request: answer.request, result: .stale(current: current)), toAddress: answer.to)
+            guard let answer else { break }
+            // "Stale" counts towards the write's level (a newer version is held): it vouches, as
+            // "stored" does, for a durable entry. Answered at once, it vouched for a newer entry
+            // still waiting for its sync, which a power loss takes back with the older write it
+            // stood for (the simulator's level checker, seed 7: a write at `one` acknowledged on
+            // such an answer alone).
+            if let failure = log?.failure, !isHeldEntryDurable(key) {
+                send(.writeReply(request: answer.request, result: .refused(reason: failure)), toAddress: answer.to)
+                break
             }
+            answerWhenDurable(
+                pendingSequence(of: key), to: answer.to,
+                .writeReply(request: answer.request, result: .stale(current: current)))
         case .notAdmitted:
             if let answer {
                 let reason = "the replica cannot take this write"

@@ -86,6 +86,8 @@ public struct ClusterNode: Sendable {
             case acknowledgeBelowLevel = "acknowledge-below-level"
             /// Stand-ins that take a write count towards its level, as in a sloppy quorum.
             case countStandIns = "count-stand-ins"
+            /// A repair extends the expiry of the value it carries by a minute.
+            case extendTimeToLiveOnRepair = "extend-ttl-on-repair"
         }
 
         public init() {}
