@@ -139,6 +139,7 @@ extension ClusterSimulation {
         let step = SimulatedTime.faultStep / .seconds(1)
         if faults.nextUnit() < swarm.partitionsPerSecond * step { network.partition(using: &faults, now: now) }
         if faults.nextUnit() < swarm.powerLossesPerSecond * step {
+            powerLosses.append(now)
             for index in nodes.indices where nodes[index].isRunning {
                 crash(index, powerLoss: true)
                 queue.push(

@@ -120,6 +120,8 @@ public struct ClusterSimulation {
     var nodes: [SimulatedNode] = []
     var inFlight: [Int?] = []
     var history: [Operation] = []
+    /// When every node lost power.
+    var powerLosses: [Instant] = []
     var now = SimulatedTime.start
     var faultsOn = true
     var clientsOn = true
@@ -268,7 +270,7 @@ public struct ClusterSimulation {
             writesRefusedForClock: nodes.reduce(0) { $0 + Int($1.runtime?.node.statistics.writesRefusedForClock ?? 0) },
             linkConnections: linkConnections, linkConnectFailures: linkConnectFailures, linkRefusals: linkRefusals,
             diskFaults: diskFaults, writesRefusedForDisk: writesRefusedForDisk, logRepairs: logRepairs,
-            logReadFailures: logReadFailures,
+            logReadFailures: logReadFailures, powerLosses: powerLosses.count,
             replayFlags: flags)
     }
 

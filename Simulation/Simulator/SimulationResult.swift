@@ -37,6 +37,8 @@ public struct SimulationResult: Sendable, CustomStringConvertible {
     /// Restarts that failed because a segment could not be read (the node stays down and is
     /// started again a second later, as a supervisor would).
     public var logReadFailures = 0
+    /// Times every node lost power at once.
+    public var powerLosses = 0
     /// Flags `cache-sim` needs besides the seed to replay this run.
     public var replayFlags = ""
 

@@ -15,6 +15,8 @@ public struct SweepTotals: Sendable {
     public private(set) var diskRefusals = 0
     public private(set) var repairs = 0
     public private(set) var readFailures = 0
+    /// Power losses, by the runs' sync policy (`always`, `interval`, `none`).
+    public private(set) var powerLossesByPolicy: [String: Int] = [:]
     /// How many runs had each node count.
     public private(set) var runsByNodeCount: [Int: Int] = [:]
 
@@ -36,6 +38,15 @@ public struct SweepTotals: Sendable {
         diskRefusals += result.writesRefusedForDisk
         repairs += result.logRepairs
         readFailures += result.logReadFailures
+        if result.powerLosses > 0, let policy = result.swarm.syncPolicy {
+            let name: String
+            switch policy {
+            case .always: name = "always"
+            case .interval: name = "interval"
+            case .none: name = "none"
+            }
+            powerLossesByPolicy[name, default: 0] += result.powerLosses
+        }
         runsByNodeCount[result.swarm.nodes, default: 0] += 1
     }
 }

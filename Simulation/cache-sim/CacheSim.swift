@@ -90,7 +90,10 @@ struct CacheSim: ParsableCommand {
                         + "\(totals.evictions) evictions, \(totals.snapshots) snapshots, "
                         + "\(totals.diskFaults) disk faults "
                         + "(\(totals.diskRefusals) writes refused, \(totals.repairs) log repairs, "
-                        + "\(totals.readFailures) starts that could not read the log), ")
+                        + "\(totals.readFailures) starts that could not read the log), "
+                        + "power losses (always \(totals.powerLossesByPolicy["always", default: 0]), "
+                        + "interval \(totals.powerLossesByPolicy["interval", default: 0]), "
+                        + "none \(totals.powerLossesByPolicy["none", default: 0])), ")
                 + "\(Int(Double(totals.events) / max(seconds, 0.001))) events/s")
         if totals.failures > 0 { throw ExitCode(1) }
     }

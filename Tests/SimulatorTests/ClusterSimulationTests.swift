@@ -54,6 +54,11 @@ struct ClusterSimulationTests {
         #expect(
             totals.diskFaults > 0 && totals.diskRefusals > 0 && totals.repairs > 0 && totals.readFailures > 0,
             "\(totals.diskFaults) \(totals.diskRefusals) \(totals.repairs) \(totals.readFailures)")
+        // Power went out under the policies that promise less than `always`, too.
+        #expect(
+            totals.powerLossesByPolicy["interval", default: 0] > 0
+                && totals.powerLossesByPolicy["none", default: 0] > 0,
+            "\(totals.powerLossesByPolicy)")
     }
 
     /// Seeds that once failed, with the node count they failed at; each must pass from now on.
