@@ -28,9 +28,9 @@ struct CacheChaos: AsyncParsableCommand {
     @Option(help: "Concurrent clients.") var clients: Int = 6
     @Option(
         help:
-            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition needs --network namespaces)."
+            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces)."
     )
-    var faults: String = "kill,wipe,pause,kill-two,restart-all,partition"
+    var faults: String = "kill,wipe,pause,kill-two,restart-all,partition,disk-full"
     @Option(help: "WAL_SYNC of the nodes: always, interval or none.") var walSync: String = "always"
     @Option(help: "A deliberate bug for the nodes (test builds of cache-node only), to show a checker fails.")
     var injectBug: String?

@@ -71,12 +71,17 @@ struct Campaign {
         let nodes = try NodeProcesses(
             count: options.nodes, binary: options.binary, directory: options.directory, settings: settings,
             network: options.network, clock: clock)
+        if options.network != nil, options.faults.contains("disk-full") {
+            try nodes.mountDisks(megabytes: 16)
+        }
         do {
             let violations = try await run(schedule, on: nodes)
             await nodes.stopAll()
+            nodes.unmountDisks()
             return violations
         } catch {
             await nodes.stopAll()
+            nodes.unmountDisks()
             throw error
         }
     }
@@ -99,6 +104,7 @@ struct Campaign {
         var dataLosses: [Instant] = []
         var cuts: [(node: Int, from: Instant, to: Instant, cut: ChaosNetwork.Cut)] = []
         var openCut: (node: Int, from: Instant, cut: ChaosNetwork.Cut)?
+        var filled: [Int] = []
         // The last fault is left in place until the load ends, so that convergence is measured
         // from a real heal.
         for (number, episode) in schedule.episodes.enumerated() {
@@ -132,6 +138,10 @@ struct Campaign {
                 for node in 0..<options.nodes { nodes.kill(node) }
                 try await Task.sleep(for: episode.length)
                 for node in 0..<options.nodes { try nodes.start(node) }
+            case .fillDisk(let node):
+                nodes.fillDisk(node)
+                try await Task.sleep(for: episode.length)
+                if heals { nodes.freeDisk(node) } else { filled.append(node) }
             case .cut(let node, let cut):
                 guard let network = options.network else { break }
                 try network.cut(node, cut)
@@ -152,6 +162,7 @@ struct Campaign {
 
         // Heal: every node running, every link whole; then the replicas must agree in time.
         if let open = openCut { cuts.append((open.node, open.from, clock.now(), open.cut)) }
+        for node in filled { nodes.freeDisk(node) }
         try nodes.healAll()
         if let network = options.network { for node in 0..<options.nodes { try network.heal(node) } }
         let healed = clock.now()

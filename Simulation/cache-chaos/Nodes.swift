@@ -107,11 +107,58 @@ final class NodeProcesses {
         nodes[index].paused = false
     }
 
-    /// Deletes a stopped node's data directory: the node comes back as a new disk would.
+    /// Deletes what a stopped node's data directory holds: the node comes back as a new disk would.
     func wipe(_ index: Int) throws {
         precondition(nodes[index].process == nil, "wiping a running node")
-        if FileManager.default.fileExists(atPath: nodes[index].directory.path) {
-            try FileManager.default.removeItem(at: nodes[index].directory)
+        let directory = nodes[index].directory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+    }
+
+    /// Gives every node a file system of its own, `megabytes` large (a tmpfs), so that a disk can
+    /// be filled for real. Needs root; the campaign runs in a mount namespace of its own (that of
+    /// `ip netns exec`), and `unmountDisks` undoes it besides.
+    func mountDisks(megabytes: Int) throws {
+        for node in nodes {
+            try FileManager.default.createDirectory(at: node.directory, withIntermediateDirectories: true)
+            try Self.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", node.directory.path])
+            mounted.append(node.directory)
+        }
+    }
+
+    func unmountDisks() {
+        for directory in mounted { try? Self.run("/usr/bin/umount", ["-l", directory.path]) }
+        mounted = []
+    }
+
+    private var mounted: [URL] = []
+
+    /// Fills node `index`'s disk to the last byte with a file of the harness's own.
+    func fillDisk(_ index: Int) {
+        let filler = nodes[index].directory.appendingPathComponent("chaos-filler")
+        _ = FileManager.default.createFile(atPath: filler.path, contents: nil)
+        guard let handle = try? FileHandle(forWritingTo: filler) else { return }
+        let chunk = Data(count: 64 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        // The last bytes, a page at a time.
+        let page = Data(count: 4096)
+        while (try? handle.write(contentsOf: page)) != nil {}
+        try? handle.close()
+    }
+
+    func freeDisk(_ index: Int) {
+        try? FileManager.default.removeItem(at: nodes[index].directory.appendingPathComponent("chaos-filler"))
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ChaosError("\(executable) \(arguments.joined(separator: " ")) failed")
         }
     }
 

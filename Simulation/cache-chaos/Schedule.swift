@@ -14,6 +14,8 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     case restartAll
     /// A node's traffic with the others cut (network namespaces only).
     case cut(node: Int, ChaosNetwork.Cut)
+    /// A node's disk (a small tmpfs of its own) filled to the last byte, then freed.
+    case fillDisk(node: Int)
 
     var description: String {
         switch self {
@@ -23,6 +25,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
         case .killTwo(let first, let second): "kill -9 n\(first) and n\(second)"
         case .restartAll: "kill -9 every node"
         case .cut(let node, let cut): "\(cut.rawValue) n\(node)"
+        case .fillDisk(let node): "fill n\(node)'s disk"
         }
     }
 
@@ -33,7 +36,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The kinds a campaign may be given (`--faults`).
-    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition"]
+    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition", "disk-full"]
 }
 
 /// A fault at a time, and how long it lasts before it is healed.
@@ -57,7 +60,12 @@ struct FaultSchedule: Sendable {
     init(seed: UInt64, nodes: Int, duration: Duration, kinds: Set<String>, partitions: Bool) {
         var random = SplitMix64(seed: seed).derived(stream: 1)
         var chosen = kinds.intersection(Fault.kinds)
-        if !partitions { chosen.remove("partition") }
+        // Both need root: namespaces for partitions, and a mount namespace of the campaign's own
+        // for the nodes' small disks.
+        if !partitions {
+            chosen.remove("partition")
+            chosen.remove("disk-full")
+        }
         if nodes < 3 { chosen.remove("kill-two") }
         let menu = Fault.kinds.filter { chosen.contains($0) }
         var episodes: [Episode] = []
@@ -76,6 +84,9 @@ struct FaultSchedule: Sendable {
             case "restart-all":
                 fault = .restartAll
                 length = .milliseconds(300) + random.duration(below: .milliseconds(1500))
+            case "disk-full":
+                fault = .fillDisk(node: node)
+                length = .seconds(1) + random.duration(below: .seconds(4))
             default:
                 let cuts: [ChaosNetwork.Cut] = [.isolate, .isolate, .deafen, .flaky]
                 fault = .cut(node: node, cuts[random.below(cuts.count)])
