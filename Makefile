@@ -77,8 +77,9 @@ sim:
 # Fault campaigns on real processes (cache-chaos, docs/chaos.md). In network namespaces (with
 # partitions) when run as root, on loopback otherwise. The short one is make test's (under two
 # minutes, debug nodes): every fault kind under WAL_SYNC=always, then kill rounds under interval and
-# none. The long one runs release nodes, CHAOS_CAMPAIGNS seeds of CHAOS_SECONDS each per policy.
-CHAOS_NETWORK := $(shell [ "$$(id -u)" = 0 ] && command -v iptables >/dev/null && echo namespaces || echo loopback)
+# none. The long one runs release nodes, CHAOS_CAMPAIGNS seeds of CHAOS_SECONDS each per policy,
+# clock skew included.
+CHAOS_NETWORK = $(shell [ "$$(id -u)" = 0 ] && command -v iptables >/dev/null && echo namespaces || echo loopback)
 CHAOS_CAMPAIGNS ?= 10
 CHAOS_SECONDS ?= 60
 CHAOS_FIRST_SEED ?= 1000
@@ -89,12 +90,22 @@ chaos-short:
 	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 20 --wal-sync interval --faults kill,kill-two,restart-all
 	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 20 --wal-sync none --faults kill,kill-two,restart-all
 
-chaos: deps
+# The long campaign also skews clocks: libfaketime cannot run with jemalloc linked, so a second
+# cache-node is built without it (WITHOUT_JEMALLOC, in a build directory of its own).
+SKEW_BUILD := .build/without-jemalloc
+chaos:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="iproute2 iptables faketime"
 	$(SWIFT) build -c release --product cache-node
 	$(SWIFT) build -c release --product cache-chaos
-	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK)
-	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK) --wal-sync interval
-	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) --duration $(CHAOS_SECONDS) --network $(CHAOS_NETWORK) --wal-sync none
+	@mkdir -p $(SKEW_BUILD); for part in checkouts repositories workspace-state.json; do \
+		[ -e $(SKEW_BUILD)/$$part ] || [ ! -e .build/$$part ] || cp -r .build/$$part $(SKEW_BUILD)/; done
+	WITHOUT_JEMALLOC=1 $(SWIFT) build -c release --product cache-node --scratch-path $(SKEW_BUILD)
+	network=$$([ "$$(id -u)" = 0 ] && command -v iptables >/dev/null && echo namespaces || echo loopback); \
+	for policy in always interval none; do \
+		SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) \
+			--duration $(CHAOS_SECONDS) --network $$network --wal-sync $$policy \
+			--skew-node-binary $(SKEW_BUILD)/release/cache-node || exit 1; \
+	done
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.

@@ -16,6 +16,12 @@ let hotPathSettings: [SwiftSetting] =
 /// (`INJECT_BUG`); a release build cannot: no setting turns off a production node's durability.
 let injectedBugSettings: [SwiftSetting] = [.define("INJECTED_BUGS", .when(configuration: .debug))]
 
+/// `WITHOUT_JEMALLOC=1 swift build --scratch-path …` builds a node on the C library's allocator:
+/// libfaketime, which cache-chaos uses to skew a node's clock, cannot run with jemalloc linked
+/// (libfaketime #130), nor can AddressSanitizer. The node then reports no allocator figures and
+/// bounds memory by its own estimate.
+let withJemalloc = Context.environment["WITHOUT_JEMALLOC"] == nil
+
 let package = Package(
     name: "swift-cache",
     platforms: [.macOS(.v15)],
@@ -64,7 +70,6 @@ let package = Package(
             name: "CacheServer",
             dependencies: [
                 "CacheCore",
-                "CJemalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,7 +84,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ],
+            ] + (withJemalloc ? ["CJemalloc"] : []),
             swiftSettings: hotPathSettings + injectedBugSettings
         ),
         .executableTarget(

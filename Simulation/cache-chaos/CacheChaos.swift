@@ -28,15 +28,20 @@ struct CacheChaos: AsyncParsableCommand {
     @Option(help: "Concurrent clients.") var clients: Int = 6
     @Option(
         help:
-            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces)."
+            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces, clock-skew --skew-node-binary)."
     )
-    var faults: String = "kill,wipe,pause,kill-two,restart-all,partition,disk-full"
+    var faults: String = "kill,wipe,pause,kill-two,restart-all,partition,disk-full,clock-skew"
     @Option(help: "WAL_SYNC of the nodes: always, interval or none.") var walSync: String = "always"
     @Option(help: "A deliberate bug for the nodes (test builds of cache-node only), to show a checker fails.")
     var injectBug: String?
     @Option(help: "loopback (every node on 127.0.0.1) or namespaces (a network namespace each; root).")
     var network: String = "loopback"
     @Option(help: "The cache-node binary (default: the one beside this executable).") var nodeBinary: String?
+    @Option(
+        help:
+            "A cache-node built with WITHOUT_JEMALLOC=1, which libfaketime can run: enables clock-skew faults (faketime's library must be installed)."
+    )
+    var skewNodeBinary: String?
     @Option(help: "Where the nodes' data and logs go (default: a new temporary directory, deleted on success).")
     var directory: String?
     @Flag(help: "No client through the Swift CacheClient (raw HTTP only).") var noCacheClient = false
@@ -77,6 +82,16 @@ struct CacheChaos: AsyncParsableCommand {
             throw ValidationError("no cache-node at \(binary.path) (--node-binary)")
         }
         let chaosNetwork = insideNetwork.map { ChaosNetwork(prefix: $0, count: nodes) }
+        let skewBinary = skewNodeBinary.map { URL(fileURLWithPath: $0) }
+        if let skewBinary {
+            guard FileManager.default.isExecutableFile(atPath: skewBinary.path),
+                FileManager.default.fileExists(atPath: NodeProcesses.faketime)
+            else {
+                throw ValidationError(
+                    "--skew-node-binary needs an executable (\(skewBinary.path)) and libfaketime (\(NodeProcesses.faketime): apt install faketime)"
+                )
+            }
+        }
         var failed: [(UInt64, [Violation])] = []
         var summaries: [String] = []
         for campaign in 0..<campaigns {
@@ -93,7 +108,7 @@ struct CacheChaos: AsyncParsableCommand {
             let options = CampaignOptions(
                 seed: campaignSeed, nodes: nodes, replicationFactor: replicationFactor, duration: .seconds(duration),
                 clients: clients, faults: Set(faultKinds), walSync: walSync, injectedBug: injectBug, binary: binary,
-                directory: root, network: chaosNetwork, viaCacheClient: !noCacheClient,
+                directory: root, network: chaosNetwork, viaCacheClient: !noCacheClient, skewBinary: skewBinary,
                 requestLimit: .milliseconds(requestLimitMs))
             let violations: [Violation]
             do {

@@ -19,13 +19,18 @@ struct CampaignOptions: Sendable {
     var directory: URL
     var network: ChaosNetwork?
     var viaCacheClient: Bool
+    /// A cache-node built without jemalloc, for clock skew (`nil`: no clock-skew faults).
+    var skewBinary: URL?
     /// The longest a request to a running node may take (its replica timeout is 1 s, and a write
     /// has two phases).
     var requestLimit: Duration
     /// How long replicas may take to agree once every fault is healed (the README: "within seconds").
     var convergenceLimit = Duration.seconds(30)
-    /// How far apart the nodes' clocks and the harness's may be (one machine: one clock).
-    var clockSlack = Duration.milliseconds(250)
+    /// How far apart the nodes' clocks and the harness's may be (one machine: one clock), and
+    /// more with clock-skew faults (the largest skew within the bound).
+    var clockSlack: Duration {
+        .milliseconds(250 + (skewBinary == nil ? 0 : Fault.skews.filter { abs($0) < 500 }.map(abs).max() ?? 0))
+    }
 
     /// The command that repeats this campaign.
     var command: String {
@@ -37,6 +42,8 @@ struct CampaignOptions: Sendable {
         if network != nil { parts += ["--network", "namespaces"] }
         if requestLimit != .seconds(3) { parts += ["--request-limit-ms", "\(requestLimit.nanoseconds / 1_000_000)"] }
         if let injectedBug { parts += ["--inject-bug", injectedBug] }
+        if let skewBinary { parts += ["--skew-node-binary", skewBinary.path] }
+        if !viaCacheClient { parts.append("--no-cache-client") }
         return parts.joined(separator: " ")
     }
 }
@@ -51,7 +58,7 @@ struct Campaign {
     func run() async throws -> [Violation] {
         let schedule = FaultSchedule(
             seed: options.seed, nodes: options.nodes, duration: options.duration, kinds: options.faults,
-            partitions: options.network != nil)
+            partitions: options.network != nil, skews: options.skewBinary != nil)
         say("cache-chaos: \(options.command)")
         say("schedule (\(schedule.episodes.count) faults):")
         for episode in schedule.episodes { say("  \(episode)") }
@@ -71,6 +78,7 @@ struct Campaign {
         let nodes = try NodeProcesses(
             count: options.nodes, binary: options.binary, directory: options.directory, settings: settings,
             network: options.network, clock: clock)
+        nodes.skewBinary = options.skewBinary
         if options.network != nil, options.faults.contains("disk-full") {
             try nodes.mountDisks(megabytes: 16)
         }
@@ -138,6 +146,14 @@ struct Campaign {
                 for node in 0..<options.nodes { nodes.kill(node) }
                 try await Task.sleep(for: episode.length)
                 for node in 0..<options.nodes { try nodes.start(node) }
+            case .skewClock(let node, let milliseconds):
+                nodes.kill(node)
+                try nodes.start(node, skew: milliseconds)
+                try await Task.sleep(for: episode.length)
+                if heals {
+                    nodes.kill(node)
+                    try nodes.start(node)
+                }
             case .fillDisk(let node):
                 nodes.fillDisk(node)
                 try await Task.sleep(for: episode.length)
@@ -340,10 +356,13 @@ struct Campaign {
         }
         violations += HistoryChecker.refusals(history, isDocumented: Self.isDocumented)
         violations += HistoryChecker.timeouts(history, limit: options.requestLimit) { operation in
-            // A request to a node that stopped meanwhile, or through a client choosing its node.
-            operation.node < 0
-                || timeline.wasDownAtSomePoint(operation.node, from: operation.invoke, to: operation.complete)
-                || cuts.contains { $0.from <= operation.complete && $0.to >= operation.invoke }
+            // A request to a node that stopped meanwhile (until the client gave up on it), or
+            // through a client choosing its node.
+            let end =
+                operation.complete == .distantFuture
+                ? operation.invoke.advanced(by: Workload.requestTimeout) : operation.complete
+            return operation.node < 0 || timeline.wasDownAtSomePoint(operation.node, from: operation.invoke, to: end)
+                || cuts.contains { $0.from <= end && $0.to >= operation.invoke }
         }
         return violations
     }

@@ -65,7 +65,7 @@ struct Workload: Sendable {
     let recorder: Recorder
     let seed: UInt64
     /// How long a client waits for an answer before it records the outcome as unknown.
-    static let requestTimeout = TimeAmount.seconds(6)
+    static let requestTimeout = Duration.seconds(6)
 
     func run(clients: Int, viaCacheClient: Bool, stop: @escaping @Sendable () -> Bool) async {
         await withTaskGroup(of: Void.self) { group in
@@ -110,7 +110,8 @@ struct Workload: Sendable {
             request = HTTPClientRequest(url: "\(base)/get/\(key)?consistency=\(level.rawValue)")
         }
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: Self.requestTimeout)
+            let response = try await HTTPClient.shared.execute(
+                request, timeout: .nanoseconds(Self.requestTimeout.nanoseconds))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
             let answer = Answer(status: Int(response.status.code), body: body)
             recorder.complete(index) { Self.judge(answer, into: &$0) }

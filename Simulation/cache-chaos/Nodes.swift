@@ -23,6 +23,9 @@ final class NodeProcesses {
 
     private(set) var nodes: [Node] = []
     private let binary: URL
+    /// A node built without jemalloc, which libfaketime can run (`--skew-node-binary`).
+    var skewBinary: URL?
+    static let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
     private let logs: URL
     private let network: ChaosNetwork?
     /// Each node's spans of unavailability (down or paused), for the checkers.
@@ -68,8 +71,20 @@ final class NodeProcesses {
 
     var isUp: [Bool] { nodes.map { $0.process?.isRunning == true && !$0.paused } }
 
-    func start(_ index: Int) throws {
+    /// Starts node `index`; with `skew`, on a wall clock that many milliseconds off (the node reads
+    /// the wall clock once, at start: its whole run is skewed; its monotonic clock is left alone).
+    func start(_ index: Int, skew milliseconds: Int? = nil) throws {
         precondition(nodes[index].process == nil, "node \(index) is already running")
+        var binary = self.binary
+        var environment = nodes[index].environment
+        if let milliseconds, let skewBinary {
+            binary = skewBinary
+            environment["LD_PRELOAD"] = Self.faketime
+            let sign = milliseconds < 0 ? "-" : "+"
+            let magnitude = abs(milliseconds)
+            environment["FAKETIME"] = "\(sign)\(magnitude / 1000).\(String(format: "%03d", magnitude % 1000))"
+            environment["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+        }
         let log = logs.appendingPathComponent("\(nodes[index].id).log")
         if !FileManager.default.fileExists(atPath: log.path) {
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -84,7 +99,7 @@ final class NodeProcesses {
         } else {
             process.executableURL = binary
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(nodes[index].environment) { _, node in node }
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, node in node }
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice

@@ -16,6 +16,8 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     case cut(node: Int, ChaosNetwork.Cut)
     /// A node's disk (a small tmpfs of its own) filled to the last byte, then freed.
     case fillDisk(node: Int)
+    /// A node restarted with its wall clock this far off (libfaketime), then restarted right.
+    case skewClock(node: Int, milliseconds: Int)
 
     var description: String {
         switch self {
@@ -26,6 +28,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
         case .restartAll: "kill -9 every node"
         case .cut(let node, let cut): "\(cut.rawValue) n\(node)"
         case .fillDisk(let node): "fill n\(node)'s disk"
+        case .skewClock(let node, let milliseconds): "restart n\(node) with its clock \(milliseconds) ms off"
         }
     }
 
@@ -36,7 +39,12 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The kinds a campaign may be given (`--faults`).
-    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition", "disk-full"]
+    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition", "disk-full", "clock-skew"]
+
+    /// The offsets a skewed clock is given: within `MAX_CLOCK_OFFSET_MS` (500) either way, and past
+    /// it ahead (the node must refuse to coordinate writes, and nobody may take its versions).
+    /// A clock past the bound behind is outside what the README promises (TTLs would end late there).
+    static let skews = [300, -300, 2_000]
 }
 
 /// A fault at a time, and how long it lasts before it is healed.
@@ -57,7 +65,7 @@ struct FaultSchedule: Sendable {
     /// before another loses its data (the failure budget: one replica's disk at a time).
     static let dataLossSpacing = Duration.seconds(15)
 
-    init(seed: UInt64, nodes: Int, duration: Duration, kinds: Set<String>, partitions: Bool) {
+    init(seed: UInt64, nodes: Int, duration: Duration, kinds: Set<String>, partitions: Bool, skews: Bool) {
         var random = SplitMix64(seed: seed).derived(stream: 1)
         var chosen = kinds.intersection(Fault.kinds)
         // Both need root: namespaces for partitions, and a mount namespace of the campaign's own
@@ -67,6 +75,8 @@ struct FaultSchedule: Sendable {
             chosen.remove("disk-full")
         }
         if nodes < 3 { chosen.remove("kill-two") }
+        // A node built without jemalloc (libfaketime cannot run with it).
+        if !skews { chosen.remove("clock-skew") }
         let menu = Fault.kinds.filter { chosen.contains($0) }
         var episodes: [Episode] = []
         var time = Duration.seconds(2)
@@ -84,6 +94,9 @@ struct FaultSchedule: Sendable {
             case "restart-all":
                 fault = .restartAll
                 length = .milliseconds(300) + random.duration(below: .milliseconds(1500))
+            case "clock-skew":
+                fault = .skewClock(node: node, milliseconds: Fault.skews[random.below(Fault.skews.count)])
+                length = .seconds(2) + random.duration(below: .seconds(5))
             case "disk-full":
                 fault = .fillDisk(node: node)
                 length = .seconds(1) + random.duration(below: .seconds(4))

@@ -1,4 +1,6 @@
-import CJemalloc
+#if canImport(CJemalloc)
+    import CJemalloc
+#endif
 
 /// jemalloc's own statistics, read through `mallctl`.
 ///
@@ -23,17 +25,24 @@ public enum Jemalloc {
         read("stats.resident")
     }
 
-    private static func refresh() {
-        var current: UInt64 = 0
-        var length = MemoryLayout<UInt64>.size
-        var next: UInt64 = 1
-        _ = mallctl("epoch", &current, &length, &next, MemoryLayout<UInt64>.size)
-    }
+    #if canImport(CJemalloc)
+        private static func refresh() {
+            var current: UInt64 = 0
+            var length = MemoryLayout<UInt64>.size
+            var next: UInt64 = 1
+            _ = mallctl("epoch", &current, &length, &next, MemoryLayout<UInt64>.size)
+        }
 
-    private static func read(_ name: String) -> Int? {
-        var value = 0
-        var length = MemoryLayout<Int>.size
-        guard mallctl(name, &value, &length, nil, 0) == 0 else { return nil }
-        return value
-    }
+        private static func read(_ name: String) -> Int? {
+            var value = 0
+            var length = MemoryLayout<Int>.size
+            guard mallctl(name, &value, &length, nil, 0) == 0 else { return nil }
+            return value
+        }
+    #else
+        /// Built without jemalloc (`WITHOUT_JEMALLOC`): no allocator figures.
+        private static func refresh() {}
+
+        private static func read(_ name: String) -> Int? { nil }
+    #endif
 }
