@@ -36,9 +36,9 @@ public enum HistoryChecker {
 
     /// Every acknowledged write survives: after the cluster healed and converged, each key's final
     /// value (`finals`, read at `all` from a converged cluster) is one some write could have left
-    /// last, given real time. A write `w` can follow an acknowledged write `a` unless `w` finished
-    /// more than `slack` before `a` began (writes at `one` through different nodes are ordered by
-    /// the nodes' clocks). An absent final value is also what any put with a TTL leaves once it
+    /// last, given real time. A write `w` (acknowledged, refused or unanswered) can follow an
+    /// acknowledged write `a` unless `w` was answered more than `slack` before `a` began (writes at
+    /// `one` through different nodes are ordered by the nodes' clocks). An absent final value is also what any put with a TTL leaves once it
     /// expired. `excused` writes (those the failure budget does not cover) are not checked.
     public static func lostWrites(
         _ operations: [RecordedOperation], finals: [String: Int?], slack: Duration,
@@ -61,9 +61,11 @@ public enum HistoryChecker {
                 continue
             }
             for acknowledged in writes where acknowledged.outcome == .ok && !excused(acknowledged) {
+                // A write's version is fixed before its answer comes: one answered (acknowledged or
+                // refused) more than `slack` before `acknowledged` began cannot outrank it. One never
+                // answered may have been versioned at any time.
                 let survives = leavers.contains { leaver in
-                    leaver.complete == .distantFuture || leaver.outcome != .ok
-                        || leaver.complete.advanced(by: slack) >= acknowledged.invoke
+                    leaver.complete.advanced(by: slack) >= acknowledged.invoke
                 }
                 guard !survives else { continue }
                 let seen = final.map { "v\($0)" } ?? "nothing"
