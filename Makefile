@@ -86,9 +86,9 @@ CHAOS_FIRST_SEED ?= 1000
 chaos-short:
 	$(SWIFT) build --product cache-node
 	$(SWIFT) build --product cache-chaos
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 1 --duration 40 --network $(CHAOS_NETWORK)
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 20 --wal-sync interval --faults kill,kill-two,restart-all
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 20 --wal-sync none --faults kill,kill-two,restart-all
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 1 --duration 35 --network $(CHAOS_NETWORK)
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 15 --wal-sync interval --faults kill,kill-two,restart-all
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 15 --wal-sync none --faults kill,kill-two,restart-all
 
 # The long campaign also skews clocks: libfaketime cannot run with jemalloc linked, so a second
 # cache-node is built without it (WITHOUT_JEMALLOC, in a build directory of its own).
