@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import CacheCore
 import Foundation
 import HistoryCheckers
 
@@ -16,7 +17,8 @@ struct CacheChaos: AsyncParsableCommand {
         abstract: "Fault campaigns on real cache-node processes, checked against the README's guarantees.",
         discussion: """
             Exit status: 0 when every checker held, 1 on a violation (the report shows the history \
-            around it and the command that repeats the campaign), 2 when the campaign could not run.
+            around it and the command that repeats the campaign), 2 when the campaign could not run, \
+            64 for a usage mistake (a release cache-node given --inject-bug among them).
             """)
 
     @Option(help: "The seed of the fault schedule and of the clients' choices.") var seed: UInt64 = 1
@@ -81,6 +83,7 @@ struct CacheChaos: AsyncParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw ValidationError("no cache-node at \(binary.path) (--node-binary)")
         }
+        if let injectBug { try Self.checkInjectable(injectBug, by: binary) }
         let chaosNetwork = insideNetwork.map { ChaosNetwork(prefix: $0, count: nodes) }
         let skewBinary = skewNodeBinary.map { URL(fileURLWithPath: $0) }
         if let skewBinary {
@@ -161,6 +164,29 @@ struct CacheChaos: AsyncParsableCommand {
         }
         network.remove()
         Foundation.exit(process.terminationStatus)
+    }
+
+    /// A release node ignores `INJECT_BUG` (it has no such setting): a campaign meant to fail must
+    /// not pass quietly on one. Debug builds take `--inject-bug`; release builds refuse the flag
+    /// by name.
+    static func checkInjectable(_ bug: String, by binary: URL) throws {
+        guard ClusterNode.Configuration.InjectedBug(rawValue: bug) != nil else {
+            let known = ClusterNode.Configuration.InjectedBug.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--inject-bug: '\(bug)' is not one of \(known)")
+        }
+        // An invalid port makes either build exit at once; only a release build names the flag.
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["--inject-bug", bug, "--port", "-1"]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard !output.contains("--inject-bug") else {
+            throw ValidationError("\(binary.path) is not a test build and takes no injected bug (use a debug build)")
+        }
     }
 
     /// An executable in this one's directory.
