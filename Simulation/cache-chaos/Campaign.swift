@@ -332,10 +332,11 @@ struct Campaign {
                         key: key))
             }
         }
-        // The budget: one replica's disk at a time, so writes at `one` acknowledged before a data
-        // loss (perhaps held by that replica alone) are excused.
+        // The budget: one replica's disk at a time. A write one replica acknowledged (`one`, or any
+        // level with a single replica) shortly before a data loss may have lived on that replica
+        // alone, and is excused; one that W >= 2 acknowledged survives a single loss.
         violations += HistoryChecker.lostWrites(history, finals: finals, slack: options.clockSlack) { operation in
-            operation.level == .one
+            operation.level.required(of: options.replicationFactor) <= 1
                 && dataLosses.contains {
                     $0 >= operation.complete && operation.complete.advanced(by: repairAllowance) >= $0
                 }
