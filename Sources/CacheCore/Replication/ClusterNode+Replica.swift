@@ -169,37 +169,38 @@ extension ClusterNode {
                     .writeReply(request: answer.request, result: .stored(previousWasLive: previousWasLive)))
             }
         case .duplicate:
+            // The version is held already; "stored" vouches that it is durable.
             guard let answer else { break }
-            // The version is held already; "stored" vouches that it is durable. While the log has
-            // failed, a held entry whose record never became durable cannot be vouched for (the
-            // simulator's failing disks found a repair acknowledged that way, lost at the next crash).
-            if let failure = log?.failure, !isHeldEntryDurable(key) {
-                send(.writeReply(request: answer.request, result: .refused(reason: failure)), toAddress: answer.to)
-                break
-            }
-            answerWhenDurable(
-                pendingSequence(of: key), to: answer.to,
-                .writeReply(request: answer.request, result: .stored(previousWasLive: false)))
+            answerForHeldEntry(key, to: answer, .stored(previousWasLive: false))
         case .stale(let current):
-            guard let answer else { break }
             // "Stale" counts towards the write's level (a newer version is held): it vouches, as
             // "stored" does, for a durable entry. Answered at once, it vouched for a newer entry
             // still waiting for its sync, which a power loss takes back with the older write it
             // stood for (the simulator's level checker, seed 7: a write at `one` acknowledged on
             // such an answer alone).
-            if let failure = log?.failure, !isHeldEntryDurable(key) {
-                send(.writeReply(request: answer.request, result: .refused(reason: failure)), toAddress: answer.to)
-                break
-            }
-            answerWhenDurable(
-                pendingSequence(of: key), to: answer.to,
-                .writeReply(request: answer.request, result: .stale(current: current)))
+            guard let answer else { break }
+            answerForHeldEntry(key, to: answer, .stale(current: current))
         case .notAdmitted:
             if let answer {
                 let reason = "the replica cannot take this write"
                 send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
             }
         }
+    }
+
+    /// Answers a write with `result`, which vouches for the entry the store already holds for
+    /// `key`: once that entry's record is durable. While the log has failed, a held entry whose
+    /// record never became durable cannot be vouched for, and the write is refused (the simulator's
+    /// failing disks found a repair acknowledged that way, lost at the next crash).
+    mutating func answerForHeldEntry(
+        _ key: KeyReference, to answer: (request: UInt64, to: String), _ result: ReplicaWriteResult
+    ) {
+        if let failure = log?.failure, !isHeldEntryDurable(key) {
+            send(.writeReply(request: answer.request, result: .refused(reason: failure)), toAddress: answer.to)
+            return
+        }
+        answerWhenDurable(
+            pendingSequence(of: key), to: answer.to, .writeReply(request: answer.request, result: result))
     }
 
     // MARK: Durability
