@@ -24,13 +24,14 @@ public func walDecoderFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: I
         limits: StoreLimits(), seed: 1, me: NodeID("fuzz"), now: .epoch,
         maximumClockOffset: ClusterNode.Configuration.defaultMaximumClockOffset)
     precondition(outcome.report.droppedBytes <= size)
-    // Whatever was recovered snapshots and recovers again to the same entries.
+    // Whatever was recovered snapshots and recovers again to the same entries and members.
     var snapshot: [UInt8] = []
-    LogSnapshot(upTo: 1, store: outcome.store, now: .epoch).encode { snapshot += $0 }
+    LogSnapshot(upTo: 1, store: outcome.store, members: outcome.members, now: .epoch).encode { snapshot += $0 }
     let again = Recovery.recover(
         snapshots: [.init(sequence: 1, bytes: snapshot)], segments: [], limits: StoreLimits(), seed: 1,
         me: NodeID("fuzz"), now: .epoch,
         maximumClockOffset: ClusterNode.Configuration.defaultMaximumClockOffset)
     precondition(again.report.problems.isEmpty && again.store.count == outcome.store.count)
+    precondition(again.members == outcome.members)
     return 0
 }

@@ -51,8 +51,8 @@ public struct ClusterSimulation {
         case crashForGood
         case forget
         /// The operator reads `/cluster` on every node after a departure: a node that still holds
-        /// the departed member dead (it missed the news, or lost it in a restart: membership is not
-        /// kept on disk) is told to forget it (docs/cluster-operations.md).
+        /// the departed member dead (it missed the news, or lost it to a power loss before its log
+        /// synced it) is told to forget it (docs/cluster-operations.md).
         case operatorCheck
         case heal
         case livenessCheck

@@ -147,6 +147,35 @@ public struct TestCluster {
         settle()
     }
 
+    /// Stops node `index` as a crash does (`powerLoss`: its disk keeps only what was synced) and
+    /// leaves it down until ``startAgain(_:)``.
+    public mutating func stop(_ index: Int, powerLoss: Bool = false) {
+        nodes[index].crash(powerLoss: powerLoss) { _ in 0 }
+        syncsPending.remove(index)
+        snapshotsPending.removeAll { $0.node == index }
+    }
+
+    /// Starts a stopped node `index` from its disk through the real recovery, and settles.
+    public mutating func startAgain(_ index: Int) {
+        precondition(!nodes[index].isRunning, "TestCluster: n\(index) is running")
+        start(index)
+        settle()
+    }
+
+    /// Whether node `index` runs.
+    public func isRunning(_ index: Int) -> Bool { nodes[index].isRunning }
+
+    /// Asks node `index` to forget `member` (`DELETE /cluster/members/{id}`); returns whether it did,
+    /// and settles.
+    @discardableResult
+    public mutating func forget(_ member: NodeID, at index: Int) -> Bool {
+        guard let output = nodes[index].forget(member, now: localTime(of: index), simulationTime: SimulatedTime.start)
+        else { return false }
+        route(output, from: index)
+        settle()
+        return true
+    }
+
     private mutating func start(_ index: Int) {
         let seeds = nodes.map(\.address)
         let output = nodes[index].start(

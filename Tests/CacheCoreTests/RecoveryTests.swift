@@ -85,6 +85,50 @@ struct RecoveryTests {
         #expect(outcome.report.lastSequence == 8)
     }
 
+    /// The last member record of each member wins, the snapshot's first and the log's after it;
+    /// member records are not store entries.
+    @Test func theLastMemberRecordOfEachMemberIsWhatRecoveryReturns() {
+        func member(_ id: String, _ incarnation: UInt64, _ status: MemberStatus) -> MemberUpdate {
+            MemberUpdate(id: NodeID(id), address: "\(id):7000", incarnation: incarnation, status: status)
+        }
+        let snapshot = SnapshotFormat.encode(
+            sequence: 2, members: [member("b", 1, .alive), member("c", 2, .dead)],
+            entries: [
+                (
+                    Array("k".utf8),
+                    VersionedEntry(
+                        version: Version(wall: 10, logical: 0, node: NodeID("n")), value: [118], expiresAt: nil)
+                )
+            ])
+        let records = [
+            WALRecord(sequence: 3, operation: .member(member("b", 3, .dead))),
+            WALRecord(sequence: 4, operation: .member(member("d", 0, .alive))),
+            WALRecord(sequence: 5, operation: .member(member("b", 4, .left))),
+        ]
+        let outcome = recover(
+            snapshots: [.init(sequence: 2, bytes: snapshot)],
+            segments: [.init(firstSequence: 3, bytes: segment(records, firstSequence: 3))])
+        #expect(outcome.members == [member("b", 4, .left), member("c", 2, .dead), member("d", 0, .alive)])
+        #expect(outcome.report.members == 3)
+        #expect(outcome.report.snapshotEntries == 1)
+        #expect(value(outcome.store, "k") == "v")
+        #expect(outcome.report.lastSequence == 5)
+    }
+
+    /// A segment whose header names another sequence than its file is set aside whole: none of its
+    /// records reach the store (they did before, while the report said it was set aside).
+    @Test func aSegmentWhoseHeaderNamesAnotherSequenceAddsNothing() {
+        let first = segment([versioned(1, "a", "1", wall: 10)])
+        let misnamed = segment([versioned(2, "b", "2", wall: 20)], firstSequence: 1)
+        let outcome = recover(segments: [
+            .init(firstSequence: 1, bytes: first), .init(firstSequence: 2, bytes: misnamed),
+        ])
+        #expect(value(outcome.store, "a") == "1")
+        #expect(outcome.store.stored(KeyReference(Array("b".utf8))) == nil)
+        #expect(outcome.report.lastSequence == 1)
+        #expect(outcome.repairs.contains(.quarantineSegment(firstSequence: 2)))
+    }
+
     @Test func legacyRecordsReplayInOrderAndDeletesStayDeleted() {
         let records = [put(1, "a", "1"), put(2, "b", "2"), delete(3, "a"), put(4, "b", "3")]
         let outcome = recover(segments: [.init(firstSequence: 1, bytes: segment(records))])
@@ -173,7 +217,7 @@ struct RecoveryTests {
         // Compaction at 250: a snapshot of the store as of 250, then the rest of the log.
         let atCompaction = recover(segments: [.init(firstSequence: 1, bytes: segment(Array(records[0..<250])))])
         var snapshotBytes: [UInt8] = []
-        LogSnapshot(upTo: 250, store: atCompaction.store, now: now).encode { snapshotBytes += $0 }
+        LogSnapshot(upTo: 250, store: atCompaction.store, members: [], now: now).encode { snapshotBytes += $0 }
         let after = recover(snapshots: [.init(sequence: 250, bytes: snapshotBytes)], segments: segments)
         #expect(after.repairs == [.deleteSegment(firstSequence: 1)])
         func contents(_ store: ReplicaStore) -> [String: String] {

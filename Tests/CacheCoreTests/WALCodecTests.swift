@@ -110,4 +110,68 @@ struct WALCodecTests {
             #expect(throws: ScanStop.self) { try partial.get() }
         }
     }
+
+    /// A member record a peer could not have sent (a status, name or address out of range) is
+    /// corrupt: a damaged log must not make up a member.
+    @Test func memberRecordsRoundTripAndRefuseWhatAPeerCouldNotSay() {
+        let member = MemberUpdate(
+            id: NodeID("node-b"), address: "10.0.0.2:7946", clientAddress: "10.0.0.2:8080", incarnation: 7,
+            status: .dead)
+        let record = WALRecord(sequence: 3, operation: .member(member))
+        let bytes = WALFormat.encode(record)
+        #expect(bytes.count == WALFormat.encodedSize(of: record.operation))
+        #expect(scan(segment([record], firstSequence: 3)).0 == [record])
+        func corrupted(_ update: MemberUpdate, status: UInt8? = nil) -> WALDecodeStep {
+            // Encoded by hand: the encoder asserts what the decoder checks.
+            var body = [UInt8]()
+            WALFormat.appendInteger(update.incarnation, to: &body)
+            body.append(status ?? update.status.rawValue)
+            for text in [update.id.rawValue, update.address, update.clientAddress] {
+                WALFormat.appendInteger(UInt16(text.utf8.count), to: &body)
+                body += Array(text.utf8)
+            }
+            var payload = [UInt8]()
+            WALFormat.appendInteger(UInt64(1), to: &payload)
+            payload.append(6)
+            payload += body
+            var framed = [UInt8]()
+            WALFormat.appendInteger(UInt32(payload.count), to: &framed)
+            let crc = CRC32C.checksum(Array(framed) + payload)
+            WALFormat.appendInteger(crc, to: &framed)
+            framed += payload
+            return framed.withUnsafeBytes { WALFormat.decode($0, at: 0) }
+        }
+        guard case .record(let decoded, _) = corrupted(member) else {
+            Issue.record("a valid hand-made member record was refused")
+            return
+        }
+        #expect(decoded.operation == .member(member))
+        var badAddress = member
+        badAddress.address = "nowhere"
+        var badName = member
+        badName.id = NodeID("")
+        var badIncarnation = member
+        badIncarnation.incarnation = Membership.maximumIncarnation + 1
+        for step in [
+            corrupted(member, status: 4), corrupted(badAddress), corrupted(badName), corrupted(badIncarnation),
+        ] {
+            guard case .corrupt = step else {
+                Issue.record("accepted: \(step)")
+                continue
+            }
+        }
+    }
+
+    @Test func snapshotsCarryMembersBeforeTheirEntries() throws {
+        let members = [
+            MemberUpdate(id: NodeID("a"), address: "a:7000", incarnation: 1, status: .alive),
+            MemberUpdate(id: NodeID("b"), address: "b:7000", incarnation: 4, status: .left),
+        ]
+        let entry = VersionedEntry(version: Version(wall: 1, logical: 0, node: NodeID("a")), value: [1], expiresAt: nil)
+        let bytes = SnapshotFormat.encode(sequence: 5, members: members, entries: [(Array("k".utf8), entry)])
+        var loaded: [WALOperation] = []
+        let result = bytes.withUnsafeBytes { bytes in SnapshotFormat.read(bytes) { loaded.append($0) } }
+        #expect(try result.get().entries == 3)
+        #expect(loaded == members.map { .member($0) } + [.versioned(key: Array("k".utf8), entry: entry)])
+    }
 }

@@ -139,6 +139,10 @@ struct ClusterSimulationTests {
         .acknowledgeBelowLevel: "level",
         .countStandIns: "level",
         .extendTimeToLiveOnRepair: "ttl",
+        // A replica that missed a write is never told: replicas disagree after every heal.
+        .skipAntiEntropy: "convergence",
+        // A deletion evicted from a full store is a deleted key no replica remembers deleting.
+        .evictTombstones: "resurrection",
     ]
 
     @Test func everyInjectedBugHasItsChecker() {

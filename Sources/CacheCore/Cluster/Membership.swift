@@ -271,6 +271,12 @@ public struct Membership: Sendable {
     private var leaving = false
     /// Where this node joined through; asked again whenever it finds itself alone.
     private var seeds: [String] = []
+    /// Members whose persistent claim (``persistentClaim(of:)``) may have changed since the node
+    /// last took them (``takePersistentChanges()``): bounded by the membership.
+    private var persistentChanges: Set<NodeID> = []
+    /// Whether a member reached before (vouched) has been heard from, or a new one reached, since
+    /// this node started: members restored from its log count as reached for the ring, not for this.
+    private var heardSinceStart = false
 
     /// A node that knows only itself, starting at `now`.
     public init(
@@ -318,8 +324,9 @@ public struct Membership: Sendable {
     /// Whether this node holds `member` as reached (directly, or vouched for by a member it reached).
     public func isVouched(_ member: NodeID) -> Bool { member == me || vouched.contains(member) }
 
-    /// Whether this node has reached any other member: until then a node with seeds has not joined.
-    public var hasReachedMember: Bool { !vouched.isEmpty }
+    /// Whether this node has reached any other member since it started: until then a node with
+    /// seeds has not joined (members it knew before a restart do not count until one answers).
+    public var hasReachedMember: Bool { heardSinceStart }
 
     /// Whether this node's clock runs ahead of most reached live members' by more than `bound`
     /// (its versions would be refused by them), by the smallest lead each member's messages showed
@@ -390,7 +397,49 @@ public struct Membership: Sendable {
             status: leaving ? .left : .alive)
     }
 
+    /// What this node must remember of `member` across a restart, if anything: a member it reached,
+    /// at its incarnation and address, as alive (a suspicion is not worth keeping), dead or departed.
+    /// Members nobody reached own no keys and are not kept.
+    public func persistentClaim(of member: NodeID) -> MemberUpdate? {
+        guard member != me, vouched.contains(member), var update = members[member]?.update else { return nil }
+        update.vouched = false
+        if update.status == .suspect { update.status = .alive }
+        return update
+    }
+
+    /// Members whose ``persistentClaim(of:)`` may have changed since the last call, in name order.
+    public mutating func takePersistentChanges() -> [NodeID] {
+        defer { persistentChanges = [] }
+        return persistentChanges.sorted()
+    }
+
+    /// Every member with a persistent claim, in name order (what a snapshot keeps).
+    public var persistentClaims: [MemberUpdate] { memberOrder.compactMap { persistentClaim(of: $0) } }
+
     // MARK: Events
+
+    /// Takes back what this node knew of the members before a restart (its log's member records),
+    /// before it joins: each as reached, so that the ring is the one it had (a member dead or away
+    /// keeps its share; one that left or was forgotten stays out). Those alive are probed like any;
+    /// one that is down is suspected and declared dead in the usual time, and one that is back comes
+    /// alive by its own messages. Claims about this node, this node's address, or with fields a peer
+    /// could not send are skipped.
+    public mutating func restore(_ known: [MemberUpdate], now: Instant) {
+        eventTime = now
+        assert(members.isEmpty, "Membership: restored after members were known")
+        for var update in known {
+            guard update.id != me, update.address != myAddress, members[update.id] == nil,
+                members.count < Self.maximumMembers, PeerProtocol.problem(with: [update]) == nil
+            else { continue }
+            update.vouched = false
+            if update.status == .suspect { update.status = .alive }
+            let index = memberOrder.partitioningIndex { !($0 < update.id) }
+            memberOrder.insert(update.id, at: index)
+            members[update.id] = Member(update: update)
+            vouched.insert(update.id)
+        }
+        assert(memberOrder.count == members.count, "Membership: the name order and the members differ")
+    }
 
     /// Joins through `seeds` (peer addresses): asks each for the whole membership.
     public mutating func join(seeds: [String], now: Instant) -> [MembershipEffect] {
@@ -542,6 +591,7 @@ public struct Membership: Sendable {
         // A message that names this node as its sender is forged or misrouted: answering it would
         // have this node talk to itself.
         guard message.sender != me, message.senderAddress != myAddress else { return [] }
+        defer { if vouched.contains(message.sender) { heardSinceStart = true } }
         // A node leaving still learns who is who (it hands its keys to the members it knows), but
         // never refutes its own departure (`apply`).
         var effects: [MembershipEffect] = []
@@ -657,6 +707,8 @@ public struct Membership: Sendable {
     /// Holds `id` as reached; its share of the ring follows (`vouched`).
     private mutating func vouch(_ id: NodeID, effects: inout [MembershipEffect]) {
         guard id != me, members[id] != nil, vouched.insert(id).inserted else { return }
+        heardSinceStart = true
+        persistentChanges.insert(id)
         effects.append(.reached(id))
     }
 
@@ -821,6 +873,7 @@ public struct Membership: Sendable {
             memberOrder.insert(update.id, at: index)
         }
         members[update.id] = Member(update: update)
+        if vouched.contains(update.id) { persistentChanges.insert(update.id) }
         suspects[update.id] = update.status == .suspect ? now : nil
         if vouchedFor { vouch(update.id, effects: &effects) }
         // A live member this node has not reached is pinged at once (again when it moved): its ack

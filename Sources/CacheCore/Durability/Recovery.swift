@@ -61,11 +61,15 @@ public struct Recovery {
         public var legacyRecords = 0
         /// The greatest version recovered: the node's clock starts above it.
         public var newestVersion: Version?
+        /// Members recovered from member records (`Outcome.members`).
+        public var members = 0
     }
 
-    /// The outcome: a store holding the recovered entries, the report, and the repairs to make.
+    /// The outcome: a store holding the recovered entries, what the node knew of the other members
+    /// (the last member record of each, sorted by name), the report, and the repairs to make.
     public struct Outcome: Sendable {
         public var store: ReplicaStore
+        public var members: [MemberUpdate]
         public var report: Report
         public var repairs: [Repair]
     }
@@ -103,10 +107,11 @@ public struct Recovery {
             switch result {
             case .success(let (sequence, entries)) where sequence == snapshot.sequence:
                 assert(entries >= candidate.expired, "Recovery: more expired than read from a snapshot")
+                assert(entries >= candidate.expired + candidate.members.count, "Recovery: more read than counted")
                 replay = candidate
                 snapshotSequence = sequence
                 report.snapshotSequence = sequence
-                report.snapshotEntries = entries - candidate.expired
+                report.snapshotEntries = entries - candidate.expired - candidate.members.count
                 report.expiredDropped += candidate.expired
                 replay.expired = 0
             case .success(let (sequence, _)):
@@ -137,10 +142,14 @@ public struct Recovery {
                 repairs.append(.deleteSegment(firstSequence: segment.firstSequence))
                 continue
             }
+            // A header naming another sequence is checked before any record is replayed: the
+            // segment is set aside, and none of it may reach the store.
+            let named = segment.bytes.withUnsafeBytes { WALSegment.readFileHeader($0, magic: WALSegment.magic) }
             var lastSequence = report.lastSequence
             var replayed = 0
             let scan = segment.bytes.withUnsafeBytes { bytes in
                 WALSegment.scan(bytes) { record in
+                    guard case .success(segment.firstSequence) = named else { return }
                     guard record.sequence > lastSequence else { return }
                     lastSequence = record.sequence
                     replayed += 1
@@ -174,6 +183,7 @@ public struct Recovery {
         report.expiredDropped += replay.expired
         report.legacyRecords = replay.legacy
         report.newestVersion = replay.newest
+        report.members = replay.members.count
         assert(report.droppedBytes >= 0 && report.logBytes >= 0, "Recovery: negative byte counts")
         assert(
             repairs.allSatisfy {
@@ -185,7 +195,8 @@ public struct Recovery {
                 "\(replay.ahead) records whose version is ahead of this node's clock by more than "
                     + "\(maximumClockOffset) ignored (a peer's clock or a forged frame)")
         }
-        return Outcome(store: replay.store, report: report, repairs: repairs)
+        let members = replay.members.values.sorted { $0.id < $1.id }
+        return Outcome(store: replay.store, members: members, report: report, repairs: repairs)
     }
 
     /// Applies records to a store in log order.
@@ -203,6 +214,9 @@ public struct Recovery {
         let maximumOffset: Duration
         /// Versioned records ignored because their version was too far ahead of `now`.
         var ahead = 0
+        /// The last member record of each member (a later one replaces an earlier: log order is the
+        /// order the node learnt things in).
+        var members: [NodeID: MemberUpdate] = [:]
 
         init(store: ReplicaStore, me: NodeID, now: Instant, maximumOffset: Duration) {
             self.store = store
@@ -215,6 +229,9 @@ public struct Recovery {
             let key: [UInt8]
             let entry: VersionedEntry
             switch operation {
+            case .member(let update):
+                members[update.id] = update
+                return
             case .dropped(let droppedKey, let version):
                 store.remove(KeyReference(droppedKey), ifVersion: version)
                 return

@@ -121,8 +121,9 @@ public enum WALSegment {
 /// ```
 /// snapshot := magic "SCSN" | version u32 | sequence u64 | crc32c u32 | entry record* | snapshot-end record
 /// ```
-/// Every entry is a versioned record (values and the tombstones still awaiting collection) carrying
-/// the snapshot's sequence; the closing record carries the entry count. Snapshots written by the
+/// Every entry is a versioned record (values and the tombstones still awaiting collection) or a
+/// member record (the members the node knew), carrying the snapshot's sequence; the closing record
+/// carries the count of both. Snapshots written by the
 /// single-node release hold put records instead; they are read for migration only. A snapshot is
 /// valid only if it is whole: header, every record, and the end record as the last bytes with the
 /// right count.
@@ -145,17 +146,28 @@ public enum SnapshotFormat {
         WALFormat.encodeSnapshotEnd(sequence: sequence, entryCount: UInt64(entryCount), into: &buffer)
     }
 
-    /// The whole encoding of a snapshot of `entries` (tests and small stores; the server streams).
-    public static func encode(sequence: UInt64, entries: [(key: [UInt8], entry: VersionedEntry)]) -> [UInt8] {
+    /// Appends what the node knew of one member.
+    public static func appendMember(_ update: MemberUpdate, sequence: UInt64, to buffer: inout [UInt8]) {
+        assert(buffer.count >= WALSegment.headerSize, "SnapshotFormat: a member before the header")
+        WALFormat.encode(WALRecord(sequence: sequence, operation: .member(update)), into: &buffer)
+    }
+
+    /// The whole encoding of a snapshot of `members` and `entries` (tests and small stores; the
+    /// server streams).
+    public static func encode(
+        sequence: UInt64, members: [MemberUpdate] = [], entries: [(key: [UInt8], entry: VersionedEntry)]
+    ) -> [UInt8] {
         var buffer = header(sequence: sequence)
+        for member in members { appendMember(member, sequence: sequence, to: &buffer) }
         for item in entries { appendEntry(key: item.key, item.entry, sequence: sequence, to: &buffer) }
-        appendEnd(sequence: sequence, entryCount: entries.count, to: &buffer)
+        appendEnd(sequence: sequence, entryCount: members.count + entries.count, to: &buffer)
         return buffer
     }
 
-    /// Reads a snapshot, handing each entry to `body` as the operation it records (`.versioned`, or
-    /// `.put` in a snapshot of the single-node release). Returns the sequence it covers, or why it is
-    /// not a whole, valid snapshot; entries handed out before a failure must be discarded.
+    /// Reads a snapshot, handing each entry to `body` as the operation it records (`.versioned` or
+    /// `.member`, or `.put` in a snapshot of the single-node release). Returns the sequence it covers
+    /// and how many records it held, or why it is not a whole, valid snapshot; entries handed out
+    /// before a failure must be discarded.
     public static func read(
         _ bytes: UnsafeRawBufferPointer,
         _ body: (WALOperation) -> Void
@@ -192,8 +204,10 @@ public enum SnapshotFormat {
                 }
                 switch WALFormat.decodeOperation(kind: kind, body: recordBody) {
                 case .success(let operation):
-                    if case .delete = operation {
-                        return .failure(.corrupt(offset: offset, reason: "snapshot entry is a delete"))
+                    switch operation {
+                    case .delete: return .failure(.corrupt(offset: offset, reason: "snapshot entry is a delete"))
+                    case .dropped: return .failure(.corrupt(offset: offset, reason: "snapshot entry is a drop"))
+                    case .put, .versioned, .member: break
                     }
                     body(operation)
                 case .failure(let error):

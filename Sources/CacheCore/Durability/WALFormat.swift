@@ -9,6 +9,9 @@ public enum WALOperation: Equatable, Sendable {
     /// The node let go of `key`'s entry at `version` (handed off to its owners, or a collected
     /// tombstone): replaying the log must not bring it back.
     case dropped(key: [UInt8], version: Version)
+    /// What the node knew of another member it had reached (`Membership.persistentClaim(of:)`): the
+    /// last such record of a member is what a restart starts from (docs/cluster-operations.md).
+    case member(MemberUpdate)
 }
 
 /// One record of the write-ahead log: an operation and its place in the node's history.
@@ -50,6 +53,8 @@ public enum WALDecodeStep: Equatable, Sendable {
 ///                   | keyLength u32 | key | [valueLength u32 | value]
 /// snapshot end  := entryCount u64
 /// dropped body  := wall i64 | logical u32 | nodeLength u16 | node | keyLength u32 | key
+/// member body   := incarnation u64 | status u8 | idLength u16 | id | addressLength u16 | address
+///                  | clientAddressLength u16 | clientAddress
 /// ```
 /// All integers are little-endian. Encoding and decoding are pure; the decoder never traps, and
 /// reports a short or damaged record as a value.
@@ -72,6 +77,7 @@ public enum WALFormat {
         case snapshotEnd = 3
         case versioned = 4
         case dropped = 5
+        case member = 6
     }
 
     // MARK: Encoding
@@ -130,6 +136,17 @@ public enum WALFormat {
                 appendInteger(UInt32(key.count), to: &buffer)
                 buffer.append(contentsOf: key)
             }
+        case .member(let update):
+            assert(PeerProtocol.problem(with: [update]) == nil, "WALFormat: a member record its reader would refuse")
+            encodeRecord(sequence: record.sequence, kind: .member, into: &buffer) { buffer in
+                appendInteger(update.incarnation, to: &buffer)
+                buffer.append(update.status.rawValue)
+                for text in [update.id.rawValue, update.address, update.clientAddress] {
+                    let bytes = Array(text.utf8)
+                    appendInteger(UInt16(bytes.count), to: &buffer)
+                    buffer.append(contentsOf: bytes)
+                }
+            }
         }
     }
 
@@ -154,6 +171,9 @@ public enum WALFormat {
                 + (entry.expiresAt == nil ? 0 : 8) + 4 + key.count + (entry.value.map { 4 + $0.count } ?? 0)
         case .dropped(let key, let version):
             return fixed + 8 + 4 + 2 + version.node.rawValue.utf8.count + 4 + key.count
+        case .member(let update):
+            return fixed + 8 + 1 + 6 + update.id.rawValue.utf8.count + update.address.utf8.count
+                + update.clientAddress.utf8.count
         }
     }
 
@@ -300,9 +320,34 @@ public enum WALFormat {
             else { return .failure(FormatError(message: "malformed dropped record")) }
             let version = Version(wall: wall, logical: logical, node: NodeID(String(decoding: node, as: UTF8.self)))
             return .success(.dropped(key: key, version: version))
+        case .member:
+            return decodeMember(&reader)
         case .snapshotEnd, nil:
             return .failure(FormatError(message: "unexpected record kind \(kind)"))
         }
+    }
+
+    /// A member record, refused unless every field is one a peer could have said (the same rules as
+    /// a member update in a frame): a damaged record must not make up a member.
+    static func decodeMember(_ reader: inout BodyReader) -> Result<WALOperation, FormatError> {
+        let malformed = Result<WALOperation, FormatError>.failure(FormatError(message: "malformed member record"))
+        guard let incarnation = reader.read(UInt64.self), let rawStatus = reader.read(UInt8.self),
+            let status = MemberStatus(rawValue: rawStatus)
+        else { return malformed }
+        var texts: [String] = []
+        for _ in 0..<3 {
+            guard let length = reader.read(UInt16.self), let bytes = reader.readBytes(count: Int(length)),
+                UTF8Validation.isValid(bytes)
+            else { return malformed }
+            texts.append(String(decoding: bytes, as: UTF8.self))
+        }
+        guard reader.isAtEnd else { return malformed }
+        let update = MemberUpdate(
+            id: NodeID(texts[0]), address: texts[1], clientAddress: texts[2], incarnation: incarnation, status: status)
+        if let problem = PeerProtocol.problem(with: [update]) {
+            return .failure(FormatError(message: "member record: \(problem)"))
+        }
+        return .success(.member(update))
     }
 
     static func readInteger<T: FixedWidthInteger>(_: T.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> T {

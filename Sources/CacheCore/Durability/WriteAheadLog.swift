@@ -96,12 +96,12 @@ public struct WriteAheadLog: Sendable {
     }
 
     /// Assigns the next sequence to `operation` and encodes its record, or refuses it while the disk
-    /// is failing. The log holds versioned entries and drops; the single-node release's records are
-    /// only ever read.
+    /// is failing. The log holds versioned entries, drops and members; the single-node release's
+    /// records are only ever read.
     public mutating func append(_ operation: WALOperation) -> Append {
         switch operation {
-        case .versioned, .dropped: break
-        case .put, .delete: preconditionFailure("the log takes only versioned and dropped records")
+        case .versioned, .dropped, .member: break
+        case .put, .delete: preconditionFailure("the log takes only versioned, dropped and member records")
         }
         if let failure { return .refused(reason: failure) }
         lastSequence += 1

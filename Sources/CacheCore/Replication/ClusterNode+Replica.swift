@@ -391,6 +391,7 @@ extension ClusterNode {
         guard log?.failure != nil else { return }
         log?.diskRecovered(keptSequence: kept)
         nextLogRepair = nil
+        membersToRewrite = true
         var order = BoundedQueue<UnsyncedRecord>(capacity: unsyncedOrder.capacity)
         var lost: [[UInt8]] = []
         while let item = unsyncedOrder.popFirst() {
@@ -628,6 +629,7 @@ extension ClusterNode {
 
     /// Sends the digests of the keys this node and one other replicate together to that node.
     mutating func startAntiEntropy() {
+        guard configuration.injectedBug != .skipAntiEntropy else { return }
         // Dead members keep their share of the ring, but there is no one to talk to.
         let peers = ring.members.filter { $0 != me && membership.status(of: $0) == .alive }
         guard !peers.isEmpty else { return }

@@ -88,6 +88,10 @@ public struct ClusterNode: Sendable {
             case countStandIns = "count-stand-ins"
             /// A repair extends the expiry of the value it carries by a minute.
             case extendTimeToLiveOnRepair = "extend-ttl-on-repair"
+            /// No anti-entropy round ever starts: a replica that missed a write keeps missing it.
+            case skipAntiEntropy = "skip-anti-entropy"
+            /// Eviction takes tombstones too, as if a deletion were just one more entry.
+            case evictTombstones = "evict-tombstones"
         }
 
         public init() {}
@@ -247,6 +251,10 @@ public struct ClusterNode: Sendable {
     /// A node leaving has handed everything off (`leaveCompleted` was said).
     var leaveCompleted = false
     var announcedTimer: Instant?
+    /// What the log's member records say of each member (the last one written, or recovered).
+    var persistedMembers: [NodeID: MemberUpdate] = [:]
+    /// The log was cut back: member records may be gone, and every member is written again.
+    var membersToRewrite = false
     /// Whether the clock was ahead of the members' at the last membership message (`clockAheadChanged`).
     public internal(set) var isClockAhead = false
     var counters = StoreStatistics()
@@ -287,6 +295,7 @@ public struct ClusterNode: Sendable {
                 limits: configuration.limits, seed: storeSeed.next(),
                 recordsEvictedKeys: configuration.reportsEvictedKeys)
         store.setRecordsEvictedKeys(configuration.reportsEvictedKeys)
+        store.evictsTombstones = configuration.injectedBug == .evictTombstones
         if let newest = recovered?.report.newestVersion {
             clock.observe(newest, now: now, maximumOffset: configuration.maximumClockOffset)
         }
@@ -306,6 +315,12 @@ public struct ClusterNode: Sendable {
         self.nextHandoff = now.advanced(by: configuration.handoffInterval)
         self.nextSweep = now.advanced(by: configuration.expirySweepInterval)
         self.nextLogSync = now.advanced(by: Self.syncPeriod(logPolicy))
+        // The members it knew: the ring is the one it had before the restart (docs/cluster-operations.md).
+        if logPolicy != nil, let known = recovered?.members, !known.isEmpty {
+            membership.restore(known, now: now)
+            for update in membership.persistentClaims { persistedMembers[update.id] = update }
+            rebuildRing()
+        }
     }
 
     /// Starts the node: joins the cluster through `seeds` (peer addresses; none for a node alone),
@@ -589,6 +604,7 @@ public struct ClusterNode: Sendable {
         while let message = selfInbox.popFirst() {
             received(message, now: now)
         }
+        persistMembership()
         if let upTo = log?.nextSync(periodDue: false) { effects.append(.sync(upTo: upTo)) }
         for key in store.drainEvictedKeys() { effects.append(.evicted(key: key)) }
         let deadline = store.isIndexed ? nextDeadline : min(nextDeadline, now.advanced(by: .milliseconds(1)))
@@ -616,9 +632,34 @@ public struct ClusterNode: Sendable {
         return id
     }
 
-    /// The snapshot of the store as of log record `upTo`.
+    /// The snapshot of the store and of the members as of log record `upTo`.
     func snapshot(upTo: UInt64, now: Instant) -> LogSnapshot {
-        LogSnapshot(upTo: upTo, store: store, now: now)
+        assert(log?.lastSequence == upTo, "a snapshot of members as of another record")
+        return LogSnapshot(
+            upTo: upTo, store: store, members: persistedMembers.values.sorted { $0.id < $1.id }, now: now)
+    }
+
+    /// Logs what changed in what the node must remember of the members (`Membership.persistentClaim`):
+    /// a member record each, unsynced like a drop (nothing waits on it; under `always` the step's
+    /// sync covers it). A record the failing log refuses is written once the log is repaired.
+    mutating func persistMembership() {
+        guard log != nil else { return }
+        var changed = membership.takePersistentChanges()
+        if membersToRewrite, log?.failure == nil {
+            membersToRewrite = false
+            persistedMembers = [:]
+            changed = membership.persistentClaims.map(\.id)
+        }
+        for id in changed {
+            guard let claim = membership.persistentClaim(of: id), persistedMembers[id] != claim else { continue }
+            switch log?.append(.member(claim)) {
+            case .append(let sequence, let bytes):
+                effects.append(.append(sequence: sequence, bytes: bytes))
+                persistedMembers[id] = claim
+            case .refused, nil:
+                membersToRewrite = true
+            }
+        }
     }
 }
 

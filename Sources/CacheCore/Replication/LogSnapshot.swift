@@ -9,9 +9,12 @@ public struct LogSnapshot: Sendable, Equatable {
     private let names: NodeNames
     private let now: Instant
     private let keepsTombstones: Bool
+    /// What the node knew of the members it had reached, as its log's member records said.
+    public let members: [MemberUpdate]
 
-    init(upTo: UInt64, store: ReplicaStore, now: Instant) {
+    init(upTo: UInt64, store: ReplicaStore, members: [MemberUpdate], now: Instant) {
         self.upTo = upTo
+        self.members = members
         self.table = store.table
         self.names = store.names
         self.now = now
@@ -21,13 +24,15 @@ public struct LogSnapshot: Sendable, Equatable {
     /// Entries in the table (tombstones included; expired values may be left out when encoded).
     public var entryCount: Int { table.count }
 
-    /// Encodes the whole snapshot file, handing it to `write` in pieces of about `chunkBytes`.
+    /// Encodes the whole snapshot file (the members first), handing it to `write` in pieces of
+    /// about `chunkBytes`.
     /// Values already expired are written as tombstones, or left out with tombstones on a node that
     /// keeps none.
     public func encode(chunkBytes: Int = 1 << 20, _ write: ([UInt8]) throws -> Void) rethrows {
         var buffer = SnapshotFormat.header(sequence: upTo)
         buffer.reserveCapacity(chunkBytes + 4096)
-        var count = 0
+        for member in members { SnapshotFormat.appendMember(member, sequence: upTo, to: &buffer) }
+        var count = members.count
         for index in table.occupiedIndices {
             let storage = table[index].entry!
             let live = storage.hasValue && now.nanosecondsSinceEpoch < storage.header.expiry
@@ -49,5 +54,6 @@ public struct LogSnapshot: Sendable, Equatable {
 
     public static func == (lhs: LogSnapshot, rhs: LogSnapshot) -> Bool {
         lhs.upTo == rhs.upTo && lhs.table.count == rhs.table.count && lhs.now == rhs.now
+            && lhs.members == rhs.members
     }
 }

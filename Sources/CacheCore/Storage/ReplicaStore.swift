@@ -144,6 +144,9 @@ public struct ReplicaStore: Sendable {
     private var handoffQueued = Set<KeyReference>()
     /// Tombstones by the instant they are due to be looked at for collection.
     private var tombstoneQueue = PriorityQueue<KeyReference>()
+    /// The injected bug `evict-tombstones` (`ClusterNode.Configuration.InjectedBug`): eviction
+    /// samples tombstones as well as values.
+    var evictsTombstones = false
     /// Keys evicted since the last `drainEvictedKeys()`, when asked to keep them (the simulator's
     /// checkers need to know which keys a node gave up).
     private var evictedKeys: [[UInt8]]?
@@ -395,7 +398,9 @@ public struct ReplicaStore: Sendable {
         while overLimits(addingValues: addingValues, addingBytes: addingBytes), let victim = sampleVictim() {
             let storage = table[victim].entry!
             let key = storage.withKey { KeyReference(Array($0)) }
-            evictedKeys?.append(key.bytes)
+            // Only values are evicted (and reported); a tombstone taken under the injected bug goes
+            // unreported, so that the checkers see its consequence and excuse nothing.
+            if storage.hasValue { evictedKeys?.append(key.bytes) }
             removeEntry(at: victim, key: key)
             statistics.evictions &+= 1
         }
@@ -416,7 +421,7 @@ public struct ReplicaStore: Sendable {
         var best: Int?
         var bestAge: UInt32 = 0
         if table.count <= Self.evictionSampleSize {
-            for index in table.occupiedIndices where table[index].entry!.hasValue {
+            for index in table.occupiedIndices where table[index].entry!.hasValue || evictsTombstones {
                 let age = accessClock &- table[index].lastAccess
                 if best == nil || age > bestAge {
                     best = index
@@ -428,7 +433,9 @@ public struct ReplicaStore: Sendable {
         var sampled = 0
         // Tombstones are skipped; a store of mostly tombstones gets a few more draws.
         for _ in 0..<(Self.evictionSampleSize * 8) where sampled < Self.evictionSampleSize {
-            guard let index = table.randomOccupiedIndex(using: &random), table[index].entry!.hasValue else { continue }
+            guard let index = table.randomOccupiedIndex(using: &random),
+                table[index].entry!.hasValue || evictsTombstones
+            else { continue }
             sampled += 1
             let age = accessClock &- table[index].lastAccess
             if best == nil || age > bestAge {

@@ -13,11 +13,22 @@ func randomOperation(_ random: inout SplitMix64) -> WALOperation {
             wall: Int64(bitPattern: random.next()), logical: UInt32(truncatingIfNeeded: random.next()),
             node: NodeID("node-\(random.below(100))"))
         if random.below(4) == 0 { return .dropped(key: key, version: version) }
+        if random.below(5) == 0 { return .member(randomMember(&random)) }
         return .versioned(
             key: key,
             entry: VersionedEntry(version: version, value: random.below(4) == 0 ? nil : value, expiresAt: expiresAt))
     }
     return .put(key: key, value: value, expiresAt: expiresAt)
+}
+
+/// A member record's claim with every field in range.
+func randomMember(_ random: inout SplitMix64) -> MemberUpdate {
+    let statuses: [MemberStatus] = [.alive, .dead, .left]
+    return MemberUpdate(
+        id: NodeID("node-\(random.below(100))"),
+        address: "10.0.\(random.below(256)).\(random.below(256)):\(1 + random.below(65535))",
+        clientAddress: random.below(3) == 0 ? "" : "host-\(random.below(9)).example:8080",
+        incarnation: UInt64(random.below(1 << 20)), status: statuses[random.below(statuses.count)])
 }
 
 func segment(_ records: [WALRecord], firstSequence: UInt64 = 1) -> [UInt8] {
