@@ -76,9 +76,9 @@ sim:
 
 # Fault campaigns on real processes (cache-chaos, docs/chaos.md). In network namespaces (with
 # partitions) when run as root, on loopback otherwise. The short one is make test's (under two
-# minutes, debug nodes): every fault kind under WAL_SYNC=always, then kill rounds under interval and
-# none. The long one runs release nodes, CHAOS_CAMPAIGNS seeds of CHAOS_SECONDS each per policy,
-# clock skew included.
+# minutes, debug nodes): every fault kind under WAL_SYNC=always, then kill rounds with a forget
+# (interval) and a leave and a drain (none). The long one runs release nodes, CHAOS_CAMPAIGNS seeds
+# of CHAOS_SECONDS each per policy, clock skew included, then as many with 5 nodes under always.
 CHAOS_NETWORK = $(shell [ "$$(id -u)" = 0 ] && command -v iptables >/dev/null && echo namespaces || echo loopback)
 CHAOS_CAMPAIGNS ?= 10
 CHAOS_SECONDS ?= 60
@@ -86,9 +86,9 @@ CHAOS_FIRST_SEED ?= 1000
 chaos-short:
 	$(SWIFT) build --product cache-node
 	$(SWIFT) build --product cache-chaos
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 1 --duration 35 --network $(CHAOS_NETWORK)
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 15 --wal-sync interval --faults kill,kill-two,restart-all
-	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 15 --wal-sync none --faults kill,kill-two,restart-all
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 1 --duration 30 --network $(CHAOS_NETWORK)
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 2 --duration 18 --wal-sync interval --faults kill,kill-two,restart-all,forget
+	SWIFT_BACKTRACE=enable=no .build/debug/cache-chaos --seed 3 --duration 18 --wal-sync none --faults kill,kill-two,restart-all,leave,drain
 
 # The long campaign also skews clocks: libfaketime cannot run with jemalloc linked, so a second
 # cache-node is built without it (WITHOUT_JEMALLOC, in a build directory of its own).
@@ -105,7 +105,10 @@ chaos:
 		SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) \
 			--duration $(CHAOS_SECONDS) --network $$network --wal-sync $$policy \
 			--skew-node-binary $(SKEW_BUILD)/release/cache-node || exit 1; \
-	done
+	done; \
+	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) \
+		--nodes 5 --duration $(CHAOS_SECONDS) --network $$network --wal-sync always \
+		--skew-node-binary $(SKEW_BUILD)/release/cache-node
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.

@@ -94,6 +94,9 @@ public struct Violation: Sendable, Equatable, CustomStringConvertible {
         case timeout = "timeout"
         /// Replicas converge once failures heal.
         case convergence = "convergence"
+        /// A departure (a leave, a forget) is kept: after every node restarts, each still holds the
+        /// departed member departed; a leave completes, a departed node can join again.
+        case membership = "membership"
         /// The simulator's own, which read node state: durability of acknowledgments, incarnations,
         /// clocks, tombstone collection, eviction.
         case durability = "durability"

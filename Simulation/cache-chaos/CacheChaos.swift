@@ -32,7 +32,7 @@ struct CacheChaos: AsyncParsableCommand {
         help:
             "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces, clock-skew --skew-node-binary)."
     )
-    var faults: String = "kill,wipe,pause,kill-two,restart-all,partition,disk-full,clock-skew"
+    var faults: String = Fault.kinds.joined(separator: ",")
     @Option(help: "WAL_SYNC of the nodes: always, interval or none.") var walSync: String = "always"
     @Option(help: "A deliberate bug for the nodes (test builds of cache-node only), to show a checker fails.")
     var injectBug: String?

@@ -3,6 +3,7 @@ import CacheCore
 import Foundation
 import HistoryCheckers
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// What a campaign is asked to do.
@@ -113,6 +114,8 @@ struct Campaign {
         var cuts: [(node: Int, from: Instant, to: Instant, cut: ChaosNetwork.Cut)] = []
         var openCut: (node: Int, from: Instant, cut: ChaosNetwork.Cut)?
         var filled: [Int] = []
+        var departures: [(from: Instant, to: Instant)] = []
+        var membershipViolations: [Violation] = []
         // The last fault is left in place until the load ends, so that convergence is measured
         // from a real heal.
         for (number, episode) in schedule.episodes.enumerated() {
@@ -158,6 +161,18 @@ struct Campaign {
                 nodes.fillDisk(node)
                 try await Task.sleep(for: episode.length)
                 if heals { nodes.freeDisk(node) } else { filled.append(node) }
+            case .drain(let node):
+                if !(await nodes.terminate(node)) {
+                    membershipViolations.append(Violation(.timeout, "n\(node) did not exit within 10 s of SIGTERM"))
+                }
+                try await Task.sleep(for: episode.length)
+                if heals { try nodes.start(node) }
+            case .leave(let node), .forget(let node):
+                let departure = try await depart(
+                    node, forgotten: episode.fault != .leave(node: node), nodes: nodes, endpoints: endpoints)
+                if let lost = departure.dataLostAt { dataLosses.append(lost) }
+                departures.append(departure.window)
+                membershipViolations += departure.violations
             case .cut(let node, let cut):
                 guard let network = options.network else { break }
                 try network.cut(node, cut)
@@ -182,7 +197,7 @@ struct Campaign {
         try nodes.healAll()
         if let network = options.network { for node in 0..<options.nodes { try network.heal(node) } }
         let healed = clock.now()
-        var violations: [Violation] = []
+        var violations = membershipViolations
         let converged = await waitForConvergence(endpoints, limit: options.convergenceLimit)
         let convergedAt = clock.now()
         if let disagreement = converged {
@@ -201,7 +216,8 @@ struct Campaign {
         // Judge.
         let history = recorder.history
         let timeline = nodes.timeline
-        violations += check(history, finals: finals, timeline: timeline, dataLosses: dataLosses, cuts: cuts)
+        violations += check(
+            history, finals: finals, timeline: timeline, dataLosses: dataLosses, cuts: cuts, departures: departures)
         report(
             history, violations: violations, schedule: schedule, start: start, loadEnd: loadEnd, healed: healed,
             convergedAt: converged == nil ? convergedAt : nil)
@@ -212,6 +228,119 @@ struct Campaign {
             }
         }
         return violations
+    }
+
+    // MARK: Departures
+
+    /// A departure of `node`: it leaves (or, `forgotten`, is killed and forgotten once the others
+    /// hold it dead); every other node is then killed and started again, and each must still hold
+    /// it departed (the membership its log kept); then it comes back with an empty data directory
+    /// and joins again. Returns the window in which the replica sets moved (from the leave or the
+    /// forget until a few seconds after every node sees it alive again), when a forgotten node's
+    /// data was lost, and the violations seen.
+    func depart(
+        _ node: Int, forgotten: Bool, nodes: NodeProcesses, endpoints: Endpoints
+    ) async throws -> (window: (from: Instant, to: Instant), dataLostAt: Instant?, violations: [Violation]) {
+        let id = nodes.id(node)
+        let others = (0..<options.nodes).filter { $0 != node }
+        var violations: [Violation] = []
+        func found(_ message: String) {
+            say("  membership: \(message)")
+            violations.append(Violation(.membership, message))
+        }
+        let from: Instant
+        var dataLostAt: Instant?
+        if forgotten {
+            nodes.kill(node)
+            dataLostAt = clock.now()
+            if !(await waitUntil(others, hold: id, "dead", endpoints: endpoints, limit: .seconds(30))) {
+                found("the others did not all hold n\(node) dead within 30 s of its death")
+            }
+            from = clock.now()
+            let forgetter = others[Int(options.seed % UInt64(others.count))]
+            let answer = await Self.request(endpoints.urls[forgetter] + "/cluster/members/\(id)", method: .DELETE)
+            if answer?.status != 200 {
+                found(
+                    "n\(forgetter) refused to forget n\(node): \(answer.map { "\($0.status) \($0.body)" } ?? "no answer")"
+                )
+            }
+        } else {
+            from = clock.now()
+            let answer = await Self.request(endpoints.urls[node] + "/cluster/leave", method: .POST)
+            if answer?.status != 202 {
+                found("n\(node) refused to leave: \(answer.map { "\($0.status) \($0.body)" } ?? "no answer")")
+            }
+            if !(await nodes.waitForExit(node, limit: .seconds(60))) {
+                found("n\(node) had not handed its keys off and exited 60 s after it was asked to leave")
+                nodes.kill(node)
+            }
+        }
+        if !(await waitUntil(others, hold: id, "left", endpoints: endpoints, limit: .seconds(15))) {
+            found("the others did not all hold n\(node) departed within 15 s")
+        }
+        // Every other node killed and started again: what they knew of the departure is what their
+        // logs kept (a process crash loses nothing the node had written).
+        for other in others { nodes.kill(other) }
+        try await Task.sleep(for: .milliseconds(300))
+        for other in others { try nodes.start(other) }
+        for other in others {
+            let status = await firstStatus(of: id, at: endpoints.urls[other], limit: .seconds(30))
+            if status != "left" {
+                found("after a full restart n\(other) holds n\(node) as \(status ?? "unknown"), not departed")
+            }
+        }
+        // It comes back as a new node would: an empty data directory, the same name.
+        try nodes.wipe(node)
+        try nodes.start(node)
+        do {
+            try await waitForMembership(endpoints, limit: .seconds(30))
+        } catch {
+            found("n\(node) had not joined again 30 s after it started: \(error)")
+        }
+        say("  \(seconds(Instant.epoch.duration(to: clock.now()))) n\(node) departed and joined again")
+        return ((from, clock.now().advanced(by: .seconds(5))), dataLostAt, violations)
+    }
+
+    /// Waits until every node of `indices` lists `id` with `status` in `/cluster`.
+    func waitUntil(
+        _ indices: [Int], hold id: String, _ status: String, endpoints: Endpoints, limit: Duration
+    ) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            var all = true
+            for index in indices where await Self.members(at: endpoints.urls[index])?[id] != status {
+                all = false
+                break
+            }
+            if all { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    /// What the node at `url` says of `id` the first time it lists its members (`nil`: not listed),
+    /// waiting up to `limit` for it to answer.
+    func firstStatus(of id: String, at url: String, limit: Duration) async -> String? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let members = await Self.members(at: url) { return members[id] }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    /// The status of every member the node at `url` lists in `/cluster`, by name; `nil` when it
+    /// does not answer with its members (down, or still recovering).
+    static func members(at url: String) async -> [String: String]? {
+        guard let answer = await request(url + "/cluster"), answer.status == 200,
+            let document = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any],
+            let members = document["members"] as? [[String: Any]]
+        else { return nil }
+        var statuses: [String: String] = [:]
+        for member in members {
+            if let id = member["id"] as? String, let status = member["status"] as? String { statuses[id] = status }
+        }
+        return statuses
     }
 
     // MARK: Phases
@@ -290,9 +419,11 @@ struct Campaign {
         return finals
     }
 
-    static func request(_ url: String) async -> Answer? {
+    static func request(_ url: String, method: HTTPMethod = .GET) async -> Answer? {
         do {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
             return Answer(status: Int(response.status.code), body: body)
         } catch {
@@ -304,9 +435,23 @@ struct Campaign {
 
     func check(
         _ history: [RecordedOperation], finals: [String: Int?], timeline: Timeline, dataLosses: [Instant],
-        cuts: [(node: Int, from: Instant, to: Instant, cut: ChaosNetwork.Cut)]
+        cuts: [(node: Int, from: Instant, to: Instant, cut: ChaosNetwork.Cut)],
+        departures: [(from: Instant, to: Instant)]
     ) -> [Violation] {
-        let replicas = options.nodes == options.replicationFactor ? Array(0..<options.nodes) : nil
+        // Each key's replicas while the membership is whole, as every node's ring places them (dead
+        // members keep their share).
+        let ring = HashRing(members: (0..<options.nodes).map { NodeID("n\($0)") })
+        let factor = min(options.replicationFactor, options.nodes)
+        var replicasOfKey: [String: [Int]] = [:]
+        for key in Keys.all {
+            replicasOfKey[key] = ring.preferenceList(for: Array(key.utf8), count: factor).compactMap {
+                Int($0.rawValue.dropFirst())
+            }
+        }
+        // While a member departs and joins again the replica sets move: not judged.
+        func duringDeparture(_ operation: RecordedOperation) -> Bool {
+            departures.contains { operation.complete >= $0.from && operation.invoke <= $0.to }
+        }
         // A node that lost its data answers from an empty store until repair reaches it: reads
         // meanwhile are not judged for linearizability and writes may have been lost with it.
         let repairAllowance = FaultSchedule.dataLossSpacing
@@ -318,7 +463,7 @@ struct Campaign {
         var violations: [Violation] = []
         for key in Keys.linearizable {
             let operations = history.filter { $0.key == key }.compactMap { operation -> RecordedOperation? in
-                guard nearDataLoss(operation) else { return operation }
+                guard nearDataLoss(operation) || duringDeparture(operation) else { return operation }
                 guard operation.isWrite else { return nil }
                 var optional = operation
                 optional.outcome = .unknown
@@ -342,8 +487,8 @@ struct Campaign {
                 }
         }
         violations += HistoryChecker.timeToLive(history, slack: options.clockSlack)
-        violations += HistoryChecker.levels(history, replicationFactor: options.replicationFactor) { operation in
-            guard let replicas else { return 0 }
+        violations += HistoryChecker.levels(history, replicationFactor: factor) { operation in
+            guard !duringDeparture(operation), let replicas = replicasOfKey[operation.key] else { return 0 }
             let to = operation.complete
             return replicas.filter { replica in
                 if timeline.wasDown(replica, from: operation.invoke, to: to) { return true }
@@ -426,6 +571,7 @@ struct Campaign {
 
     static let realCheckers: [Violation.Checker] = [
         .lostWrite, .resurrection, .linearizability, .timeToLive, .level, .refusal, .timeout, .convergence,
+        .membership,
     ]
 
     static func line(_ operation: RecordedOperation) -> String {

@@ -122,6 +122,35 @@ final class NodeProcesses {
         nodes[index].paused = false
     }
 
+    /// SIGTERM: the node drains and exits by itself; SIGKILL if it is still there after `grace`.
+    /// Returns whether it exited in time.
+    @discardableResult
+    func terminate(_ index: Int, grace: Duration = .seconds(10)) async -> Bool {
+        guard let process = nodes[index].process else { return true }
+        if nodes[index].paused { _ = Glibc.kill(process.processIdentifier, SIGCONT) }
+        _ = Glibc.kill(process.processIdentifier, SIGTERM)
+        let exited = await waitForExit(index, limit: grace)
+        if !exited { kill(index) }
+        return exited
+    }
+
+    /// Waits up to `limit` for node `index`'s process to exit by itself (after a leave, a drain),
+    /// and marks it down once it has. Returns whether it did.
+    func waitForExit(_ index: Int, limit: Duration) async -> Bool {
+        guard let process = nodes[index].process else { return true }
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        guard !process.isRunning else { return false }
+        process.waitUntilExit()
+        timeline.down(index)
+        nodes[index].process = nil
+        nodes[index].paused = false
+        return true
+    }
+
+    /// Node `index`'s name (`NODE_ID`).
+    func id(_ index: Int) -> String { nodes[index].id }
+
     /// Deletes what a stopped node's data directory holds: the node comes back as a new disk would.
     func wipe(_ index: Int) throws {
         precondition(nodes[index].process == nil, "wiping a running node")

@@ -18,6 +18,15 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     case fillDisk(node: Int)
     /// A node restarted with its wall clock this far off (libfaketime), then restarted right.
     case skewClock(node: Int, milliseconds: Int)
+    /// SIGTERM: the node drains and exits (it stays a member), and is started again.
+    case drain(node: Int)
+    /// A departure: the node leaves (`POST /cluster/leave`) and exits once it handed its keys off;
+    /// every other node is killed and started again, and must still hold it departed; it then
+    /// comes back with an empty data directory and joins again.
+    case leave(node: Int)
+    /// A departure: the node is killed for good, forgotten (`DELETE /cluster/members/{id}`) once
+    /// the others hold it dead, then as for `leave`.
+    case forget(node: Int)
 
     var description: String {
         switch self {
@@ -29,17 +38,40 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
         case .cut(let node, let cut): "\(cut.rawValue) n\(node)"
         case .fillDisk(let node): "fill n\(node)'s disk"
         case .skewClock(let node, let milliseconds): "restart n\(node) with its clock \(milliseconds) ms off"
+        case .drain(let node): "SIGTERM n\(node) (drain)"
+        case .leave(let node): "n\(node) leaves; full restart; it joins again empty"
+        case .forget(let node): "kill -9 n\(node) for good, forget it; full restart; it joins again empty"
+        }
+    }
+
+    /// Whether it changes the membership (the replica sets move: linearizability and levels are
+    /// not judged while it lasts).
+    var isDeparture: Bool {
+        switch self {
+        case .leave, .forget: true
+        default: false
         }
     }
 
     /// Whether it loses a replica's data (the failure budget counts these).
     var losesData: Bool {
-        if case .wipe = self { return true }
-        return false
+        switch self {
+        case .wipe, .forget: true
+        default: false
+        }
     }
 
     /// The kinds a campaign may be given (`--faults`).
-    static let kinds = ["kill", "wipe", "pause", "kill-two", "restart-all", "partition", "disk-full", "clock-skew"]
+    static let kinds = [
+        "kill", "wipe", "pause", "kill-two", "restart-all", "partition", "disk-full", "clock-skew", "drain", "leave",
+        "forget",
+    ]
+
+    /// The kinds that make a departure: a campaign given any has exactly one, first.
+    static let departures = ["leave", "forget"]
+
+    /// The time a departure is planned for (leave or forget, a full restart, a join).
+    static let departureLength = Duration.seconds(6)
 
     /// The offsets a skewed clock is given: within `MAX_CLOCK_OFFSET_MS` (500) either way, and past
     /// it ahead (the node must refuse to coordinate writes, and nobody may take its versions).
@@ -77,10 +109,22 @@ struct FaultSchedule: Sendable {
         if nodes < 3 { chosen.remove("kill-two") }
         // A node built without jemalloc (libfaketime cannot run with it).
         if !skews { chosen.remove("clock-skew") }
-        let menu = Fault.kinds.filter { chosen.contains($0) }
         var episodes: [Episode] = []
         var time = Duration.seconds(2)
         var lastDataLoss: Duration?
+        // One departure, first, so that every campaign asked for one has it: it takes a while, and
+        // the others' faults then run on the changed cluster. Drawn before the rest, so that a
+        // campaign without departures draws what it drew before they existed.
+        let departures = Fault.departures.filter { chosen.contains($0) }
+        if !departures.isEmpty, nodes >= 2, time + Fault.departureLength + .seconds(1) <= duration {
+            let node = random.below(nodes)
+            let fault: Fault =
+                departures[random.below(departures.count)] == "leave" ? .leave(node: node) : .forget(node: node)
+            episodes.append(Episode(at: time, fault: fault, length: Fault.departureLength))
+            if case .forget = fault { lastDataLoss = time }
+            time += Fault.departureLength
+        }
+        let menu = Fault.kinds.filter { chosen.contains($0) && !Fault.departures.contains($0) }
         while !menu.isEmpty {
             time += .milliseconds(500) + random.duration(below: .seconds(2))
             let node = random.below(nodes)
@@ -90,6 +134,7 @@ struct FaultSchedule: Sendable {
             case "kill": fault = .kill(node: node)
             case "wipe": fault = .wipe(node: node)
             case "pause": fault = .pause(node: node)
+            case "drain": fault = .drain(node: node)
             case "kill-two": fault = .killTwo(node, (node + 1 + random.below(nodes - 1)) % nodes)
             case "restart-all":
                 fault = .restartAll

@@ -9,12 +9,14 @@ import Testing
 @Suite("cache-chaos catches injected bugs", .realProcesses, .serialized, .timeLimit(.minutes(4)))
 struct ChaosCampaignTests {
     /// Runs a campaign; returns its exit status and the checkers it reported VIOLATED.
-    private func campaign(bug: String, seed: Int, faults: String) async throws -> (Int32, Set<String>, String) {
+    private func campaign(
+        bug: String, seed: Int, faults: String, nodes: Int = 3
+    ) async throws -> (Int32, Set<String>, String) {
         let chaos = NodeProcess.binary.deletingLastPathComponent().appendingPathComponent("cache-chaos")
         let run = try await runProgram(
             chaos,
             [
-                "--seed", "\(seed)", "--duration", "25", "--faults", faults, "--inject-bug", bug,
+                "--seed", "\(seed)", "--nodes", "\(nodes)", "--duration", "25", "--faults", faults, "--inject-bug", bug,
                 // Latency is not what these runs judge, and other tests share the machine.
                 "--request-limit-ms", "60000",
             ],
@@ -28,10 +30,12 @@ struct ChaosCampaignTests {
     }
 
     /// Acknowledging a write once one replica holds it: the level checker sees successes at `all`
-    /// (and `quorum`) while replicas were down or paused for the whole request.
-    @Test func aWriteAcknowledgedBelowItsLevelFailsTheLevelChecker() async throws {
+    /// (and `quorum`) while replicas were down or paused for the whole request. With 4 nodes each
+    /// key's replicas are 3 of them, placed by the ring as the nodes place them.
+    @Test(arguments: [3, 4])
+    func aWriteAcknowledgedBelowItsLevelFailsTheLevelChecker(nodes: Int) async throws {
         let (status, violated, output) = try await campaign(
-            bug: "acknowledge-below-level", seed: 5, faults: "kill,pause,kill-two")
+            bug: "acknowledge-below-level", seed: 5, faults: "kill,pause,kill-two", nodes: nodes)
         #expect(status == 1, "\(output)")
         #expect(violated == ["level"], "\(output)")
     }
