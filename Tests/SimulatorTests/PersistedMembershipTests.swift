@@ -61,17 +61,28 @@ struct PersistedMembershipTests {
         #expect(read?.outcome == .notFound, "the deleted value came back: \(String(describing: read))")
     }
 
-    /// A member forgotten before every node lost power is still forgotten after: departed on every
-    /// node, out of every ring, without the operator forgetting it again.
-    @Test func aForgottenMemberStaysForgottenAfterAPowerLoss() {
+    /// A member that left, or was forgotten, before every node lost power is still departed after:
+    /// on every node, out of every ring, without the operator forgetting it again.
+    @Test(arguments: ["leave", "forget"])
+    func aDepartedMemberStaysDepartedAfterAPowerLoss(how: String) {
         var cluster = TestCluster(size: 4)
-        cluster.stop(3)
-        let held4 = waitUntil(&cluster, holdsDoomed: .dead)
-        #expect(held4)
-        let forgot = cluster.forget(Self.doomed, at: 0)
-        #expect(forgot)
-        let held5 = waitUntil(&cluster, holdsDoomed: .left)
-        #expect(held5)
+        if how == "leave" {
+            let began = cluster.leave(3)
+            #expect(began)
+            let departed = waitUntil(&cluster, holdsDoomed: .left)
+            #expect(departed)
+            for _ in 0..<50 where cluster.node(3).leaveState != .left { cluster.advance(by: .milliseconds(100)) }
+            #expect(cluster.node(3).leaveState == .left)
+            cluster.stop(3)
+        } else {
+            cluster.stop(3)
+            let dead = waitUntil(&cluster, holdsDoomed: .dead)
+            #expect(dead)
+            let forgot = cluster.forget(Self.doomed, at: 0)
+            #expect(forgot)
+            let departed = waitUntil(&cluster, holdsDoomed: .left)
+            #expect(departed)
+        }
         powerLoss(&cluster)
         for index in 0..<3 {
             #expect(cluster.node(index).membership.status(of: Self.doomed) == .left, "n\(index)")

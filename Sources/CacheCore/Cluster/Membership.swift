@@ -407,6 +407,9 @@ public struct Membership: Sendable {
         return update
     }
 
+    /// Whether ``takePersistentChanges()`` has anything to give (checked on every step: cheap).
+    public var hasPersistentChanges: Bool { !persistentChanges.isEmpty }
+
     /// Members whose ``persistentClaim(of:)`` may have changed since the last call, in name order.
     public mutating func takePersistentChanges() -> [NodeID] {
         defer { persistentChanges = [] }

@@ -643,7 +643,7 @@ public struct ClusterNode: Sendable {
     /// a member record each, unsynced like a drop (nothing waits on it; under `always` the step's
     /// sync covers it). A record the failing log refuses is written once the log is repaired.
     mutating func persistMembership() {
-        guard log != nil else { return }
+        guard log != nil, membersToRewrite || membership.hasPersistentChanges else { return }
         var changed = membership.takePersistentChanges()
         if membersToRewrite, log?.failure == nil {
             membersToRewrite = false
