@@ -179,6 +179,21 @@ extension ClusterSimulation {
                 }
             }
         }
+        checkIdleEvictions()
+    }
+
+    /// Eviction's rule for pushes: a full replica takes an anti-entropy push of a key it does not
+    /// hold only if it fits, so once the cluster has converged and no client writes, nothing is
+    /// evicted (replicas that evicted different keys would otherwise trade them back and forth).
+    mutating func checkIdleEvictions() {
+        guard let convergedAfter else { return }
+        for index in nodes.indices where !departed.contains(index) {
+            for (key, time) in nodes[index].evictions.sorted(by: { $0.key.description < $1.key.description })
+            where time > convergedAfter {
+                violations.append("eviction: n\(index) evicted \(key) at \(time) while idle and converged")
+                break
+            }
+        }
     }
 
     /// Whether some node evicted `key` at or after `time`.

@@ -84,7 +84,12 @@ extension ClusterSimulation {
         case .refused(let reason) where SimulatedDisk.isDiskReason(reason):
             history[index].outcome = .failed
             writesRefusedForDisk += 1
-        case .unavailable, .refused, .overloaded, .invalid, .notReady:
+        case .invalid(let error):
+            // The workload's requests are all well-formed and within every limit: refusing one as
+            // invalid is a refusal the API does not document for it.
+            history[index].outcome = .failed
+            violations.append("refusal: \(history[index].key) was refused as an invalid request: \(error)")
+        case .unavailable, .refused, .overloaded, .notReady:
             history[index].outcome = .failed
         }
         let client = history[index].client

@@ -101,6 +101,11 @@ struct ClusterSimulationTests {
         // newer entry was durable; the older write was acknowledged at `one` on that answer alone
         // (the level checker: 107 of 1,000 seeds, all this one class).
         (7, nil, nil),
+        // A stand-in dropped a hint it had handed off while its disk was full: the drop was never
+        // logged, a power loss brought the hint back, and its second handoff reached the owners after
+        // they had collected the key's tombstone (a deleted value returned). A drop now waits until
+        // it can be logged, and a log repair writes lost drops again.
+        (300_254, nil, nil),
     ]
 
     @Test(arguments: regressions.indices)
@@ -143,6 +148,10 @@ struct ClusterSimulationTests {
         .skipAntiEntropy: "convergence",
         // A deletion evicted from a full store is a deleted key no replica remembers deleting.
         .evictTombstones: "resurrection",
+        // A well-formed request refused as malformed.
+        .misreportUnmetLevel: "refusal",
+        // Two full replicas trade keys back and forth after every write has stopped.
+        .pushIntoFullStore: "eviction",
     ]
 
     @Test func everyInjectedBugHasItsChecker() {

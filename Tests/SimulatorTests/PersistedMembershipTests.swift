@@ -37,15 +37,15 @@ struct PersistedMembershipTests {
             return
         }
         cluster.stop(3)
-        let held1 = waitUntil(&cluster, holdsDoomed: .dead)
-        #expect(held1)
+        let deadBefore = waitUntil(&cluster, holdsDoomed: .dead)
+        #expect(deadBefore)
         powerLoss(&cluster)
         for index in 0..<3 {
             #expect(cluster.node(index).ring.members.contains(Self.doomed), "n\(index) lost n3's share")
             #expect(cluster.node(index).membership.status(of: Self.doomed) != nil, "n\(index) does not know n3")
         }
-        let held2 = waitUntil(&cluster, holdsDoomed: .dead)
-        #expect(held2)
+        let deadAfter = waitUntil(&cluster, holdsDoomed: .dead)
+        #expect(deadAfter)
         let deleted = cluster.request(2, at: 1, .delete(key: key, consistency: .quorum))
         guard case .deleted = deleted?.outcome else {
             Issue.record("the delete was not acknowledged: \(String(describing: deleted))")
@@ -55,8 +55,8 @@ struct PersistedMembershipTests {
         for _ in 0..<100 { cluster.advance(by: .milliseconds(100)) }
         cluster.startAgain(3)
         for _ in 0..<150 { cluster.advance(by: .milliseconds(100)) }
-        let held3 = waitUntil(&cluster, holdsDoomed: .alive)
-        #expect(held3)
+        let back = waitUntil(&cluster, holdsDoomed: .alive)
+        #expect(back)
         let read = cluster.request(3, at: 2, .get(key: key, consistency: .all))
         #expect(read?.outcome == .notFound, "the deleted value came back: \(String(describing: read))")
     }

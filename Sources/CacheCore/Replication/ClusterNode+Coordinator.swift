@@ -545,6 +545,10 @@ extension ClusterNode {
     /// Answers that the request's level was not met, and how many replicas did answer.
     mutating func fail(_ id: UInt64) {
         guard let coordination = coordinations[id] else { return }
+        if configuration.injectedBug == .misreportUnmetLevel {
+            answer(id, .invalid(RequestError(.badRequest, "request failed")))
+            return
+        }
         answer(
             id,
             .unavailable(level: coordination.level, answered: coordination.answered, required: coordination.required))

@@ -3,6 +3,9 @@ struct UnsyncedRecord: Sendable {
     var key: [UInt8]
     var position: UInt64
     var sequence: UInt64
+    /// A drop record's version (`nil` for an entry's record): a repair that cuts it off writes it
+    /// again, or the entry would come back at the next restart.
+    var dropped: Version? = nil
 }
 
 /// An answer held back until the log record it depends on is durable.
@@ -82,7 +85,7 @@ extension ClusterNode {
             for item in items where admits(item.entry.version, now: now) {
                 replicaWrite(
                     request: nil, key: KeyReference(item.key), item.entry, repair: true, replyTo: nil,
-                    admission: .onlyIfRoom, now: now)
+                    admission: configuration.injectedBug == .pushIntoFullStore ? .evictIfNeeded : .onlyIfRoom, now: now)
             }
         case .forget(let key, let version):
             let reference = KeyReference(key)
@@ -394,9 +397,12 @@ extension ClusterNode {
         membersToRewrite = true
         var order = BoundedQueue<UnsyncedRecord>(capacity: unsyncedOrder.capacity)
         var lost: [[UInt8]] = []
+        var lostDrops: [(key: [UInt8], version: Version)] = []
         while let item = unsyncedOrder.popFirst() {
             if item.sequence <= kept {
                 order.append(item)
+            } else if let version = item.dropped {
+                lostDrops.append((item.key, version))
             } else {
                 if unsyncedWrites[item.position] == item.sequence { unsyncedWrites[item.position] = nil }
                 lost.append(item.key)
@@ -414,6 +420,17 @@ extension ClusterNode {
             guard let entry = store.stored(reference), case .logged(.some) = logEntry(reference, entry.versionedEntry)
             else { continue }
             counters.entriesRewrittenAfterRepair &+= 1
+        }
+        // Drops the repair cut off are written again, unless the key holds an entry again (whose
+        // record, just written or durable, outranks the dropped version).
+        for (key, version) in lostDrops where store.stored(KeyReference(key)) == nil && !unsyncedOrder.isFull {
+            guard case .append(let sequence, let bytes) = log?.append(.dropped(key: key, version: version)) else {
+                continue
+            }
+            effects.append(.append(sequence: sequence, bytes: bytes))
+            unsyncedOrder.append(
+                UnsyncedRecord(
+                    key: key, position: KeyReference(key).position, sequence: sequence, dropped: version))
         }
         releaseDurable(now: now)
     }
@@ -616,13 +633,32 @@ extension ClusterNode {
 
     /// Lets go of `key`'s entry if it is still at `version`, and logs that it did: a restart must not
     /// bring back from the log a value handed off or a tombstone collected (the node would hand the
-    /// old value off again, perhaps after its deletion was collected everywhere). The record needs no
-    /// sync: nothing waits on it, and a drop lost in a crash only costs a second handoff.
+    /// old value off again, perhaps after its deletion was collected everywhere: the simulator found
+    /// that, seed 300254, a hint dropped while its disk was full came back after a power loss and
+    /// was handed off once the owners had collected the key's tombstone). So the entry goes only
+    /// once its drop is logged: while the log refuses writes, or too many records wait to be
+    /// durable, it stays and is handed off or collected again later. The record waits for no sync
+    /// (nothing is answered on it; under `always` the step's sync covers it), and a repair of the
+    /// log that cuts it off writes it again (`logRepaired`).
     mutating func drop(_ key: KeyReference, ifVersion version: Version) {
-        guard store.remove(key, ifVersion: version) else { return }
-        if case .append(let sequence, let bytes) = log?.append(.dropped(key: key.bytes, version: version)) {
+        guard let held = store.stored(key), held.version == version else { return }
+        if let log {
+            guard log.failure == nil, !unsyncedOrder.isFull,
+                case .append(let sequence, let bytes) = self.log?.append(.dropped(key: key.bytes, version: version))
+            else {
+                // Kept: offered again to the passes that let go of entries (each checks it again:
+                // the handoff pass skips what this node owns, collection what is live).
+                let grace = configuration.tombstoneGrace
+                store.requeueTombstone(key, at: held.versionedEntry.deadSince.advanced(by: grace), grace: grace)
+                store.requeueHandoff(key)
+                return
+            }
             effects.append(.append(sequence: sequence, bytes: bytes))
+            unsyncedOrder.append(
+                UnsyncedRecord(key: key.bytes, position: key.position, sequence: sequence, dropped: version))
         }
+        let removed = store.remove(key, ifVersion: version)
+        assert(removed, "an entry at the version just checked was not removed")
     }
 
     // MARK: Anti-entropy

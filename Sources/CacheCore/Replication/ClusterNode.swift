@@ -92,6 +92,12 @@ public struct ClusterNode: Sendable {
             case skipAntiEntropy = "skip-anti-entropy"
             /// Eviction takes tombstones too, as if a deletion were just one more entry.
             case evictTombstones = "evict-tombstones"
+            /// An unmet level is answered as an invalid request (400), not as the documented 503
+            /// naming the level and how many replicas answered.
+            case misreportUnmetLevel = "misreport-unmet-level"
+            /// An anti-entropy push of a key a full replica does not hold evicts to make room,
+            /// instead of being taken only if it fits.
+            case pushIntoFullStore = "push-into-full-store"
         }
 
         public init() {}

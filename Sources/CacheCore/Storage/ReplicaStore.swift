@@ -617,6 +617,9 @@ public struct ReplicaStore: Sendable {
         handoffCandidates.append(key)
     }
 
+    /// Offers `key` to the handoff pass again (its handoff ended without the node letting go of it).
+    public mutating func requeueHandoff(_ key: KeyReference) { queueHandoff(key) }
+
     /// The next key found held but not owned, for the handoff pass (which checks it again).
     public mutating func nextHandoffCandidate() -> KeyReference? {
         guard let key = handoffCandidates.popFirst() else { return nil }
