@@ -631,6 +631,20 @@ extension ClusterNode {
         effects.append(.collected(key: key.bytes, version: version))
     }
 
+    /// Offers the entries whose drop the log refused to the handoff and collection passes again
+    /// (each checks it again: the handoff pass skips what this node owns, collection what is
+    /// live), once the log takes records and has room to track them.
+    mutating func offerRefusedDropsAgain() {
+        guard !refusedDrops.isEmpty, log?.failure == nil, !unsyncedOrder.isFull else { return }
+        let grace = configuration.tombstoneGrace
+        for key in refusedDrops.sorted(by: Self.keyOrder) {
+            guard let held = store.stored(key) else { continue }
+            store.requeueTombstone(key, at: held.versionedEntry.deadSince.advanced(by: grace), grace: grace)
+            store.requeueHandoff(key)
+        }
+        refusedDrops = []
+    }
+
     /// Lets go of `key`'s entry if it is still at `version`, and logs that it did: a restart must not
     /// bring back from the log a value handed off or a tombstone collected (the node would hand the
     /// old value off again, perhaps after its deletion was collected everywhere: the simulator found
@@ -646,11 +660,10 @@ extension ClusterNode {
             guard log.failure == nil, !unsyncedOrder.isFull,
                 case .append(let sequence, let bytes) = self.log?.append(.dropped(key: key.bytes, version: version))
             else {
-                // Kept: offered again to the passes that let go of entries (each checks it again:
-                // the handoff pass skips what this node owns, collection what is live).
-                let grace = configuration.tombstoneGrace
-                store.requeueTombstone(key, at: held.versionedEntry.deadSince.advanced(by: grace), grace: grace)
-                store.requeueHandoff(key)
+                // Kept, and offered again once the log can take the drop: not at once, or a
+                // collection with no other replica to ask would loop on it within the step
+                // (found by a 5-node sweep with one replica: the step's effects grew without end).
+                refusedDrops.insert(key)
                 return
             }
             effects.append(.append(sequence: sequence, bytes: bytes))

@@ -261,6 +261,9 @@ public struct ClusterNode: Sendable {
     var persistedMembers: [NodeID: MemberUpdate] = [:]
     /// The log was cut back: member records may be gone, and every member is written again.
     var membersToRewrite = false
+    /// Entries a handoff or a collection let go of while the log could not record the drop: kept,
+    /// and offered to those passes again once it can (`offerRefusedDropsAgain`). At most the store.
+    var refusedDrops: Set<KeyReference> = []
     /// Whether the clock was ahead of the members' at the last membership message (`clockAheadChanged`).
     public internal(set) var isClockAhead = false
     var counters = StoreStatistics()
@@ -530,6 +533,7 @@ public struct ClusterNode: Sendable {
             }
         }
         if now >= nextHandoff {
+            offerRefusedDropsAgain()
             handOff(now: now)
             collectTombstones(now: now)
             // While keys wait to be handed off, passes come ten times as often: a new node or a
