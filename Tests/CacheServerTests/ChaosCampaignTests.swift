@@ -37,7 +37,11 @@ struct ChaosCampaignTests {
         let (status, violated, output) = try await campaign(
             bug: "acknowledge-below-level", seed: 5, faults: "kill,pause,kill-two", nodes: nodes)
         #expect(status == 1, "\(output)")
-        #expect(violated == ["level"], "\(output)")
+        // The level checker must fail. A write acknowledged by one replica can also be lost (its
+        // only holder's copy outranked before it spread), and once, on 2026-12-03, the lost-write
+        // checker failed beside it: its consequence, not another checker failing in its place.
+        #expect(violated.contains("level"), "\(output)")
+        #expect(violated.isSubset(of: ["level", "lost write", "resurrection"]), "\(output)")
     }
 
     /// An unmet level answered 400 (an invalid request) instead of the documented 503 naming the
