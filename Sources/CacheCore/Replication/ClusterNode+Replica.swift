@@ -423,14 +423,8 @@ extension ClusterNode {
         }
         // Drops the repair cut off are written again, unless the key holds an entry again (whose
         // record, just written or durable, outranks the dropped version).
-        for (key, version) in lostDrops where store.stored(KeyReference(key)) == nil && !unsyncedOrder.isFull {
-            guard case .append(let sequence, let bytes) = log?.append(.dropped(key: key, version: version)) else {
-                continue
-            }
-            effects.append(.append(sequence: sequence, bytes: bytes))
-            unsyncedOrder.append(
-                UnsyncedRecord(
-                    key: key, position: KeyReference(key).position, sequence: sequence, dropped: version))
+        for (key, version) in lostDrops where store.stored(KeyReference(key)) == nil {
+            _ = logDrop(KeyReference(key), version)
         }
         releaseDurable(now: now)
     }
@@ -656,22 +650,27 @@ extension ClusterNode {
     /// log that cuts it off writes it again (`logRepaired`).
     mutating func drop(_ key: KeyReference, ifVersion version: Version) {
         guard let held = store.stored(key), held.version == version else { return }
-        if let log {
-            guard log.failure == nil, !unsyncedOrder.isFull,
-                case .append(let sequence, let bytes) = self.log?.append(.dropped(key: key.bytes, version: version))
-            else {
-                // Kept, and offered again once the log can take the drop: not at once, or a
-                // collection with no other replica to ask would loop on it within the step
-                // (found by a 5-node sweep with one replica: the step's effects grew without end).
-                refusedDrops.insert(key)
-                return
-            }
-            effects.append(.append(sequence: sequence, bytes: bytes))
-            unsyncedOrder.append(
-                UnsyncedRecord(key: key.bytes, position: key.position, sequence: sequence, dropped: version))
+        guard log == nil || logDrop(key, version) else {
+            // Kept, and offered again once the log can take the drop: not at once, or a
+            // collection with no other replica to ask would loop on it within the step
+            // (found by a 5-node sweep with one replica: the step's effects grew without end).
+            refusedDrops.insert(key)
+            return
         }
         let removed = store.remove(key, ifVersion: version)
         assert(removed, "an entry at the version just checked was not removed")
+    }
+
+    /// Appends the drop record of `key` at `version` and tracks it until durable (a repair that
+    /// cuts it off writes it again); `false` when the log refuses writes or cannot track one more.
+    mutating func logDrop(_ key: KeyReference, _ version: Version) -> Bool {
+        guard log?.failure == nil, !unsyncedOrder.isFull,
+            case .append(let sequence, let bytes) = log?.append(.dropped(key: key.bytes, version: version))
+        else { return false }
+        effects.append(.append(sequence: sequence, bytes: bytes))
+        unsyncedOrder.append(
+            UnsyncedRecord(key: key.bytes, position: key.position, sequence: sequence, dropped: version))
+        return true
     }
 
     // MARK: Anti-entropy
