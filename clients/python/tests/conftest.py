@@ -142,18 +142,26 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if all(self._alive(node) == expected for node in self.nodes if node.process.poll() is None):
-                    return
+                views = [self._view(node) for node in self.nodes if node.process.poll() is None]
+                # A member is listed alive as soon as it writes, but takes its share of the ring
+                # only once this node has reached it: wait for the rings too, or a request sent
+                # now can find a key's replicas still one short.
+                if all(alive == expected and ring_members >= len(expected) for alive, ring_members, _ in views):
+                    if len({ring_version for _, _, ring_version in views}) == 1:
+                        return
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"members {expected} not all alive")
+        raise RuntimeError(f"members {expected} not all alive with one ring")
 
     @staticmethod
-    def _alive(node: Node) -> set[str]:
-        members = node.get_json("/cluster").get("members", [])
+    def _view(node: Node) -> tuple[set[str], int, str]:
+        """The members `node` lists alive, how many own keys on its ring, and the ring's identity."""
+        document = node.get_json("/cluster")
+        members = document.get("members", [])
         assert isinstance(members, list)
-        return {str(m["id"]) for m in members if m["status"] == "alive"}
+        alive = {str(m["id"]) for m in members if m["status"] == "alive"}
+        return alive, int(str(document.get("ring_members", 0))), str(document.get("ring_version", ""))
 
     def stop(self) -> None:
         for node in self.nodes:
