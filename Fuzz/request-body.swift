@@ -1,4 +1,5 @@
-// libFuzzer target: the decoders that read client bytes (PUT bodies and key path segments).
+// libFuzzer target: the decoders that read client bytes (PUT bodies, key path segments and the
+// X-Cache-Deadline header).
 // Built together with CacheCore's sources into one module by `make fuzz`, so no import is needed.
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -13,6 +14,9 @@ public func requestBodyFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: 
         precondition(!key.isEmpty && UTF8Validation.isValid(key))
         // Encoding a decoded key and decoding it again must give the same key.
         precondition(KeyPath.decode(Array(KeyPath.encode(key).utf8)) == .success(key))
+    }
+    if case .success(let deadline) = ClientDeadline.parse(String(decoding: bytes, as: UTF8.self)) {
+        precondition(deadline.nanosecondsSinceEpoch / 1_000_000 <= ClientDeadline.latestMilliseconds)
     }
     return 0
 }

@@ -58,9 +58,9 @@ public struct TestCluster {
     /// Sends a client request to node `index`, settles, and returns the reply if there is one yet.
     @discardableResult
     public mutating func request(
-        _ id: UInt64, at index: Int, _ operation: ClusterNode.ClientOperation
+        _ id: UInt64, at index: Int, _ operation: ClusterNode.ClientOperation, deadline: Instant? = nil
     ) -> ClusterNode.ClientReply? {
-        step(index, .client(request: id, operation))
+        step(index, .client(request: id, operation, deadline: deadline))
         settle()
         return replies[id]
     }

@@ -566,6 +566,12 @@ struct Campaign {
             )
             for operation in around.suffix(60) { say("  \(Self.line(operation))") }
         }
+        // The whole history beside the nodes' data and logs, which a failed campaign keeps.
+        let file = options.directory.appendingPathComponent("history.txt")
+        let lines = history.sorted { $0.invoke < $1.invoke }.map { "\(Self.line($0))\n" }.joined()
+        if (try? lines.write(to: file, atomically: true, encoding: .utf8)) != nil {
+            say("every operation: \(file.path)")
+        }
         say("repeat with: \(options.command)")
     }
 

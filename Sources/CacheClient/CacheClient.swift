@@ -498,12 +498,20 @@ public final class CacheClient: Sendable {
         }
         let deadline = started + config.timeout
         var plan = AttemptPlan(attempts: retries ? config.maximumRetries + 1 : 1)
+        var writeTimedOut = false
         while !plan.isExhausted {
             try Task.checkCancellation()
             let node = target ?? plan.node(from: candidates(for: key))
             if plan.made > 0 {
                 metrics.retried(operation, failover: node != plan.previous)
                 if plan.waits(before: node) { try await backoff(attempt: plan.made, deadline: deadline) }
+            }
+            if writeTimedOut {
+                // The abandoned attempt may still reach its node; the node refuses it past the
+                // deadline it was sent with, by a clock up to `maximumClockOffset` behind ours.
+                guard deadline - .now > config.maximumClockOffset else { break }
+                try await Task.sleep(for: config.maximumClockOffset)
+                writeTimedOut = false
             }
             let remaining = deadline - .now
             guard remaining > .zero else { break }
@@ -536,6 +544,7 @@ public final class CacheClient: Sendable {
                     requestRefresh(force: true)
                 case .timedOut:
                     failure = .timedOut(budget: budget)
+                    writeTimedOut = method == .PUT || method == .DELETE
                     markDown(node, because: "timeout")
                     requestRefresh(force: true)
                 case .answered(let error):
@@ -588,6 +597,11 @@ public final class CacheClient: Sendable {
         headers.reserveCapacity(4)
         headers.add(name: "host", value: node.description)
         if let token = config.token { headers.add(name: "authorization", value: "Bearer " + token) }
+        if method == .PUT || method == .DELETE {
+            // When this client stops waiting, by its wall clock: the node makes no write past it.
+            let milliseconds = Int64(Date().timeIntervalSince1970 * 1000) + remaining.nanoseconds / 1_000_000
+            headers.add(name: "x-cache-deadline", value: String(milliseconds))
+        }
         var payload: ByteBuffer?
         if let body {
             headers.add(name: "content-type", value: "application/json")

@@ -33,6 +33,12 @@ public struct CacheClientConfig: Sendable {
     public var token: String?
     /// HTTPS to nodes with `TLS_CERT_FILE` (`nil`: plain HTTP).
     public var tls: TLS?
+    /// How far a node's clock may read behind this client's (the nodes' `MAX_CLOCK_OFFSET_MS`).
+    /// Each write tells its node when the client stops waiting (`X-Cache-Deadline`), and a node
+    /// does not make a write past it; after a write attempt timed out, the client waits this long
+    /// before it makes the write through another node, so the abandoned attempt cannot land after
+    /// the retry and undo it.
+    public var maximumClockOffset: Duration
 
     /// How the client checks the nodes' certificates.
     public struct TLS: Sendable, Equatable {
@@ -57,7 +63,8 @@ public struct CacheClientConfig: Sendable {
         topologyRefreshInterval: Duration = .seconds(10),
         downPeriod: Duration = .seconds(1),
         token: String? = nil,
-        tls: TLS? = nil
+        tls: TLS? = nil,
+        maximumClockOffset: Duration = .milliseconds(500)
     ) {
         self.nodes = nodes
         self.timeout = timeout
@@ -72,6 +79,7 @@ public struct CacheClientConfig: Sendable {
         self.downPeriod = downPeriod
         self.token = token
         self.tls = tls
+        self.maximumClockOffset = maximumClockOffset
     }
 
     /// What is wrong with this configuration, if anything.
@@ -89,6 +97,7 @@ public struct CacheClientConfig: Sendable {
         if connectTimeout <= .zero { throw invalid("connectTimeout must be positive") }
         if topologyRefreshInterval <= .zero { throw invalid("topologyRefreshInterval must be positive") }
         if downPeriod < .zero { throw invalid("downPeriod must be 0 or more") }
+        if maximumClockOffset < .zero { throw invalid("maximumClockOffset must be 0 or more") }
         if let token, token.isEmpty || token.contains(where: { $0.isWhitespace || $0.isNewline }) {
             throw invalid("token must be one word without spaces")
         }

@@ -41,6 +41,12 @@ public struct StoreStatistics: Sendable, Equatable {
     public var peerMessagesIgnored: UInt64 = 0
     /// Client writes refused while this node's clock ran ahead of its peers'.
     public var writesRefusedForClock: UInt64 = 0
+    /// Client writes held after the node started until its clock could not repeat a version it
+    /// made before (at most `MAX_CLOCK_OFFSET_MS`).
+    public var writesDelayedForClock: UInt64 = 0
+    /// Client writes not made because the deadline their client gave (`X-Cache-Deadline`) passed
+    /// before this node could take them.
+    public var writesPastDeadline: UInt64 = 0
     /// Entries written to the log again after a repair of the failed log cut off their records.
     public var entriesRewrittenAfterRepair: UInt64 = 0
     /// Answers not held back for the log because its queue was full: writes refused, reads

@@ -144,19 +144,28 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
             return
         }
         let loop = context.eventLoop
+        var deadline: Instant?
+        if request.route.servesData, let header = request.head.headers.first(name: ClientDeadline.header) {
+            switch ClientDeadline.parse(header) {
+            case .success(let instant): deadline = instant
+            case .failure(let error):
+                answer(request, status: error.kind.status, body: ResponseBody.error(allocator, error.message))
+                return
+            }
+        }
         switch request.route {
         case .get(let key, let consistency):
-            submit(.get(key: key, consistency: consistency), for: request, loop: loop)
+            submit(.get(key: key, consistency: consistency), deadline: deadline, for: request, loop: loop)
         case .put(let consistency):
             let body = request.body ?? ByteBuffer()
             switch PutRequest.decode(body.readableBytesView) {
             case .success(let put):
-                submit(put.operation(consistency: consistency), for: request, loop: loop)
+                submit(put.operation(consistency: consistency), deadline: deadline, for: request, loop: loop)
             case .failure(let error):
                 answer(request, status: error.kind.status, body: ResponseBody.error(allocator, error.message))
             }
         case .delete(let key, let consistency):
-            submit(.delete(key: key, consistency: consistency), for: request, loop: loop)
+            submit(.delete(key: key, consistency: consistency), deadline: deadline, for: request, loop: loop)
         case .health:
             let nodeID = node.nodeID
             let lifecycle = node.lifecycle
@@ -209,12 +218,13 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
 
     /// Hands a data request to the node; the answer is written when it comes.
     private func submit(
-        _ operation: ClusterNode.ClientOperation, for request: HTTPConnectionStateMachine.Request, loop: any EventLoop
+        _ operation: ClusterNode.ClientOperation, deadline: Instant?, for request: HTTPConnectionStateMachine.Request,
+        loop: any EventLoop
     ) {
         let driver = node.driver
         if loop === driver.loop {
             // The node lives on this connection's loop: no hop, and usually no wait.
-            switch driver.submitOnLoop(operation) {
+            switch driver.submitOnLoop(operation, deadline: deadline) {
             case .answered(let reply):
                 answer(request, reply)
             case .pending(let number):
@@ -225,7 +235,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         }
         let completion = NIOLoopBound<(ClusterNode.ClientReply) -> Void>(
             { [self] reply in answer(request, reply) }, eventLoop: loop)
-        driver.submit(operation, from: loop, completion: completion)
+        driver.submit(operation, deadline: deadline, from: loop, completion: completion)
     }
 
     func received(_ reply: ClusterNode.ClientReply) {
@@ -346,6 +356,7 @@ extension RequestError.Kind {
         switch self {
         case .badRequest: .badRequest
         case .payloadTooLarge: .payloadTooLarge
+        case .deadlinePassed: .requestTimeout
         }
     }
 }

@@ -128,15 +128,15 @@ final class NodeDriver: Sendable {
     /// Hands a client's request to the node; `completion` runs on `eventLoop` (the caller's) with the
     /// answer, inline when the caller is on the node's loop and the answer is ready at once.
     func submit(
-        _ operation: ClusterNode.ClientOperation, from eventLoop: any EventLoop,
+        _ operation: ClusterNode.ClientOperation, deadline: Instant? = nil, from eventLoop: any EventLoop,
         completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>
     ) {
         if eventLoop === loop, loop.inEventLoop {
-            state.value.submit(operation, completion: completion.value)
+            state.value.submit(operation, deadline: deadline, completion: completion.value)
             return
         }
         loop.execute {
-            self.state.value.submit(operation) { reply in
+            self.state.value.submit(operation, deadline: deadline) { reply in
                 eventLoop.execute { completion.value(reply) }
             }
         }
@@ -152,8 +152,8 @@ final class NodeDriver: Sendable {
 
     /// Hands a client's request to the node from the node's own loop, without a closure or a hop:
     /// most answers of a node alone are ready within the same step.
-    func submitOnLoop(_ operation: ClusterNode.ClientOperation) -> Submitted {
-        state.value.submitInline(operation)
+    func submitOnLoop(_ operation: ClusterNode.ClientOperation, deadline: Instant? = nil) -> Submitted {
+        state.value.submitInline(operation, deadline: deadline)
     }
 
     /// Hands `receiver` the answer to a request `submitOnLoop` left pending. On the node's loop.
@@ -389,7 +389,10 @@ final class DriverState {
 
     // MARK: Inputs
 
-    func submit(_ operation: ClusterNode.ClientOperation, completion: @escaping (ClusterNode.ClientReply) -> Void) {
+    func submit(
+        _ operation: ClusterNode.ClientOperation, deadline: Instant?,
+        completion: @escaping (ClusterNode.ClientReply) -> Void
+    ) {
         guard runtime != nil else {
             completion(
                 ClusterNode.ClientReply(
@@ -405,10 +408,10 @@ final class DriverState {
                     request: request, outcome: .overloaded(reason: reason), replicas: [], hinted: false))
             return
         }
-        input(.client(request: request, operation))
+        input(.client(request: request, operation, deadline: deadline))
     }
 
-    func submitInline(_ operation: ClusterNode.ClientOperation) -> NodeDriver.Submitted {
+    func submitInline(_ operation: ClusterNode.ClientOperation, deadline: Instant?) -> NodeDriver.Submitted {
         guard runtime != nil else {
             return .answered(
                 ClusterNode.ClientReply(
@@ -418,7 +421,7 @@ final class DriverState {
         nextRequest += 1
         precondition(inlineRequest == nil, "request \(request) handed in inline during another")
         inlineRequest = request
-        input(.client(request: request, operation))
+        input(.client(request: request, operation, deadline: deadline))
         inlineRequest = nil
         if let reply = inlineReply {
             inlineReply = nil

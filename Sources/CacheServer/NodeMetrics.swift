@@ -272,6 +272,16 @@ public final class NodeMetrics: Sendable {
                 statistics.writesRefusedForClock
             ),
             (
+                "cache_writes_delayed_clock_total",
+                "Client writes held after the start until the clock could not repeat a version made before it.",
+                statistics.writesDelayedForClock
+            ),
+            (
+                "cache_writes_past_deadline_total",
+                "Client writes not made: the deadline their client gave (X-Cache-Deadline) had passed.",
+                statistics.writesPastDeadline
+            ),
+            (
                 "cache_http_connections_refused_total", "Client connections closed at once: MAX_CONNECTIONS reached.",
                 snapshot.httpConnectionsRefused
             ),

@@ -97,4 +97,27 @@ struct RequestDecodingTests {
             #expect(throws: RequestError.self) { try PutRequest.decode(body[0..<length]).get() }
         }
     }
+
+    /// `X-Cache-Deadline`: digits only, within an `Instant`. A deadline past 2262 once overflowed
+    /// the conversion to nanoseconds and stopped the node (schemathesis, with the year 3000).
+    @Test func aDeadlineIsMillisecondsSinceTheEpochWithinAnInstant() {
+        #expect(
+            ClientDeadline.parse("1796349042292") == .success(Instant(nanosecondsSinceEpoch: 1_796_349_042_292_000_000))
+        )
+        #expect(ClientDeadline.parse("0") == .success(Instant(nanosecondsSinceEpoch: 0)))
+        let latest = String(ClientDeadline.latestMilliseconds)
+        #expect(
+            (try? ClientDeadline.parse(latest).get())?.nanosecondsSinceEpoch == ClientDeadline.latestMilliseconds
+                * 1_000_000)
+        for bad in [
+            "", " 1", "1 ", "-1", "+1", "1.5", "1e9", "soon", "32503680000000", "9999999999999", "7258118400001",
+            "99999999999999999999",
+        ] {
+            guard case .failure(let refusal) = ClientDeadline.parse(bad) else {
+                Issue.record("\(bad) was taken")
+                continue
+            }
+            #expect(refusal.kind == .badRequest && refusal.message.contains("X-Cache-Deadline"))
+        }
+    }
 }

@@ -186,6 +186,35 @@ struct HTTPAPITests {
         }
     }
 
+    /// A write taken after its client's deadline is not made (408, naming the header); a read is
+    /// still answered; a header that is not a deadline is a 400, never a crash.
+    @Test func writesPastTheirDeadlineAreNotMade() async throws {
+        try await withInProcessNode { node in
+            let client = try node.client()
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let body = Array(#"{"key":"d","value":"late"}"#.utf8)
+            let late = try client.request("PUT", "/put", body: body, headers: ["X-Cache-Deadline": String(now - 1000)])
+            #expect(late.status == 408)
+            #expect(
+                try late.json["error"] as? String
+                    == "the write's X-Cache-Deadline passed before this node could take it: not made")
+            #expect(try client.request("GET", "/get/d").status == 404)
+            let timely = try client.request(
+                "PUT", "/put", body: body, headers: ["X-Cache-Deadline": String(now + 60_000)])
+            #expect(timely.status == 200)
+            #expect(try client.request("GET", "/get/d", headers: ["X-Cache-Deadline": "0"]).status == 200)
+            let lateDelete = try client.request("DELETE", "/delete/d", headers: ["X-Cache-Deadline": "0"])
+            #expect(lateDelete.status == 408)
+            #expect(try client.request("GET", "/get/d").status == 200)
+            for bad in ["soon", "-1", "32503680000000", "99999999999999999999"] {
+                let refused = try client.request("PUT", "/put", body: body, headers: ["X-Cache-Deadline": bad])
+                #expect(refused.status == 400, "\(bad)")
+                #expect((try refused.json["error"] as? String)?.contains("X-Cache-Deadline") == true)
+            }
+            #expect(try client.request("GET", "/health").status == 200)
+        }
+    }
+
     @Test func oversizedKeyIsRefusedWith413() async throws {
         try await withInProcessNode { node in
             let client = try node.client()

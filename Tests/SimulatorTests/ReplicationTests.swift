@@ -314,6 +314,78 @@ struct ReplicationTests {
         #expect(restarted.clock.next(physical: start) > version)
     }
 
+    /// A restarted node remembers no version it made for keys it does not hold: a clock that had
+    /// taken a peer's reading ahead of its own would make the same versions again, or older ones,
+    /// and a later write at `one` lost to an earlier one on its replica (with one TTL kept for the
+    /// other's value: the simulator's "held without its TTL", 5 nodes and one replica). A node makes
+    /// no version in its first maximum clock offset: by then its clock is past any it made before.
+    @Test func aRestartedNodeMakesNoVersionItMadeBefore() throws {
+        var cluster = TestCluster(size: 3) { $0.replicationFactor = 1 }
+        cluster.clockOffsets[0] = .milliseconds(-300)
+        let keys = (0..<256).map { Array("key-\($0)".utf8) }
+        let held = try #require(keys.first { cluster.node(0).replicas(of: $0) == [NodeID("n0")] })
+        let remote = try #require(keys.first { cluster.node(0).replicas(of: $0) == [NodeID("n1")] })
+        // Node 0 takes node 1's reading, 300 ms ahead of its own, as a replica...
+        _ = cluster.request(1, at: 1, .put(key: held, value: [1], ttl: .never, consistency: .one))
+        // ...and versions a write to a key only node 1 holds with it.
+        let first = cluster.request(
+            2, at: 0, .put(key: remote, value: [1], ttl: .after(.seconds(60)), consistency: .one))
+        guard case .stored = first?.outcome else {
+            Issue.record("the first write was not stored: \(String(describing: first))")
+            return
+        }
+        cluster.restart(0)
+        for _ in 0..<2 { cluster.advance(by: .milliseconds(50)) }
+        _ = cluster.request(3, at: 0, .put(key: remote, value: [2], ttl: .never, consistency: .one))
+        for _ in 0..<10 where cluster.replies[3] == nil { cluster.advance(by: .milliseconds(100)) }
+        guard case .stored = cluster.replies[3]?.outcome else {
+            Issue.record("the second write was not stored: \(String(describing: cluster.replies[3]))")
+            return
+        }
+        let entry = try #require(cluster.store(1).entry(for: CacheKey(bytes: remote)))
+        #expect(entry.value == [2], "the later write lost to the earlier one (\(entry.version))")
+        #expect(entry.expiresAt == nil)
+        #expect(cluster.node(0).statistics.writesDelayedForClock == 1)
+    }
+
+    /// Seen on real processes: a node paused with a client's write in its socket made it 7 s later,
+    /// after the client had given up, retried through another node and written the key again: the
+    /// late copy took the newest version and undid those writes. A write past the deadline its
+    /// client gave is not made (and says why); a read past it is still answered.
+    @Test func aWritePastItsClientsDeadlineIsNotMade() throws {
+        var cluster = TestCluster(size: 3)
+        let key = Array("k".utf8)
+        _ = cluster.request(1, at: 0, .put(key: key, value: [1], ttl: .never, consistency: .quorum))
+        let passed = cluster.now.advanced(by: .milliseconds(-1))
+        let late = cluster.request(
+            2, at: 1, .put(key: key, value: [2], ttl: .never, consistency: .quorum), deadline: passed)
+        guard case .invalid(let refusal) = late?.outcome else {
+            Issue.record("a write past its deadline answered \(String(describing: late))")
+            return
+        }
+        #expect(refusal.kind == .deadlinePassed && refusal.message.contains("X-Cache-Deadline"))
+        let lateDelete = cluster.request(3, at: 2, .delete(key: key, consistency: .one), deadline: passed)
+        guard case .invalid(let deleteRefusal) = lateDelete?.outcome, deleteRefusal.kind == .deadlinePassed else {
+            Issue.record("a delete past its deadline answered \(String(describing: lateDelete))")
+            return
+        }
+        for index in 0..<3 { #expect(cluster.store(index).entry(for: CacheKey(bytes: key))?.value == [1]) }
+        #expect(cluster.node(1).statistics.writesPastDeadline == 1)
+        let read = cluster.request(4, at: 1, .get(key: key, consistency: .quorum), deadline: passed)
+        guard case .found(let entry) = read?.outcome else {
+            Issue.record("a read past its deadline answered \(String(describing: read))")
+            return
+        }
+        #expect(entry.value == [1])
+        let timely = cluster.request(
+            5, at: 1, .put(key: key, value: [3], ttl: .never, consistency: .quorum),
+            deadline: cluster.now.advanced(by: .seconds(1)))
+        guard case .stored = timely?.outcome else {
+            Issue.record("a write within its deadline answered \(String(describing: timely))")
+            return
+        }
+    }
+
     /// Seen under overload on real processes: a node measured its clock's lead from one message, so a
     /// message 800 ms in transit read as a clock 800 ms ahead, and the node refused every write. A
     /// late message is forgiven (the smallest lead of the last windows counts); a lead that every

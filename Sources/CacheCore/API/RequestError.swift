@@ -6,6 +6,8 @@ public struct RequestError: Error, Equatable, Sendable, CustomStringConvertible 
         case badRequest
         /// A key, value or body over its size limit: 413.
         case payloadTooLarge
+        /// A write taken after the deadline its client gave (`ClientDeadline`): 408.
+        case deadlinePassed
     }
 
     /// The class of refusal.

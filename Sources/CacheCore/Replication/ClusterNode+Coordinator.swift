@@ -137,6 +137,47 @@ struct Coordination: Sendable {
 extension ClusterNode {
     // MARK: Starting
 
+    /// Whether a client's `operation` must wait before the clock versions it (`versionsSafeAfter`):
+    /// a write, early after the start, to a key that has other replicas. A key this node alone
+    /// holds needs no wait: its store holds the key's newest version, and the clock is past it.
+    func mustWaitForClock(_ operation: ClientOperation, now: Instant) -> Bool {
+        guard now <= versionsSafeAfter else { return false }
+        switch operation {
+        case .get: return false
+        case .put(let key, _, _, _), .delete(let key, _): return replicas(of: KeyReference(key)) != selfOnly
+        }
+    }
+
+    /// Whether `operation` is a write whose client's deadline passed: the client has given up on
+    /// it, and may have made the write again through another node since. Made now, this copy
+    /// would take a newer version than that retry and every write after it (seen on real
+    /// processes: a node paused with a request in its socket made it 7 s later, after the load).
+    /// Reads are answered however late: nobody waits for them, and they change nothing.
+    func isPastDeadline(_ operation: ClientOperation, _ deadline: Instant?, now: Instant) -> Bool {
+        guard let deadline, now > deadline else { return false }
+        if case .get = operation { return false }
+        return true
+    }
+
+    mutating func refusePastDeadline(_ client: UInt64) {
+        counters.writesPastDeadline &+= 1
+        let message = "the write's \(ClientDeadline.header) passed before this node could take it: not made"
+        reply(client, .invalid(RequestError(.deadlinePassed, message)), replicas: [])
+    }
+
+    /// Holds a write until the clock is safe (`mustWaitForClock`); refused when too many wait.
+    mutating func awaitClock(client: UInt64, _ operation: ClientOperation, deadline: Instant?) {
+        guard !writesAwaitingClock.isFull else {
+            reply(
+                client,
+                .overloaded(reason: "\(writesAwaitingClock.count) writes wait for this node's clock after its start"),
+                replicas: [])
+            return
+        }
+        counters.writesDelayedForClock &+= 1
+        writesAwaitingClock.append((client: client, operation: operation, deadline: deadline))
+    }
+
     mutating func startCoordination(client: UInt64, _ operation: ClientOperation, now: Instant) {
         let key: KeyReference
         let level: ConsistencyLevel

@@ -161,8 +161,10 @@ public struct ClusterNode: Sendable {
 
     /// What happens to the node.
     public enum Input: Equatable, Sendable {
-        /// A client's request; `request` is the driver's number, echoed in the reply.
-        case client(request: UInt64, ClientOperation)
+        /// A client's request; `request` is the driver's number, echoed in the reply. A write is
+        /// not made once its client's `deadline` passed (the client gave up on it and may have
+        /// written the key again through another node): a late copy must not overwrite that.
+        case client(request: UInt64, ClientOperation, deadline: Instant? = nil)
         /// A message from a peer.
         case peer(PeerMessage)
         /// Every log record up to `upTo` was handed to the operating system.
@@ -266,6 +268,13 @@ public struct ClusterNode: Sendable {
     var refusedDrops: Set<KeyReference> = []
     /// Whether the clock was ahead of the members' at the last membership message (`clockAheadChanged`).
     public internal(set) var isClockAhead = false
+    /// Until this instant the clock may make versions this node made before it started (it keeps
+    /// no record of those it made for keys other nodes hold): writes wait (`writesAwaitingClock`).
+    /// The clock never takes a reading more than the maximum offset ahead of its physical one, so
+    /// past `start + maximumClockOffset` every version it makes is greater than any made before.
+    let versionsSafeAfter: Instant
+    /// Client writes that came while versions were not safe yet, in arrival order.
+    var writesAwaitingClock: BoundedQueue<(client: UInt64, operation: ClientOperation, deadline: Instant?)>
     var counters = StoreStatistics()
     /// Effects of the step in progress.
     var effects: [Effect] = []
@@ -290,6 +299,8 @@ public struct ClusterNode: Sendable {
         self.selfOnly = [me]
         self.coordinations = CoordinationTable(capacity: configuration.maximumCoordinations)
         self.awaitingDurability = BoundedQueue(capacity: configuration.maximumAwaitingDurability)
+        self.versionsSafeAfter = now.advanced(by: configuration.maximumClockOffset)
+        self.writesAwaitingClock = BoundedQueue(capacity: configuration.maximumCoordinations)
         self.unsyncedOrder = BoundedQueue(capacity: configuration.maximumUnsyncedRecords)
         var root = SplitMix64(seed: seed)
         self.random = root.derived(stream: 1)
@@ -347,8 +358,14 @@ public struct ClusterNode: Sendable {
     /// Handles one input at `now` and returns what the driver must do.
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         switch input {
-        case .client(let request, let operation):
-            startCoordination(client: request, operation, now: now)
+        case .client(let request, let operation, let deadline):
+            if isPastDeadline(operation, deadline, now: now) {
+                refusePastDeadline(request)
+            } else if mustWaitForClock(operation, now: now) {
+                awaitClock(client: request, operation, deadline: deadline)
+            } else {
+                startCoordination(client: request, operation, now: now)
+            }
         case .peer(.membership(let message)):
             for effect in membership.received(message, now: now) { carryOut(effect) }
             let ahead = membership.isClockAhead(by: configuration.maximumClockOffset)
@@ -510,6 +527,7 @@ public struct ClusterNode: Sendable {
         if log?.policy.isInterval == true { deadline = min(deadline, nextLogSync) }
         if let nextLogRepair { deadline = min(deadline, nextLogRepair) }
         if let next = coordinations.nextDeadline { deadline = min(deadline, next) }
+        if !writesAwaitingClock.isEmpty { deadline = min(deadline, versionsSafeAfter.advanced(by: .nanoseconds(1))) }
         return deadline
     }
 
@@ -522,6 +540,15 @@ public struct ClusterNode: Sendable {
             for effect in membership.tick(now: now) { carryOut(effect) }
         }
         coordinationTimers(now: now)
+        if now > versionsSafeAfter {
+            while let waiting = writesAwaitingClock.popFirst() {
+                if isPastDeadline(waiting.operation, waiting.deadline, now: now) {
+                    refusePastDeadline(waiting.client)
+                } else {
+                    startCoordination(client: waiting.client, waiting.operation, now: now)
+                }
+            }
+        }
         if !store.isIndexed { store.continueIndexing(budget: configuration.indexingBudget) }
         if now >= nextSweep {
             nextSweep = now.advanced(by: configuration.expirySweepInterval)

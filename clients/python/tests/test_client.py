@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,33 @@ async def test_retries_are_bounded_by_count_and_deadline(cluster: Cluster) -> No
             assert 1 <= timed_out.value.attempts <= 6
     finally:
         nodes[0].resume()
+
+
+async def test_a_write_a_paused_node_finds_after_the_retry_does_not_undo_later_writes(cluster: Cluster) -> None:
+    # The write times out on its first owner (paused) and is made through another node; the paused
+    # node, resumed, finds the first request past the deadline the client sent, and does not make it.
+    nodes = cluster.start(3)
+    ring = HashRing([node.node_id for node in nodes])
+    key = next(k for k in (f"late-{i}" for i in range(200)) if ring.owner(k.encode()) == "n1")
+    config = CacheClientConfig(nodes=[nodes[0].address], timeout=4, max_retries=3)
+    async with CacheClient(config) as client:
+        await client.cluster()
+        nodes[1].pause()
+        try:
+            await client.put(key, "first", consistency="one")
+            await client.put(key, "second", consistency="one")
+            assert client.retries >= 1
+        finally:
+            nodes[1].resume()
+        for _ in range(50):
+            if nodes[1].get_json("/health").get("status") == "ok":
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert await client.get(key, consistency="all") == "second"
+    url = f"http://{nodes[1].address}/metrics"
+    metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    assert "cache_writes_past_deadline_total 1" in metrics
 
 
 async def test_cancellation_ends_a_waiting_call(cluster: Cluster) -> None:

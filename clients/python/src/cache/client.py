@@ -58,6 +58,11 @@ class CacheClientConfig:
     included. ``max_retries``: attempts after the first. ``consistency``: the level of calls that
     name none (``None``: each node's default). ``token``: a bearer token for nodes that require
     one. ``tls``/``ca_file``: HTTPS, trusting ``ca_file`` (or the system's authorities).
+    ``max_clock_offset``: how far a node's clock may read behind this machine's (the nodes'
+    ``MAX_CLOCK_OFFSET_MS``, in seconds): each write tells its node when the client stops waiting
+    (``X-Cache-Deadline``) and the node makes no write past it; after a write timed out, the client
+    waits this long before making it through another node, so the abandoned attempt cannot land
+    after the retry and undo it.
     """
 
     nodes: list[str]
@@ -73,6 +78,7 @@ class CacheClientConfig:
     token: str | None = None
     tls: bool = False
     ca_file: str | None = None
+    max_clock_offset: float = 0.5
     addresses: tuple[tuple[str, int], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +105,14 @@ class CacheClientConfig:
             raise InvalidConfiguration(f"connections_per_node must be at least 1, not {self.connections_per_node}")
         if self.consistency not in (None, "one", "quorum", "all"):
             raise InvalidConfiguration(f"consistency must be one, quorum or all, not {self.consistency!r}")
-        for name in ("connect_timeout", "backoff_base", "backoff_cap", "down_period", "topology_refresh_interval"):
+        for name in (
+            "connect_timeout",
+            "backoff_base",
+            "backoff_cap",
+            "down_period",
+            "topology_refresh_interval",
+            "max_clock_offset",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidConfiguration(f"{name} must not be negative")
         object.__setattr__(self, "addresses", tuple(addresses))
@@ -455,6 +468,7 @@ class CacheClient:
         last: CacheError | None = None
         previous: tuple[str, int] | None = None
         made = 0
+        write_timed_out = False
         for number in range(attempts):
             if fixed is not None:
                 target = fixed
@@ -467,6 +481,13 @@ class CacheClient:
                 if target == previous or not unreached:
                     await self._backoff(number, deadline)
             previous = target
+            if write_timed_out:
+                # The abandoned attempt may still reach its node, which refuses it past the deadline
+                # it was sent with, by a clock up to max_clock_offset behind this one.
+                if deadline - time.monotonic() <= self.config.max_clock_offset:
+                    break
+                await asyncio.sleep(self.config.max_clock_offset)
+                write_timed_out = False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -484,6 +505,7 @@ class CacheClient:
                 continue
             except _TimedOut:
                 failed_here.add(target)
+                write_timed_out = method in ("PUT", "DELETE")
                 tried[name] = f"no answer within {budget * 1000:.0f} ms"
                 self._mark_down(target)
                 self._refresh_soon(force=True)
@@ -550,7 +572,10 @@ class CacheClient:
             raise ClientClosed("the client is closed")
         client = self._client(node)
         timeout = httpx.Timeout(budget, connect=min(budget, self.config.connect_timeout or budget), pool=budget)
-        headers = {"content-type": "application/json"} if body is not None else None
+        headers = {"content-type": "application/json"} if body is not None else {}
+        if method in ("PUT", "DELETE"):
+            # When this client stops waiting, by its wall clock: the node makes no write past it.
+            headers["x-cache-deadline"] = str(int((time.time() + budget) * 1000))
         try:
             response = await client.request(method, path, content=body, headers=headers, timeout=timeout)
         except httpx.PoolTimeout as error:
