@@ -25,6 +25,7 @@ extension ClusterSimulation {
         let output = nodes[index].start(
             configuration: configuration, policy: swarm.syncPolicy, seed: random.next(),
             seeds: Array(seeds.prefix(3)), now: localTime(of: index), simulationTime: now)
+        lastStart = now
         route(output, from: index)
     }
 

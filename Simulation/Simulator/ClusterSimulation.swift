@@ -122,6 +122,11 @@ public struct ClusterSimulation {
     var history: [Operation] = []
     /// When every node lost power.
     var powerLosses: [Instant] = []
+    /// When a node last started: it holds the writes it takes for the clock offset after that.
+    var lastStart = SimulatedTime.start
+    /// When a node's sync failed (an I/O error or a full disk): what it covered stays unsynced
+    /// until the log is repaired.
+    var syncFailures: [Instant] = []
     var now = SimulatedTime.start
     var faultsOn = true
     var clientsOn = true
@@ -318,7 +323,12 @@ public struct ClusterSimulation {
         case .diskSynced(let index, let generation):
             guard generation == nodes[index].generation, nodes[index].isRunning else { return }
             let upTo = nodes[index].disk.lastAppended
-            trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index) log durable up to \(upTo)" }
+            if nodes[index].disk.isFull || nodes[index].disk.failsNextSync {
+                syncFailures.append(now)
+                trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index)'s sync up to \(upTo) fails" }
+            } else {
+                trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index) log durable up to \(upTo)" }
+            }
             let output = nodes[index].synced(now: localTime(of: index), simulationTime: now)
             route(output, from: index)
         case .snapshotWritten(let index, let generation, let snapshot):
