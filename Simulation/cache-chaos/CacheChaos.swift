@@ -30,7 +30,7 @@ struct CacheChaos: AsyncParsableCommand {
     @Option(help: "Concurrent clients.") var clients: Int = 6
     @Option(
         help:
-            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces, clock-skew --skew-node-binary)."
+            "Fault kinds, comma-separated: \(Fault.kinds.joined(separator: ", ")) (partition and disk-full need --network namespaces, clock-skew and clock-jump --skew-node-binary)."
     )
     var faults: String = Fault.kinds.joined(separator: ",")
     @Option(help: "WAL_SYNC of the nodes: always, interval or none.") var walSync: String = "always"
@@ -41,7 +41,7 @@ struct CacheChaos: AsyncParsableCommand {
     @Option(help: "The cache-node binary (default: the one beside this executable).") var nodeBinary: String?
     @Option(
         help:
-            "A cache-node built with WITHOUT_JEMALLOC=1, which libfaketime can run: enables clock-skew faults (faketime's library must be installed)."
+            "A cache-node built with WITHOUT_JEMALLOC=1, which libfaketime can run: enables clock-skew and clock-jump faults (faketime's library must be installed)."
     )
     var skewNodeBinary: String?
     @Option(help: "Where the nodes' data and logs go (default: a new temporary directory, deleted on success).")

@@ -30,7 +30,8 @@ struct CampaignOptions: Sendable {
     /// How far apart the nodes' clocks and the harness's may be (one machine: one clock), and
     /// more with clock-skew faults (the largest skew within the bound).
     var clockSlack: Duration {
-        .milliseconds(250 + (skewBinary == nil ? 0 : Fault.skews.filter { abs($0) < 500 }.map(abs).max() ?? 0))
+        .milliseconds(
+            250 + (skewBinary == nil ? 0 : (Fault.skews + Fault.jumps).filter { abs($0) < 500 }.map(abs).max() ?? 0))
     }
 
     /// The command that repeats this campaign.
@@ -153,6 +154,17 @@ struct Campaign {
                 nodes.kill(node)
                 try nodes.start(node, skew: milliseconds)
                 try await Task.sleep(for: episode.length)
+                if heals {
+                    nodes.kill(node)
+                    try nodes.start(node)
+                }
+            case .jumpClock(let node, let milliseconds):
+                nodes.kill(node)
+                try nodes.start(node, jumpable: true)
+                // Running and joined first; libfaketime reads the offset again within a second.
+                try await Task.sleep(for: .seconds(1))
+                try nodes.jump(node, milliseconds: milliseconds)
+                try await Task.sleep(for: episode.length - .seconds(1))
                 if heals {
                     nodes.kill(node)
                     try nodes.start(node)

@@ -211,6 +211,10 @@ struct Workload: Sendable {
                         // Decoded from a 503 with a JSON error (for an unmet level, naming the
                         // level and counts): the documented refusals.
                         operation.outcome = .failed
+                    case .server(status: 408, let message, _) where message.contains(ClientDeadline.header):
+                        // The write's deadline had passed by the node's clock, and it was not made
+                        // (the client's last attempt: a node whose clock runs ahead of the harness's).
+                        operation.outcome = .failed
                     default:
                         operation.outcome = .failed
                         operation.refusal = "client: \(error)"

@@ -71,13 +71,30 @@ final class NodeProcesses {
 
     var isUp: [Bool] { nodes.map { $0.process?.isRunning == true && !$0.paused } }
 
+    /// The file libfaketime reads node `index`'s offset from, for `jump`.
+    private func jumpFile(_ index: Int) -> URL { logs.appendingPathComponent("\(nodes[index].id).faketime") }
+
+    /// Leaps node `index`'s clocks, wall and monotonic, `milliseconds` ahead of where they were
+    /// (it must have been started `jumpable`); libfaketime reads the file again within a second.
+    func jump(_ index: Int, milliseconds: Int) throws {
+        try "+\(milliseconds / 1000).\(String(format: "%03d", milliseconds % 1000))".write(
+            to: jumpFile(index), atomically: true, encoding: .utf8)
+    }
+
     /// Starts node `index`; with `skew`, on a wall clock that many milliseconds off (the node reads
-    /// the wall clock once, at start: its whole run is skewed; its monotonic clock is left alone).
-    func start(_ index: Int, skew milliseconds: Int? = nil) throws {
+    /// the wall clock once, at start: its whole run is skewed; its monotonic clock is left alone);
+    /// `jumpable`, under libfaketime with both clocks as they are, until `jump` moves them.
+    func start(_ index: Int, skew milliseconds: Int? = nil, jumpable: Bool = false) throws {
         precondition(nodes[index].process == nil, "node \(index) is already running")
         var binary = self.binary
         var environment = nodes[index].environment
-        if let milliseconds, let skewBinary {
+        if jumpable, let skewBinary {
+            binary = skewBinary
+            try "+0".write(to: jumpFile(index), atomically: true, encoding: .utf8)
+            environment["LD_PRELOAD"] = Self.faketime
+            environment["FAKETIME_TIMESTAMP_FILE"] = jumpFile(index).path
+            environment["FAKETIME_CACHE_DURATION"] = "1"
+        } else if let milliseconds, let skewBinary {
             binary = skewBinary
             environment["LD_PRELOAD"] = Self.faketime
             let sign = milliseconds < 0 ? "-" : "+"

@@ -509,7 +509,10 @@ public final class CacheClient: Sendable {
             if writeTimedOut {
                 // The abandoned attempt may still reach its node; the node refuses it past the
                 // deadline it was sent with, by a clock up to `maximumClockOffset` behind ours.
-                guard deadline - .now > config.maximumClockOffset else { break }
+                guard deadline - .now > config.maximumClockOffset else {
+                    throw CacheClientError.timeout(
+                        after: ContinuousClock.now - started, attempts: plan.made, last: plan.lastFailure)
+                }
                 try await Task.sleep(for: config.maximumClockOffset)
                 writeTimedOut = false
             }
@@ -531,6 +534,10 @@ public final class CacheClient: Sendable {
                     return answer
                 case 503 where acceptUnavailable:
                     return answer
+                case 408:
+                    // The node did not make the write: the deadline this client sent had passed by
+                    // its clock (behind or ahead of ours). Another node may take it at once.
+                    failure = .refused(.server(status: 408, message: Self.message(answer), node: answer.node))
                 case 400..<500:
                     throw CacheClientError.invalidRequest(status: answer.status, message: Self.message(answer))
                 default:

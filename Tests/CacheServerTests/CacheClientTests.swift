@@ -212,6 +212,25 @@ struct CacheClientTests {
         }
     }
 
+    /// A write that timed out waits out the clock offset before its next attempt; with no time left
+    /// for one, the call is a timeout (its outcome unknown), not "no reachable node".
+    @Test func aWriteWithNoTimeLeftAfterTheClockWaitIsATimeout() async throws {
+        let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
+        let port = try await node.waitUntilListening()
+        let config = CacheClientConfig(nodes: ["127.0.0.1:\(port)"], timeout: .seconds(1), maximumRetries: 3)
+        try await withCacheClient(config) { client in
+            try await client.put("k", "v")
+            try await node.pause()
+            defer { node.send(SIGCONT) }
+            await #expect {
+                try await client.put("k", "w")
+            } throws: { error in
+                guard case CacheClientError.timeout = error else { return false }
+                return true
+            }
+        }
+    }
+
     @Test func cancellationStopsAWaitingCall() async throws {
         let (node, _) = try await NodeProcess.serving(environment: ["PORT": "0", "HOST": "127.0.0.1"])
         let port = try await node.waitUntilListening()

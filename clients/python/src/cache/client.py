@@ -485,7 +485,7 @@ class CacheClient:
                 # The abandoned attempt may still reach its node, which refuses it past the deadline
                 # it was sent with, by a clock up to max_clock_offset behind this one.
                 if deadline - time.monotonic() <= self.config.max_clock_offset:
-                    break
+                    raise Timeout(time.monotonic() - started, made, next(reversed(tried.values()), None))
                 await asyncio.sleep(self.config.max_clock_offset)
                 write_timed_out = False
             remaining = deadline - time.monotonic()
@@ -516,6 +516,13 @@ class CacheClient:
                 return answer
             if answer.status == 404 and method in ("GET", "DELETE") and key is not None:
                 return answer
+            if answer.status == 408:
+                # The node did not make the write: the deadline sent had passed by its clock (behind
+                # or ahead of this one). Another node may take it at once.
+                failed_here.add(target)
+                last = ServerError(answer.status, answer.message(), name)
+                tried[name] = str(last)
+                continue
             if 400 <= answer.status < 500:
                 raise InvalidRequest(answer.status, answer.message(), name)
             failed_here.add(target)

@@ -36,7 +36,8 @@ class Unavailable(CacheError):
 
 
 class ServerError(CacheError):
-    """The node answered with another 5xx (overloaded, not ready, writes refused)."""
+    """The node answered with another 5xx (overloaded, not ready, writes refused), or 408 (a write's
+    deadline had passed by its clock)."""
 
     def __init__(self, status: int, message: str, node: str | None = None) -> None:
         super().__init__(f"{status}: {message}" + (f" ({node})" if node else ""))
