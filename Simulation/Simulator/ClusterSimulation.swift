@@ -323,11 +323,10 @@ public struct ClusterSimulation {
         case .diskSynced(let index, let generation):
             guard generation == nodes[index].generation, nodes[index].isRunning else { return }
             let upTo = nodes[index].disk.lastAppended
-            if nodes[index].disk.isFull || nodes[index].disk.failsNextSync {
-                syncFailures.append(now)
-                trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index)'s sync up to \(upTo) fails" }
-            } else {
-                trace.record(.diskSynced(node: index, upTo: upTo), at: now) { "n\(index) log durable up to \(upTo)" }
+            let fails = nodes[index].disk.isFull || nodes[index].disk.failsNextSync
+            if fails { syncFailures.append(now) }
+            trace.record(.diskSynced(node: index, upTo: upTo), at: now) {
+                fails ? "n\(index)'s sync up to \(upTo) fails" : "n\(index) log durable up to \(upTo)"
             }
             let output = nodes[index].synced(now: localTime(of: index), simulationTime: now)
             route(output, from: index)

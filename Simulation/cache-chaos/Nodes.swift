@@ -77,8 +77,13 @@ final class NodeProcesses {
     /// Leaps node `index`'s clocks, wall and monotonic, `milliseconds` ahead of where they were
     /// (it must have been started `jumpable`); libfaketime reads the file again within a second.
     func jump(_ index: Int, milliseconds: Int) throws {
-        try "+\(milliseconds / 1000).\(String(format: "%03d", milliseconds % 1000))".write(
-            to: jumpFile(index), atomically: true, encoding: .utf8)
+        try Self.faketimeOffset(milliseconds).write(to: jumpFile(index), atomically: true, encoding: .utf8)
+    }
+
+    /// An offset as libfaketime reads it (`FAKETIME`, or its timestamp file): "+2.000", "-0.300".
+    private static func faketimeOffset(_ milliseconds: Int) -> String {
+        let magnitude = abs(milliseconds)
+        return "\(milliseconds < 0 ? "-" : "+")\(magnitude / 1000).\(String(format: "%03d", magnitude % 1000))"
     }
 
     /// Starts node `index`; with `skew`, on a wall clock that many milliseconds off (the node reads
@@ -90,16 +95,14 @@ final class NodeProcesses {
         var environment = nodes[index].environment
         if jumpable, let skewBinary {
             binary = skewBinary
-            try "+0".write(to: jumpFile(index), atomically: true, encoding: .utf8)
+            try Self.faketimeOffset(0).write(to: jumpFile(index), atomically: true, encoding: .utf8)
             environment["LD_PRELOAD"] = Self.faketime
             environment["FAKETIME_TIMESTAMP_FILE"] = jumpFile(index).path
             environment["FAKETIME_CACHE_DURATION"] = "1"
         } else if let milliseconds, let skewBinary {
             binary = skewBinary
             environment["LD_PRELOAD"] = Self.faketime
-            let sign = milliseconds < 0 ? "-" : "+"
-            let magnitude = abs(milliseconds)
-            environment["FAKETIME"] = "\(sign)\(magnitude / 1000).\(String(format: "%03d", magnitude % 1000))"
+            environment["FAKETIME"] = Self.faketimeOffset(milliseconds)
             environment["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
         }
         let log = logs.appendingPathComponent("\(nodes[index].id).log")

@@ -536,7 +536,7 @@ public final class CacheClient: Sendable {
                     return answer
                 case 408:
                     // The node did not make the write: the deadline this client sent had passed by
-                    // its clock (behind or ahead of ours). Another node may take it at once.
+                    // its clock (behind or ahead of ours). Another node may take it, with no clock wait.
                     failure = .refused(.server(status: 408, message: Self.message(answer), node: answer.node))
                 case 400..<500:
                     throw CacheClientError.invalidRequest(status: answer.status, message: Self.message(answer))

@@ -137,6 +137,18 @@ struct Coordination: Sendable {
 extension ClusterNode {
     // MARK: Starting
 
+    /// A client's request, as it comes or once it has waited for the clock: refused past its
+    /// deadline, held while the clock is not safe, coordinated otherwise.
+    mutating func take(client: UInt64, _ operation: ClientOperation, deadline: Instant?, now: Instant) {
+        if isPastDeadline(operation, deadline, now: now) {
+            refusePastDeadline(client)
+        } else if mustWaitForClock(operation, now: now) {
+            awaitClock(client: client, operation, deadline: deadline)
+        } else {
+            startCoordination(client: client, operation, now: now)
+        }
+    }
+
     /// Whether a client's `operation` must wait before the clock versions it (`versionsSafeAfter`):
     /// a write, early after the start, to a key that has other replicas. A key this node alone
     /// holds needs no wait: its store holds the key's newest version, and the clock is past it.

@@ -359,13 +359,7 @@ public struct ClusterNode: Sendable {
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         switch input {
         case .client(let request, let operation, let deadline):
-            if isPastDeadline(operation, deadline, now: now) {
-                refusePastDeadline(request)
-            } else if mustWaitForClock(operation, now: now) {
-                awaitClock(client: request, operation, deadline: deadline)
-            } else {
-                startCoordination(client: request, operation, now: now)
-            }
+            take(client: request, operation, deadline: deadline, now: now)
         case .peer(.membership(let message)):
             for effect in membership.received(message, now: now) { carryOut(effect) }
             let ahead = membership.isClockAhead(by: configuration.maximumClockOffset)
@@ -542,11 +536,7 @@ public struct ClusterNode: Sendable {
         coordinationTimers(now: now)
         if now > versionsSafeAfter {
             while let waiting = writesAwaitingClock.popFirst() {
-                if isPastDeadline(waiting.operation, waiting.deadline, now: now) {
-                    refusePastDeadline(waiting.client)
-                } else {
-                    startCoordination(client: waiting.client, waiting.operation, now: now)
-                }
+                take(client: waiting.client, waiting.operation, deadline: waiting.deadline, now: now)
             }
         }
         if !store.isIndexed { store.continueIndexing(budget: configuration.indexingBudget) }
