@@ -110,6 +110,11 @@ struct ClusterSimulationTests {
         // moved to a node later forgotten, and went with it (the failure budget); the replica sets
         // coordinators reported looked stable, and linearizability was asked of the key.
         (800_484, 5, 1),
+        // A leaving node handed a key to a peer that still saw the leaver as its owner and handed it
+        // straight back; each answered the other "stored" and dropped its copy on the other's
+        // answer, and two acknowledged keys were gone. A leaving node now refuses repairs of keys
+        // it no longer owns.
+        (880_202, 5, nil),
     ]
 
     @Test(arguments: regressions.indices)

@@ -135,6 +135,18 @@ extension ClusterNode {
             }
             return
         }
+        // A leaving node takes no repair of a key it no longer owns. Its own handoff sends the key
+        // to a peer that may still see the leaver as the owner and hand the key straight back;
+        // had the leaver answered "stored", each would drop its copy on the other's answer and
+        // the key would be gone (the simulator, seed 880202 at 5 nodes, rf 1). Refused, the peer
+        // keeps its copy until it learns the node left and owns the key itself.
+        if repair, membership.isLeaving, !replicas(of: key).contains(me) {
+            if let answer {
+                let reason = "this node is leaving and no longer owns the key"
+                send(.writeReply(request: answer.request, result: .refused(reason: reason)), toAddress: answer.to)
+            }
+            return
+        }
         if let overload = durabilityOverload {
             if let answer {
                 let reason = "overloaded: \(overload)"
