@@ -3,8 +3,9 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libjemalloc-dev
 # The partition test (root only) cuts real processes apart in network namespaces; the monitoring
-# test runs a real Prometheus and its promtool; the Redis-protocol tests run redis-cli and redis-benchmark.
-TEST_PACKAGES := curl iproute2 iptables prometheus redis-tools
+# test runs a real Prometheus and its promtool; the Redis-protocol tests run redis-cli and redis-benchmark;
+# the cluster page is tested in chromium.
+TEST_PACKAGES := curl iproute2 iptables prometheus redis-tools chromium
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 CORE_SOURCES := $(shell find Sources/CacheCore -name '*.swift' | sort)
@@ -19,7 +20,7 @@ CLUSTER_LONG_SEEDS ?= 2000
 # same minutes cover far more seeds, and every assertion still runs.
 SIM_BUILD := .build/checked
 
-.PHONY: all deps build release tools run test test-unit sim-sweep sim chaos chaos-short fuzz fuzz-smoke bench format lint clean docker-dist compose-test
+.PHONY: all deps build release tools run test test-unit sim-sweep sim chaos chaos-short fuzz fuzz-smoke bench format lint clean docker-dist compose-test ui-screenshots
 
 all: build
 
@@ -109,6 +110,16 @@ chaos:
 	SWIFT_BACKTRACE=enable=no .build/release/cache-chaos --seed $(CHAOS_FIRST_SEED) --campaigns $(CHAOS_CAMPAIGNS) \
 		--nodes 5 --duration $(CHAOS_SECONDS) --network $$network --wal-sync always \
 		--skew-node-binary $(SKEW_BUILD)/release/cache-node
+
+# The README's screenshots of the cluster page (docs/images): three release nodes under a steady
+# load in Debian's chromium, then one of them killed. About two minutes.
+ui-screenshots:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="chromium python3-venv"
+	$(SWIFT) build -c release --product cache-node
+	[ -x .build/python-venv/bin/python ] || python3 -m venv .build/python-venv
+	.build/python-venv/bin/pip install -q -e 'clients/python[test]' playwright
+	cd Tests/Browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 CACHE_NODE=../../.build/release/cache-node \
+		../../.build/python-venv/bin/python screenshots.py ../../docs/images
 
 # libFuzzer binaries: CacheCore's sources plus one entry point, built with the fuzzer and ASan.
 # Target NAME's entry point is Fuzz/NAME.swift and its seed corpus Fuzz/corpus/NAME.

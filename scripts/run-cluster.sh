@@ -68,7 +68,7 @@ stop_all() {
 trap stop_all INT TERM
 
 for ((i = 0; i < nodes; i++)); do start "$i"; done
-echo "[cluster] $nodes node(s) up; try: curl -s localhost:$http_base/cluster   (Ctrl-C stops them all)"
+echo "[cluster] $nodes node(s) up; the cluster page: http://127.0.0.1:$http_base/ui ; try: curl -s localhost:$http_base/cluster   (Ctrl-C stops them all)"
 
 while ((${#name_of[@]} > 0)); do
     status=0

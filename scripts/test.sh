@@ -53,6 +53,7 @@ figures() {
     build) echo "warnings: $(grep -c 'warning:' "$2" | tr -d ' ') (of our own: $(grep 'warning:' "$2" | grep -cv '/.build/checkouts/\|swift-distributed-tracing' | tr -d ' '))" ;;
     tests) grep -Eo 'Test run with [0-9]+ tests in [0-9]+ suites passed' "$2" | tail -1 | sed 's/Test run with //; s/ passed//' ;;
     python) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/ (pytest), ruff and mypy --strict clean/' ;;
+    browser) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/ in chromium (playwright)/' ;;
     simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - | sed 's/;/; /g' ;;
     chaos) grep -Eo '^[0-9]+ operations in [0-9.]+s: [0-9]+ ok|; [0-9]+ faults' "$2" | paste -sd ' ' - | awk '{ for (i = 1; i <= NF; i++) { if ($i == "operations") ops += $(i - 1); if ($i == "faults") faults += $(i - 1) } } END { printf "%d operations, %d faults, every checker held", ops, faults }' ;;
     fuzz) grep -Eo 'Done [0-9]+ runs' "$2" | awk '{ runs += $2; n++ } END { printf "%d targets, %d executions", n, runs }' ;;
@@ -75,6 +76,16 @@ python_client() {
         && "../../$venv/bin/mypy" && CACHE_NODE=../../.build/debug/cache-node "../../$venv/bin/pytest" -q)
 }
 step python python_client
+# The cluster page in a real browser: Debian's chromium (installed with the test packages) driven by
+# PyPI's playwright, which is never let download a browser of its own.
+browser_tests() {
+    local venv=.build/python-venv
+    "$venv/bin/pip" install -q playwright || return 1
+    (cd Tests/Browser && "../../$venv/bin/ruff" check . && "../../$venv/bin/ruff" format --check . \
+        && "../../$venv/bin/mypy" . && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+        CACHE_NODE=../../.build/debug/cache-node "../../$venv/bin/pytest" -q)
+}
+step browser browser_tests
 step chaos "$MAKE" --no-print-directory chaos-short
 step simulator "$MAKE" --no-print-directory sim-sweep
 step fuzz "$MAKE" --no-print-directory fuzz-smoke

@@ -22,6 +22,10 @@ enum APIRoute: Equatable {
     case forget(member: String)
     /// `GET /cluster/plan?add=id@host:port,…&remove=id,…`: what a change would move.
     case plan(add: [String], remove: [String])
+    /// `GET /ui` and `GET /ui/app.js`: the cluster page and its script (no data in either).
+    case page(ClusterPage.Asset)
+    /// `GET /ui/events`: the cluster page's live feed (server-sent events).
+    case pageEvents
     /// The request cannot be served; answer `status` with `message` (and `Allow` for 405).
     case refused(route: RouteName, status: HTTPResponseStatus, message: String, allow: String?)
 
@@ -40,6 +44,8 @@ enum APIRoute: Equatable {
         case .leave: .leave
         case .forget: .forget
         case .plan: .plan
+        case .page: .ui
+        case .pageEvents: .uiEvents
         case .refused(let route, _, _, _): route
         }
     }
@@ -56,7 +62,8 @@ enum APIRoute: Equatable {
     private static let fixedRoutes: [(StaticString, RouteName, HTTPMethod)] = [
         ("/put", .put, .PUT), ("/stats", .stats, .GET), ("/health", .health, .GET), ("/ready", .ready, .GET),
         ("/metrics", .metrics, .GET), ("/cluster", .cluster, .GET), ("/cluster/stats", .clusterStats, .GET),
-        ("/cluster/leave", .leave, .POST), ("/cluster/plan", .plan, .GET),
+        ("/cluster/leave", .leave, .POST), ("/cluster/plan", .plan, .GET), ("/ui", .ui, .GET),
+        ("/ui/", .ui, .GET), ("/ui/app.js", .ui, .GET), ("/ui/events", .uiEvents, .GET),
     ]
 
     private static func resolve(method: HTTPMethod, target: UnsafeBufferPointer<UInt8>) -> APIRoute {
@@ -96,6 +103,9 @@ enum APIRoute: Equatable {
             case .clusterStats: return .clusterStats
             case .leave: return .leave
             case .plan: return planRoute(query: query)
+            // "/ui" and "/ui/" are the page, "/ui/app.js" its script.
+            case .ui: return .page(routePath.utf8CodeUnitCount > 4 ? .script : .html)
+            case .uiEvents: return .pageEvents
             default: break
             }
         }

@@ -37,6 +37,8 @@ public final class CacheNode: Sendable {
     private let boundPort = Atomic<Int>(0)
     /// The node's name and addresses, once it started.
     private let identityBox = Mutex<NodeIdentity?>(nil)
+    /// The cluster page's live feed.
+    let feed = ClusterFeed()
     /// Yields once when the node asked to leave has handed everything off.
     public let leaveCompleted: AsyncStream<Void>
     private let leaveContinuation: AsyncStream<Void>.Continuation
@@ -190,6 +192,7 @@ public final class CacheNode: Sendable {
     /// The JSON document `/stats` answers with.
     func statsDocument(from loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
         let lifecycle = self.lifecycle
+        let metrics = self.metrics
         let configuration = self.configuration
         let uptime = clock.elapsed
         return driver.inspect(from: loop) { state in
@@ -226,9 +229,29 @@ public final class CacheNode: Sendable {
                     "handoffs_delivered": statistics.handoffsDelivered,
                 ],
                 "persistence": Self.persistenceDocument(state),
+                "backlog": [
+                    "handoff": state.node?.handoffBacklog ?? 0,
+                    "tombstones": state.node?.store.tombstoneBacklog ?? 0,
+                ],
+                "http": Self.httpDocument(metrics),
             ]
             return Self.serialize(document)
         }
+    }
+
+    /// The data routes' answers since start: how many, how many 503s, and their latency histogram
+    /// (cumulative counts at or below each bound), from which a reader of two documents takes the
+    /// percentiles of the time between them.
+    private static func httpDocument(_ metrics: NodeMetrics) -> [String: Any] {
+        var routes: [String: Any] = [:]
+        for route in [RouteName.get, .put, .delete] {
+            let latency = metrics.latency(route)
+            routes[route.rawValue] = [
+                "answered": latency.count, "unavailable": metrics.answered(route, status: 503),
+                "latency_buckets": latency.cumulative,
+            ]
+        }
+        return ["latency_bounds_seconds": NodeMetrics.requestBuckets, "routes": routes]
     }
 
     private static func persistenceDocument(_ state: DriverState) -> Any {
@@ -391,45 +414,31 @@ public final class CacheNode: Sendable {
     }
 
     /// `GET /cluster/stats`: every live member's `/stats`, gathered by this node, and their totals.
-    func clusterStats(from loop: any EventLoop) async -> [UInt8] {
+    func clusterStats(authorization: String?) async -> [UInt8] {
         let members =
             (try? await driver.inspect(from: driver.loop) { state in
                 state.node?.membership.view.filter { $0.status.isLive }.map { ($0.id.rawValue, $0.clientAddress) }
                     ?? []
             }.get()) ?? []
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = ClusterFeed.statsClient(configuration)
         defer { _ = client.shutdown() }
         var nodes: [[String: Any]] = []
         var totals: [String: Int] = [:]
-        await withTaskGroup(of: (String, Result<[UInt8], Error>).self) { group in
-            for (id, address) in members {
-                group.addTask {
-                    do {
-                        var request = HTTPClientRequest(url: "http://\(address)/stats")
-                        request.method = .GET
-                        let response = try await client.execute(request, timeout: .seconds(2))
-                        let body = try await response.body.collect(upTo: 1 << 20)
-                        return (id, .success(Array(body.readableBytesView)))
-                    } catch {
-                        return (id, .failure(error))
-                    }
+        let gathered = await ClusterFeed.gatherStats(
+            node: self, members: members.map { (id: $0.0, address: $0.1) }, client: client,
+            authorization: authorization)
+        for (id, result) in gathered {
+            switch result {
+            case .success(let stats):
+                nodes.append(stats)
+                for name in ["entries", "tombstones", "hits", "misses", "evictions", "expirations"] {
+                    totals[name, default: 0] += stats[name] as? Int ?? 0
                 }
-            }
-            for await (id, result) in group {
-                switch result.flatMap({ bytes in
-                    Result { try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] ?? [:] }
-                }) {
-                case .success(let stats):
-                    nodes.append(stats)
-                    for name in ["entries", "tombstones", "hits", "misses", "evictions", "expirations"] {
-                        totals[name, default: 0] += stats[name] as? Int ?? 0
-                    }
-                    if let ops = stats["ops"] as? [String: Any] {
-                        for (name, value) in ops { totals["ops_\(name)", default: 0] += value as? Int ?? 0 }
-                    }
-                case .failure(let error):
-                    nodes.append(["node_id": id, "error": "\(error)"])
+                if let ops = stats["ops"] as? [String: Any] {
+                    for (name, value) in ops { totals["ops_\(name)", default: 0] += value as? Int ?? 0 }
                 }
+            case .failure(let error):
+                nodes.append(["node_id": id, "error": "\(error)"])
             }
         }
         nodes.sort { ($0["node_id"] as? String ?? "") < ($1["node_id"] as? String ?? "") }

@@ -98,11 +98,10 @@ final class HTTPReadDeadlineHandler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // An answer (or `100 Continue`) went out: what was being read was read.
-        if reading {
-            reading = false
-            since = .now()
-        }
+        // An answer (or `100 Continue`) went out: what was being read was read. A connection that
+        // is written to is not idle either (an event stream's, which reads nothing).
+        reading = false
+        since = .now()
         context.write(data, promise: promise)
     }
 

@@ -31,6 +31,9 @@ struct HTTPConnectionStateMachine {
         /// An answer went out before its request was read whole (or after a parse error): the
         /// connection closes once it is written, and nothing more is read.
         case closing
+        /// The answer is an event stream (the cluster page's feed): it ends with the connection,
+        /// and what the client sends meanwhile is read and dropped (so that its close is seen).
+        case streaming
     }
 
     /// The largest `PUT` body accepted: a maximal value whose every byte is a six-byte `\u00XX`
@@ -50,9 +53,20 @@ struct HTTPConnectionStateMachine {
     var acceptsParts: Bool {
         switch state {
         case .idle, .receiving: true
-        case .answering: false
-        case .closing: false
+        case .answering, .closing, .streaming: false
         }
+    }
+
+    /// Whether the connection carries an event stream.
+    var isStreaming: Bool {
+        if case .streaming = state { return true }
+        return false
+    }
+
+    /// The request being answered is answered with an event stream.
+    mutating func streamStarted() {
+        assert(state == .answering, "an event stream answers the request being answered")
+        state = .streaming
     }
 
     enum HeadAction: Equatable {
@@ -141,7 +155,7 @@ struct HTTPConnectionStateMachine {
         case .answering where holding:
             readPending = true
             return .hold
-        case .answering, .idle, .receiving:
+        case .answering, .idle, .receiving, .streaming:
             return .read
         }
     }
@@ -161,6 +175,7 @@ struct HTTPConnectionStateMachine {
     /// The answer was written (`keptAlive`: without `connection: close`).
     mutating func answerWritten(keptAlive: Bool) -> AnsweredAction {
         if case .closing = state { return .close }
+        if case .streaming = state { return .close }
         guard keptAlive, !quiescing else {
             state = .closing
             return .close
@@ -179,6 +194,7 @@ struct HTTPConnectionStateMachine {
     mutating func quiesce() -> QuiesceAction {
         quiescing = true
         if case .idle = state { return .closeNow }
+        if case .streaming = state { return .closeNow }
         return .closeAfterAnswer
     }
 }

@@ -44,6 +44,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         reading = true
         let part = unwrapInboundIn(data)
+        // An event stream's connection carries no more requests: what its client sends is dropped.
+        if machine.isStreaming { return }
         if machine.acceptsParts && held.isEmpty {
             handle(part, context: context)
         } else {
@@ -190,7 +192,8 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
         case .clusterStats:
             let promise = loop.makePromise(of: [UInt8].self)
             let node = self.node
-            promise.completeWithTask { await node.clusterStats(from: loop) }
+            let authorization = request.head.headers.first(name: "authorization")
+            promise.completeWithTask { await node.clusterStats(authorization: authorization) }
             answer(request, when: promise.futureResult) { (.ok, allocator.buffer(bytes: $0)) }
         case .leave:
             answer(request, when: node.leave(from: loop)) {
@@ -211,9 +214,68 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
             ) {
                 (.ok, allocator.buffer(bytes: $0))
             }
+        case .page(let asset):
+            var body = allocator.buffer(capacity: asset.bytes.count)
+            body.writeBytes(asset.bytes)
+            answer(
+                request, status: .ok, body: body, contentType: asset.contentType, extraHeaders: ClusterPage.headers)
+        case .pageEvents:
+            startEventStream(request, context: context)
         case .refused(_, let status, let message, let allow):
             answer(request, status: status, body: ResponseBody.error(allocator, message), allow: allow)
         }
+    }
+
+    // MARK: The cluster page's event stream
+
+    /// Answers `GET /ui/events` with an event stream that lasts as long as the connection: the head
+    /// now, then what the node's feed sends. A page that stops reading is dropped once its socket
+    /// has not taken writes for `ClusterFeed.maximumUnwritableTicks`; a token that stops admitting
+    /// it ends its stream.
+    private func startEventStream(_ request: HTTPConnectionStateMachine.Request, context: ChannelHandlerContext) {
+        let node = self.node
+        let headers = request.head.headers
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let subscriber = ClusterFeed.Subscriber(
+            send: { bytes in
+                loop.execute {
+                    let context = bound.value
+                    guard context.channel.isActive, !bytes.isEmpty else { return }
+                    guard context.channel.isWritable else {
+                        // Behind by more than the socket holds: this page cannot follow.
+                        context.close(promise: nil)
+                        return
+                    }
+                    context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                }
+            },
+            authorization: headers.first(name: "authorization"),
+            admitted: { node.authorize(.pageEvents, headers: headers) == nil },
+            close: { loop.execute { bound.value.close(promise: nil) } })
+        guard let id = node.feed.subscribe(subscriber, node: node) else {
+            answer(
+                request, status: .serviceUnavailable,
+                body: ResponseBody.error(
+                    context.channel.allocator,
+                    "this node already feeds \(ClusterFeed.maximumSubscribers) pages: load the page from another member"
+                ))
+            return
+        }
+        machine.streamStarted()
+        context.channel.closeFuture.whenComplete { _ in node.feed.unsubscribe(id) }
+        var head = context.channel.allocator.buffer(capacity: 256)
+        head.writeStaticString(
+            """
+            HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
+            x-accel-buffering: no\r\nconnection: close\r\n\r\n
+            """)
+        // A comment line at once, so that the page knows the stream is open before the first tick.
+        head.writeStaticString(": cluster feed\n\n")
+        context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+        let elapsed = request.started.duration(to: .now)
+        node.metrics.recordRequest(route: .uiEvents, status: 200, nanoseconds: elapsed.nanoseconds)
+        node.requestLog.answered(request.head, route: .uiEvents, status: 200, nanoseconds: elapsed.nanoseconds)
     }
 
     /// Hands a data request to the node; the answer is written when it comes.
@@ -272,13 +334,15 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     /// Writes the answer to the request being answered, then carries on with what was held.
     private func answer(
         _ request: HTTPConnectionStateMachine.Request, status: HTTPResponseStatus, body: ByteBuffer,
-        contentType: StaticString = "application/json", allow: String? = nil, ringVersion: UInt64? = nil
+        contentType: StaticString = "application/json", allow: String? = nil, ringVersion: UInt64? = nil,
+        extraHeaders: StaticString? = nil
     ) {
         guard let context else { return }
         let keepAlive = machine.keepsAlive(request.head)
         write(
             context: context, head: request.head, route: request.route.name, started: request.started, status: status,
-            body: body, contentType: contentType, allow: allow, ringVersion: ringVersion, close: !keepAlive)
+            body: body, contentType: contentType, allow: allow, ringVersion: ringVersion, extraHeaders: extraHeaders,
+            close: !keepAlive)
         switch machine.answerWritten(keptAlive: keepAlive) {
         case .close:
             break
@@ -294,14 +358,16 @@ final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, C
     private func write(
         context: ChannelHandlerContext, head: HTTPRequestHead, route: RouteName, started: ContinuousClock.Instant,
         status: HTTPResponseStatus, body: ByteBuffer, contentType: StaticString = "application/json",
-        allow: String? = nil, ringVersion: UInt64? = nil, challenge: Bool = false, close: Bool
+        allow: String? = nil, ringVersion: UInt64? = nil, challenge: Bool = false, extraHeaders: StaticString? = nil,
+        close: Bool
     ) {
         var body = body
         var response = context.channel.allocator.buffer(
             capacity: 128 + min(body.readableBytes, HTTPResponseEncoding.inlineBodyLimit))
         HTTPResponseEncoding.head(
             version: head.version, status: status, contentType: contentType, contentLength: body.readableBytes,
-            keepAlive: !close, allow: allow, ringVersion: ringVersion, challenge: challenge, into: &response)
+            keepAlive: !close, allow: allow, ringVersion: ringVersion, challenge: challenge, extraHeaders: extraHeaders,
+            into: &response)
         if body.readableBytes <= HTTPResponseEncoding.inlineBodyLimit {
             response.writeBuffer(&body)
             context.write(wrapOutboundOut(response), promise: nil)
@@ -366,9 +432,10 @@ extension APIRoute {
     /// the probes `/health` and `/ready` are, and `/metrics` unless `METRICS_REQUIRE_TOKEN`).
     func requiredRole(protectingMetrics: Bool) -> ClientRole? {
         switch self {
-        case .health, .ready, .refused: nil
+        // The page and its script hold no data: its feed asks for the token.
+        case .health, .ready, .refused, .page: nil
         case .metrics: protectingMetrics ? .read : nil
-        case .get, .stats, .cluster, .clusterStats: .read
+        case .get, .stats, .cluster, .clusterStats, .pageEvents: .read
         case .put, .delete: .write
         case .leave, .forget, .plan: .admin
         }

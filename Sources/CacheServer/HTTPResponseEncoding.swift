@@ -25,6 +25,7 @@ enum HTTPResponseEncoding {
         allow: String?,
         ringVersion: UInt64? = nil,
         challenge: Bool = false,
+        extraHeaders: StaticString? = nil,
         into buffer: inout ByteBuffer
     ) {
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
@@ -47,6 +48,10 @@ enum HTTPResponseEncoding {
             buffer.writeStaticString(ringVersionHeader)
             buffer.writeStaticString(": ")
             buffer.writeHexadecimal(ringVersion)
+        }
+        if let extraHeaders {
+            // Whole header lines, each after its own CRLF.
+            buffer.writeStaticString(extraHeaders)
         }
         if !keepAlive {
             buffer.writeStaticString("\r\nconnection: close")

@@ -41,6 +41,8 @@ final class NodeDriver: Sendable {
     let peerKeyring: PeerKeyringBox?
     /// Addresses whose refused peer connections were logged.
     let peerRefusals = PeerRefusalLog()
+    /// The membership changes the node reported, for the cluster page.
+    let events = ClusterEventLog(capacity: 200)
 
     init(
         configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
@@ -60,7 +62,7 @@ final class NodeDriver: Sendable {
         self.state = NIOLoopBoundBox.makeBoxSendingValue(
             DriverState(
                 configuration: configuration, clock: clock, metrics: metrics, logger: logger, loop: loop, seed: seed,
-                ring: ring),
+                ring: ring, events: events),
             as: DriverState.self, eventLoop: loop)
     }
 
@@ -239,12 +241,20 @@ struct LoopTimer: NodeTimer {
 struct DriverHost: NodeHost {
     let logger: Logger
     let maximumClockOffset: Duration
+    let events: ClusterEventLog
+    let clock: NodeClock
     private(set) var replies: [ClusterNode.ClientReply] = []
     private(set) var leaveCompleted = false
 
-    init(logger: Logger, maximumClockOffset: Duration) {
+    init(logger: Logger, maximumClockOffset: Duration, events: ClusterEventLog, clock: NodeClock) {
         self.logger = logger
         self.maximumClockOffset = maximumClockOffset
+        self.events = events
+        self.clock = clock
+    }
+
+    private func record(_ member: String, _ what: String) {
+        events.record(member: member, what: what, unixMilliseconds: clock.now().nanosecondsSinceEpoch / 1_000_000)
     }
 
     mutating func reply(_ reply: ClusterNode.ClientReply) { replies.append(reply) }
@@ -253,7 +263,9 @@ struct DriverHost: NodeHost {
         switch event {
         case .memberStatusChanged(let member, let status):
             logger.info("member status changed", metadata: ["member": "\(member)", "status": "\(status)"])
+            record(member.rawValue, "\(status)")
         case .clockAheadChanged(let ahead):
+            record("this node", ahead ? "clock ahead: writes refused" : "clock back within the offset")
             if ahead {
                 logger.error(
                     "this node's clock runs ahead of most members' by more than the maximum offset: writes refused",
@@ -263,6 +275,7 @@ struct DriverHost: NodeHost {
             }
         case .leaveCompleted:
             logger.notice("left the cluster: every key this node held is with its owners")
+            record("this node", "left the cluster")
             leaveCompleted = true
         default:
             break
@@ -290,6 +303,7 @@ final class DriverState {
     let loop: any EventLoop
     let seed: UInt64
     let ring: RingVersionCell
+    let events: ClusterEventLog
     /// The node and the parts that carry out its effects, once started.
     private var runtime: Runtime?
     /// The node, once started (a copy: read what you need and let it go).
@@ -316,7 +330,7 @@ final class DriverState {
 
     init(
         configuration: NodeConfiguration, clock: NodeClock, metrics: NodeMetrics, logger: Logger, loop: any EventLoop,
-        seed: UInt64, ring: RingVersionCell
+        seed: UInt64, ring: RingVersionCell, events: ClusterEventLog
     ) {
         self.configuration = configuration
         self.clock = clock
@@ -325,6 +339,7 @@ final class DriverState {
         self.loop = loop
         self.seed = seed
         self.ring = ring
+        self.events = events
         let cluster = configuration.clusterConfiguration
         self.pending = BoundedTable(capacity: cluster.maximumCoordinations + cluster.maximumAwaitingDurability)
     }
@@ -368,7 +383,8 @@ final class DriverState {
         let timer = LoopTimer(loop: loop, clock: clock) { [unowned self] in self.input(.timer) }
         runtime = Runtime(
             node: node, links: transport, log: files, timer: timer,
-            host: DriverHost(logger: logger, maximumClockOffset: configuration.maximumClockOffset))
+            host: DriverHost(
+                logger: logger, maximumClockOffset: configuration.maximumClockOffset, events: events, clock: clock))
         step { $0.start(seeds: configuration.seeds.map(\.description), now: now) }
         scheduleMemoryReport()
         return ready.futureResult

@@ -6,7 +6,9 @@ import Synchronization
 public enum RouteName: String, CaseIterable, Sendable {
     case get, put, delete, stats, health, ready, metrics, cluster
     case clusterStats = "cluster_stats"
-    case leave, forget, plan, unknown
+    case leave, forget, plan, ui
+    case uiEvents = "ui_events"
+    case unknown
 }
 
 /// A node's metrics and their Prometheus text exposition.
@@ -111,6 +113,20 @@ public final class NodeMetrics: Sendable {
         let statusIndex = Self.statuses.firstIndex(of: status) ?? Self.statuses.count
         requests[routeIndex * (Self.statuses.count + 1) + statusIndex].add(1)
         durations[routeIndex].record(nanoseconds: nanoseconds)
+    }
+
+    /// Requests of `route` answered with `status` since start (`nil`: with a status not listed).
+    func answered(_ route: RouteName, status: Int?) -> UInt64 {
+        let routeIndex = RouteName.allCases.firstIndex(of: route)!
+        let statusIndex = status.flatMap { Self.statuses.firstIndex(of: $0) } ?? Self.statuses.count
+        return requests[routeIndex * (Self.statuses.count + 1) + statusIndex].value
+    }
+
+    /// How long `route`'s answers took since start: answers at or below each of `requestBuckets`
+    /// (cumulative), and all answers.
+    func latency(_ route: RouteName) -> (cumulative: [UInt64], count: UInt64) {
+        let histogram = durations[RouteName.allCases.firstIndex(of: route)!]
+        return (histogram.cumulative, histogram.count)
     }
 
     // MARK: Exposition

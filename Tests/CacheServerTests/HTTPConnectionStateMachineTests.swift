@@ -87,6 +87,27 @@ struct HTTPConnectionStateMachineTests {
         #expect(action16 == .close)
     }
 
+    /// The cluster page's feed: an answer that never ends. Its connection reads on (to see the
+    /// client go) and takes no request; a shutdown closes it at once, as an idle one.
+    @Test func anEventStreamTakesNoMoreRequestsAndClosesAtShutdown() throws {
+        #expect(APIRoute.resolve(method: .GET, uri: "/ui/events") == .pageEvents)
+        #expect(APIRoute.resolve(method: .GET, uri: "/ui") == .page(.html))
+        #expect(APIRoute.resolve(method: .GET, uri: "/ui/") == .page(.html))
+        #expect(APIRoute.resolve(method: .GET, uri: "/ui/app.js") == .page(.script))
+        #expect(APIRoute.resolve(method: .GET, uri: "/ui/other").name == .unknown)
+        #expect(APIRoute.resolve(method: .POST, uri: "/ui/events").name == .uiEvents)
+        var machine = HTTPConnectionStateMachine()
+        let events = head(.GET, "/ui/events")
+        _ = machine.headReceived(events, route: .pageEvents, now: .now)
+        #expect(machine.endReceived() != nil)
+        machine.streamStarted()
+        #expect(machine.isStreaming)
+        #expect(!machine.acceptsParts)
+        #expect(machine.readRequested(holding: false) == .read)
+        #expect(machine.headReceived(head(.GET, "/stats"), route: .stats, now: .now) == .ignore)
+        #expect(machine.quiesce() == .closeNow)
+    }
+
     @Test func aParseErrorIsAnsweredOnlyBetweenRequests() throws {
         var machine = HTTPConnectionStateMachine()
         let failed = machine.parseFailed()

@@ -129,6 +129,25 @@ final class HTTPTestClient: @unchecked Sendable {
         return HTTPTestResponse(status: status, headers: headers, body: body)
     }
 
+    /// Reads a stream that has no length (an event stream) until `marker` has come `count` times
+    /// after what was read before, and returns all read up to the last one's end; the rest is kept.
+    func readStream(until marker: String, count: Int = 1) throws -> String {
+        let bytes = Array(marker.utf8)
+        var end = 0
+        for _ in 0..<count {
+            while true {
+                if let range = pending[end...].firstRange(of: bytes) {
+                    end = range.upperBound
+                    break
+                }
+                try fill()
+            }
+        }
+        let text = String(decoding: pending[..<end], as: UTF8.self)
+        pending.removeFirst(end)
+        return text
+    }
+
     /// Whether the server has closed the connection (reads end of stream within the timeout).
     func readsEndOfStream() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
