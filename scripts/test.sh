@@ -54,6 +54,7 @@ figures() {
     tests) grep -Eo 'Test run with [0-9]+ tests in [0-9]+ suites passed' "$2" | tail -1 | sed 's/Test run with //; s/ passed//' ;;
     python) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/ (pytest), ruff and mypy --strict clean/' ;;
     browser) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/ in chromium (playwright)/' ;;
+    kubernetes) grep -Eo '[0-9]+ passed' "$2" | tail -1 | sed 's/$/: manifests valid (kubernetes-validate --strict), preStop hook run/' ;;
     simulator) grep -Eo '^[0-9]+ (membership |cluster )?seeds[^,]*, [0-9]+ failed' "$2" | paste -sd ';' - | sed 's/;/; /g' ;;
     chaos) grep -Eo '^[0-9]+ operations in [0-9.]+s: [0-9]+ ok|; [0-9]+ faults' "$2" | paste -sd ' ' - | awk '{ for (i = 1; i <= NF; i++) { if ($i == "operations") ops += $(i - 1); if ($i == "faults") faults += $(i - 1) } } END { printf "%d operations, %d faults, every checker held", ops, faults }' ;;
     fuzz) grep -Eo 'Done [0-9]+ runs' "$2" | awk '{ runs += $2; n++ } END { printf "%d targets, %d executions", n, runs }' ;;
@@ -86,6 +87,15 @@ browser_tests() {
         CACHE_NODE=../../.build/debug/cache-node "../../$venv/bin/pytest" -q)
 }
 step browser browser_tests
+# deploy/kubernetes: PyPI's kubernetes-validate against the API's schemas, the manifests against the
+# node's settings, and the preStop hook run for real (a stand-in API server, real nodes).
+kubernetes_manifests() {
+    local venv=.build/python-venv
+    "$venv/bin/pip" install -q kubernetes-validate types-PyYAML || return 1
+    (cd Tests/Kubernetes && "../../$venv/bin/ruff" check . && "../../$venv/bin/ruff" format --check . \
+        && "../../$venv/bin/mypy" . && CACHE_NODE=../../.build/debug/cache-node "../../$venv/bin/pytest" -q)
+}
+step kubernetes kubernetes_manifests
 step chaos "$MAKE" --no-print-directory chaos-short
 step simulator "$MAKE" --no-print-directory sim-sweep
 step fuzz "$MAKE" --no-print-directory fuzz-smoke
