@@ -137,10 +137,37 @@ final class NodeDriver: Sendable {
             state.value.submit(operation, deadline: deadline, completion: completion.value)
             return
         }
-        loop.execute {
-            self.state.value.submit(operation, deadline: deadline) { reply in
-                eventLoop.execute { completion.value(reply) }
+        // Across loops, requests and answers travel in batches: one task on the node's loop for
+        // every request that arrived from `eventLoop` since the last one ran, and one task back for
+        // the answers made meanwhile (docs/scaling.md: a task per request each way cost more CPU
+        // than the engine's own work on the request).
+        let crossing = crossing(for: eventLoop)
+        guard crossing.enqueue(LoopCrossing.Request(operation: operation, deadline: deadline, completion: completion))
+        else { return }
+        loop.execute { self.takeRequests(from: crossing) }
+    }
+
+    /// The requests `crossing` holds, handed to the node (on its loop); each answer goes back
+    /// through the crossing.
+    private func takeRequests(from crossing: LoopCrossing) {
+        for request in crossing.takeRequests() {
+            state.value.submit(request.operation, deadline: request.deadline) { reply in
+                guard crossing.enqueue(reply, for: request.completion) else { return }
+                crossing.origin.execute { crossing.deliverReplies() }
             }
+        }
+    }
+
+    private let crossings = Mutex<[ObjectIdentifier: LoopCrossing]>([:])
+
+    /// The crossing between `eventLoop` and the node's loop, made on first use.
+    private func crossing(for eventLoop: any EventLoop) -> LoopCrossing {
+        crossings.withLock { crossings in
+            let key = ObjectIdentifier(eventLoop)
+            if let crossing = crossings[key] { return crossing }
+            let crossing = LoopCrossing(origin: eventLoop)
+            crossings[key] = crossing
+            return crossing
         }
     }
 
@@ -198,6 +225,74 @@ final class NodeDriver: Sendable {
     func shutdown() async {
         let threads = (try? await loop.submit { self.state.value.stop() }.get()) ?? []
         for thread in threads { try? await thread.shutdownGracefully() }
+    }
+}
+
+/// Requests on their way from one connection loop (`origin`) to the node's loop, and their
+/// answers on their way back. Each direction holds what arrived since its last task ran and asks
+/// for a task only when it was empty: under load one task carries many requests, so the cost of
+/// crossing (a task, a wake-up of the other thread) is paid per batch, not per request. Bounded by
+/// what the connections hand in: an HTTP connection has one request in flight, a Redis-protocol one
+/// at most its pipeline's bound, and the number of connections is limited.
+final class LoopCrossing: Sendable {
+    struct Request: Sendable {
+        var operation: ClusterNode.ClientOperation
+        var deadline: Instant?
+        var completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>
+    }
+    typealias Reply = (completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>, reply: ClusterNode.ClientReply)
+
+    let origin: any EventLoop
+    private let requests = Mutex<(items: [Request], scheduled: Bool)>(([], false))
+    private let replies = Mutex<(items: [Reply], scheduled: Bool)>(([], false))
+
+    init(origin: any EventLoop) {
+        self.origin = origin
+    }
+
+    /// Adds a request; `true` when the caller must schedule the task that takes them.
+    func enqueue(_ request: Request) -> Bool {
+        requests.withLock { requests in
+            requests.items.append(request)
+            defer { requests.scheduled = true }
+            return !requests.scheduled
+        }
+    }
+
+    /// Every request waiting (the task taking them runs now).
+    func takeRequests() -> [Request] {
+        requests.withLock { requests in
+            defer {
+                requests.items.removeAll(keepingCapacity: true)
+                requests.scheduled = false
+            }
+            return requests.items
+        }
+    }
+
+    /// Adds an answer; `true` when the caller must schedule `deliverReplies` on `origin`.
+    func enqueue(
+        _ reply: ClusterNode.ClientReply, for completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>
+    )
+        -> Bool
+    {
+        replies.withLock { replies in
+            replies.items.append((completion, reply))
+            defer { replies.scheduled = true }
+            return !replies.scheduled
+        }
+    }
+
+    /// Hands every waiting answer to its connection, in the order they were made. On `origin`.
+    func deliverReplies() {
+        let batch = replies.withLock { replies in
+            defer {
+                replies.items.removeAll(keepingCapacity: true)
+                replies.scheduled = false
+            }
+            return replies.items
+        }
+        for (completion, reply) in batch { completion.value(reply) }
     }
 }
 

@@ -1,18 +1,6 @@
 import Foundation
 import Testing
 
-/// The Redis-protocol port a node logged in its "listening" line.
-private func respPort(of process: NodeProcess) throws -> Int {
-    for line in process.log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
-        if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-            let port = object["resp_port"] as? Int
-        {
-            return port
-        }
-    }
-    throw TestFailure("no resp_port in the listening line: \(process.log)")
-}
-
 /// A program from the machine's PATH (redis-cli, redis-benchmark, python3).
 private func tool(_ name: String) throws -> String {
     for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
@@ -40,7 +28,7 @@ struct RESPProcessTests {
         try await withTemporaryDirectory { directory in
             let cluster = LocalCluster(directory: directory)
             let node = try await cluster.start("solo", settings: ["RESP_PORT": "0"])
-            let port = try respPort(of: node.process!)
+            let port = try node.process!.respPort()
             let http = try cluster.client("solo")
             #expect(try await redisCLI(port, "PING") == "PONG")
             #expect(try await redisCLI(port, "SET", "greeting", "hello world") == "OK")
@@ -79,7 +67,7 @@ struct RESPProcessTests {
                 to: tokens, atomically: true, encoding: .utf8)
             let cluster = LocalCluster(directory: directory)
             let node = try await cluster.start("solo", settings: ["RESP_PORT": "0", "TOKENS_FILE": tokens.path])
-            let port = try respPort(of: node.process!)
+            let port = try node.process!.respPort()
             #expect(try await redisCLI(port, "GET", "k").hasPrefix("NOAUTH"))
             #expect(try await redisCLI(port, "-a", "wrong", "GET", "k").contains("WRONGPASS"))
             #expect(try await redisCLI(port, "-a", "writer-token-0123456789", "SET", "k", "v") == "OK")
@@ -96,7 +84,7 @@ struct RESPProcessTests {
             let members = try await cluster.startAll(["n0", "n1", "n2"])
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("Fixtures/resp_clients.py").path
-            let arguments = try members.map { "\(try respPort(of: $0.process!)),\($0.httpPort)" }
+            let arguments = try members.map { "\(try $0.process!.respPort()),\($0.httpPort)" }
             let run = try await runProgram(URL(fileURLWithPath: try tool("python3")), [script] + arguments)
             #expect(run.status == 0 && run.stdout.hasSuffix("ok\n"), "\(run.stdout)\(run.stderr)")
         }
@@ -117,7 +105,7 @@ struct RESPProcessTests {
                     "REPLICA_TIMEOUT_MS": "20000",
                 ])
             let members = try await cluster.startAll(["n0", "n1", "n2"])
-            let port = try respPort(of: members[0].process!)
+            let port = try members[0].process!.respPort()
             let http = try cluster.client("n0")
             let keys = (0..<300).map { "batch-\($0)" }
             let frames = try metric("cache_peer_frames_sent_total", of: http) ?? 0

@@ -123,6 +123,18 @@ final class NodeProcess: Sendable {
         throw TestFailure("no ports in the listening line: \(log)")
     }
 
+    /// The Redis-protocol port the node logged in its "listening" line (it must have started).
+    func respPort() throws -> Int {
+        for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let port = object["resp_port"] as? Int
+            {
+                return port
+            }
+        }
+        throw TestFailure("no resp_port in the listening line: \(log)")
+    }
+
     /// Waits for the process to exit and returns its status.
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
