@@ -25,6 +25,10 @@ public struct TestCluster {
     public private(set) var replies: [UInt64: ClusterNode.ClientReply] = [:]
     /// Messages a node sent that its peers would refuse (`PeerProtocol.problem(with:)`): none, ever.
     public private(set) var invalidSends: [String] = []
+    /// What the nodes sent each other, by kind, when `countsTraffic` (each message encoded once more
+    /// to count its bytes, so off by default).
+    public var traffic = Traffic()
+    public var countsTraffic = false
     private var seed: SplitMix64
 
     /// `size` nodes named `n0`… that join through each other, settled until every node sees every
@@ -196,10 +200,49 @@ public struct TestCluster {
             // What a node sends must be what its peers accept (the rules the decoder applies).
             if let problem = PeerProtocol.problem(with: message) { invalidSends.append("n\(index): \(problem)") }
             guard let to = nodes.firstIndex(where: { $0.address == address }) else { continue }
+            if countsTraffic { traffic.count(message) }
             inFlight.append((index, to, message))
         }
         for reply in output.replies { replies[reply.request] = reply }
         if output.syncs > 0 { syncsPending.insert(index) }
         for snapshot in output.snapshots { snapshotsPending.append((index, snapshot)) }
+    }
+}
+
+/// Peer messages and their bytes on the wire (whole frames), by what they are for.
+public struct Traffic: Sendable, Equatable {
+    public enum Kind: String, CaseIterable, Sendable {
+        /// SWIM: pings, acks, gossip and full-state syncs.
+        case membership
+        /// A client request's replica reads and writes, and their answers.
+        case request
+        /// Read repairs, handoffs and collections' writes.
+        case repair
+        /// Digests, summaries, pulls and pushes.
+        case antiEntropy = "anti-entropy"
+        /// Forgets of collected tombstones.
+        case collection
+    }
+
+    public private(set) var messages: [Kind: Int] = [:]
+    public private(set) var bytes: [Kind: Int] = [:]
+
+    public init() {}
+
+    mutating func count(_ message: PeerMessage) {
+        let kind: Kind
+        switch message {
+        case .membership:
+            kind = .membership
+        case .replication(let replication):
+            switch replication.body {
+            case .write(_, _, _, let repair): kind = repair ? .repair : .request
+            case .writeReply, .read, .readReply: kind = .request
+            case .digest, .summary, .pull, .push: kind = .antiEntropy
+            case .forget: kind = .collection
+            }
+        }
+        messages[kind, default: 0] += 1
+        bytes[kind, default: 0] += PeerProtocol.encode(message).count
     }
 }

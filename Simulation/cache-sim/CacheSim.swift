@@ -26,6 +26,11 @@ struct CacheSim: ParsableCommand {
     var scale: Int?
     @Option(
         help:
+            "Measure what a cluster of this size costs (messages and bytes per operation, background traffic, load spread, a join's moves) instead of sweeping."
+    )
+    var cost: Int?
+    @Option(
+        help:
             "Inject a deliberate bug: \((Membership.Configuration.InjectedBug.allCases.map(\.rawValue) + ClusterNode.Configuration.InjectedBug.allCases.map(\.rawValue)).joined(separator: ", "))."
     )
     var injectBug: String?
@@ -41,6 +46,12 @@ struct CacheSim: ParsableCommand {
     }
 
     func run() throws {
+        if let cost {
+            let started = ContinuousClock.now
+            let result = CostExperiment().run(nodes: cost, replicationFactor: replicationFactor ?? 3, seed: seed ?? 1)
+            print("\(result) in \(started.duration(to: .now))")
+            return
+        }
         if let scale {
             let started = ContinuousClock.now
             var experiment = ScaleExperiment(seed: seed ?? 1)

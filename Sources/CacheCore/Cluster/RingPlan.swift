@@ -53,8 +53,3 @@ public struct RingPlan: Sendable, Equatable {
         return RingPlan(members: everyone.map { shares[$0]! }, moved: moved)
     }
 }
-
-extension HashRing {
-    /// Every point's position, ascending.
-    var pointPositions: [UInt64] { positions }
-}

@@ -59,6 +59,9 @@ public enum ReplicationBody: Equatable, Sendable {
 
 /// One anti-entropy bucket: keys whose ring position starts with the bucket's 10 bits.
 public struct DigestBucket: Equatable, Sendable {
+    /// Buckets a node keeps for each peer it shares keys with (8 bytes each).
+    public static let bucketsPerPeer = PeerDigests.bucketCount
+
     public var index: UInt16
     /// XOR of a hash of each key and its version: the same set of versions gives the same digest in
     /// any order.
