@@ -81,7 +81,8 @@ stop_redis() {
 node_pids=()
 start_cluster() {
     node_pids=()
-    for i in 0 1 2; do
+    local count=${CLUSTER_NODES:-3}
+    for i in $(seq 0 $((count - 1))); do
         env LOG_LEVEL=warning NODE_ID="c$i" HOST=127.0.0.1 PORT=$((HTTP_BASE + i)) PEER_PORT=$((PEER_BASE + i)) \
             ${RESP_BASE:+RESP_PORT=$((RESP_BASE + i))} EVENT_LOOPS=1 SEEDS="127.0.0.1:$PEER_BASE" \
             GOSSIP_INTERVAL=500ms "$@" "$NODE" >"$work/node$i.log" 2>&1 &
@@ -89,12 +90,12 @@ start_cluster() {
     done
     for _ in $(seq 300); do
         local ready=0
-        for i in 0 1 2; do
+        for i in $(seq 0 $((count - 1))); do
             curl -sf "http://127.0.0.1:$((HTTP_BASE + i))/cluster" 2>/dev/null \
-                | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m['status']=='alive' for m in d['members'])==3 else 1)" 2>/dev/null \
+                | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m['status']=='alive' for m in d['members'])==$count and d['ring_members']==$count else 1)" 2>/dev/null \
                 && ready=$((ready + 1))
         done
-        [ "$ready" = 3 ] && return 0
+        [ "$ready" = "$count" ] && return 0
         sleep 0.1
     done
     echo "the cluster did not form:"; cat "$work"/node*.log; exit 1
