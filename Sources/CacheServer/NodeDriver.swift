@@ -296,6 +296,15 @@ final class LoopCrossing: Sendable {
     }
 }
 
+/// The driver's runtime, held by reference (`DriverState.runtime`).
+private final class RuntimeCell {
+    var value: DriverState.Runtime
+
+    init(_ value: DriverState.Runtime) {
+        self.value = value
+    }
+}
+
 /// The node's ring version, written on the node's loop and read from any.
 final class RingVersionCell: Sendable {
     private let value = Atomic<UInt64>(0)
@@ -399,10 +408,12 @@ final class DriverState {
     let seed: UInt64
     let ring: RingVersionCell
     let events: ClusterEventLog
-    /// The node and the parts that carry out its effects, once started.
-    private var runtime: Runtime?
+    /// The node and the parts that carry out its effects, once started. Behind a reference: a check
+    /// of the optional struct itself (`runtime != nil`, `runtime!.part`) copied the whole runtime,
+    /// the node's state included (a retain and a release of each of its parts), twice a request.
+    private var runtime: RuntimeCell?
     /// The node, once started (a copy: read what you need and let it go).
-    var node: ClusterNode? { runtime?.node }
+    var node: ClusterNode? { runtime?.value.node }
     private(set) var files: LogFiles?
     private(set) var recovery: Recovery.Report?
     private(set) var transport: TCPPeerTransport?
@@ -476,10 +487,12 @@ final class DriverState {
             ready.succeed(())
         }
         let timer = LoopTimer(loop: loop, clock: clock) { [unowned self] in self.input(.timer) }
-        runtime = Runtime(
-            node: node, links: transport, log: files, timer: timer,
-            host: DriverHost(
-                logger: logger, maximumClockOffset: configuration.maximumClockOffset, events: events, clock: clock))
+        runtime = RuntimeCell(
+            Runtime(
+                node: node, links: transport, log: files, timer: timer,
+                host: DriverHost(
+                    logger: logger, maximumClockOffset: configuration.maximumClockOffset, events: events, clock: clock)
+            ))
         step { $0.start(seeds: configuration.seeds.map(\.description), now: now) }
         scheduleMemoryReport()
         return ready.futureResult
@@ -489,7 +502,7 @@ final class DriverState {
     func stop() -> [NIOThreadPool] {
         transport?.close()
         transport = nil
-        runtime?.timer.cancel()
+        runtime?.value.timer.cancel()
         memoryReports?.cancel()
         memoryReports = nil
         runtime = nil
@@ -563,7 +576,7 @@ final class DriverState {
         guard runtime != nil else { return }
         if case .peer(.membership(let message)) = input { transport?.heardFrom(message.senderAddress) }
         step { $0.handle(input, now: clock.now()) }
-        if case .snapshotWritten = input, let ready, runtime?.node.isMigrating == false {
+        if case .snapshotWritten = input, let ready, runtime?.value.node.isMigrating == false {
             self.ready = nil
             logger.notice("migration done: the data directory now holds versioned entries")
             ready.succeed(())
@@ -575,17 +588,17 @@ final class DriverState {
     private func step(_ body: (inout Runtime) -> Void) {
         precondition(!stepping, "a step of the node began inside another")
         stepping = true
-        body(&runtime!)
+        body(&runtime!.value)
         while !arrived.isEmpty, runtime != nil {
             let next = arrived.removeFirst()
-            runtime!.handle(next, now: clock.now())
+            runtime!.value.handle(next, now: clock.now())
         }
         arrived.removeAll()
         stepping = false
         guard runtime != nil else { return }
         // Any step may change the ring (a member reached, a status changed): data answers carry it.
-        ring.store(runtime!.node.ring.version)
-        let outcome = runtime!.host.takeOutcome()
+        ring.store(runtime!.value.node.ring.version)
+        let outcome = runtime!.value.host.takeOutcome()
         for reply in outcome.replies {
             if reply.request == inlineRequest {
                 inlineReply = reply
