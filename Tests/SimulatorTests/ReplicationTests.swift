@@ -386,6 +386,43 @@ struct ReplicationTests {
         }
     }
 
+    /// Seen on real processes: a node paused (SIGSTOP) for longer than two clock-lead windows, then
+    /// resumed, read the peers' messages queued in its sockets first. Each was late by up to the pause,
+    /// and with no recent reading left to compare it with, the node took itself as ahead and refused
+    /// the client write that waited in its socket too: refused for the clock (503), not for its
+    /// passed deadline, as if that write had never been a risk. A silence keeps the last reading
+    /// before it for one more window, so late messages after a pause are forgiven as any late
+    /// message is.
+    @Test func messagesQueuedDuringAPauseDoNotMakeAClockAhead() throws {
+        var cluster = TestCluster(size: 3)
+        for _ in 0..<20 { cluster.advance(by: .milliseconds(100)) }
+        let pausedAt = cluster.now
+        // Paused: nothing reaches n0 and its timers do not fire, for 12 s (many windows).
+        cluster.unreachable = [0]
+        for _ in 0..<120 { cluster.advance(by: .milliseconds(100)) }
+        cluster.unreachable = []
+        // Resumed: first what the others sent meanwhile, oldest first, then the waiting write.
+        for age in stride(from: 11, through: 1, by: -2) {
+            for sender in 1...2 {
+                let message = MembershipMessage(
+                    sender: NodeID("n\(sender)"), senderAddress: "n\(sender):7000",
+                    senderIncarnation: cluster.node(sender).membership.incarnation,
+                    senderTime: cluster.now.advanced(by: .seconds(-age)), updates: [],
+                    body: .ping(sequence: 1000 + UInt64(age * 10 + sender)))
+                cluster.deliver(.membership(message), to: 0)
+            }
+        }
+        let ahead = cluster.node(0).isClockAhead
+        #expect(!ahead)
+        let late = cluster.request(
+            1, at: 0, .put(key: Array("paused".utf8), value: [1], ttl: .never, consistency: .one),
+            deadline: pausedAt.advanced(by: .seconds(4)))
+        guard case .invalid(let error) = late?.outcome, error.kind == .deadlinePassed else {
+            Issue.record("the write waiting through the pause answered \(String(describing: late?.outcome))")
+            return
+        }
+    }
+
     /// Seen under overload on real processes: a node measured its clock's lead from one message, so a
     /// message 800 ms in transit read as a clock 800 ms ahead, and the node refused every write. A
     /// late message is forgiven (the smallest lead of the last windows counts); a lead that every

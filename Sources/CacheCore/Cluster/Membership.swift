@@ -330,7 +330,7 @@ public struct Membership: Sendable {
 
     /// Whether this node's clock runs ahead of most reached live members' by more than `bound`
     /// (its versions would be refused by them), by the smallest lead each member's messages showed
-    /// over the last one or two `clockLeadWindow`s: a message's delay in transit counts as lead, so
+    /// in the current `clockLeadWindow` and the one before it that had readings: a message's delay in transit counts as lead, so
     /// one late message must not make a node refuse writes (seen under overload, delays over 500 ms).
     /// A clock that jumps ahead is noticed once the window has passed.
     public func isClockAhead(by bound: Duration) -> Bool {
@@ -927,7 +927,7 @@ struct ClockLeadSamples {
     /// The smallest reading since `windowStart`.
     private var currentSmallest: Int64
     private var windowStart: Instant
-    /// The smallest reading of the window before, if it ended less than a window ago.
+    /// The smallest reading of the window before (the last one with readings).
     private var previousSmallest: Int64?
 
     init(first lead: Int64, at now: Instant) {
@@ -947,8 +947,12 @@ struct ClockLeadSamples {
             currentSmallest = min(currentSmallest, lead)
             return
         }
-        // A window ended: it becomes the previous one, unless a whole window passed without readings.
-        previousSmallest = elapsed < 2 * window.nanoseconds ? currentSmallest : nil
+        // A window ended: it becomes the previous one, even after a silence of many windows. The
+        // first readings after a silence are the likeliest to be late (messages queued while this
+        // node was paused, or the path was stalled), so the reading before it still counts for one
+        // window: with nothing to compare them with, a resumed node took itself as ahead and
+        // refused writes (ReplicationTests.messagesQueuedDuringAPauseDoNotMakeAClockAhead).
+        previousSmallest = currentSmallest
         currentSmallest = lead
         windowStart = now
     }
