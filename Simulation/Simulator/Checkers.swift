@@ -195,7 +195,6 @@ extension ClusterSimulation {
     /// (the simulation's clients send no deadline): the cluster is idle only after that too.
     mutating func checkIdleEvictions() {
         guard let convergedAfter else { return }
-        let writesHeldUntil = lastStart + configuration.maximumClockOffset * 2
         let idleFrom = max(convergedAfter, writesHeldUntil) + Self.idleEvictionMargin
         for index in nodes.indices where !departed.contains(index) {
             for (key, time) in nodes[index].evictions.sorted(by: { $0.key.description < $1.key.description })
@@ -205,6 +204,11 @@ extension ClusterSimulation {
             }
         }
     }
+
+    /// Until when a node may still make client writes it held after its last start: it holds them
+    /// for the clock offset (on its own clock, hence the margin) and makes them then, since the
+    /// simulation's clients send no deadline.
+    var writesHeldUntil: Instant { lastStart + configuration.maximumClockOffset * 2 }
 
     /// Whether some node evicted `key` at or after `time`.
     func evicted(_ key: String, since time: Instant) -> Bool {

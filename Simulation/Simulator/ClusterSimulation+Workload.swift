@@ -4,6 +4,10 @@ import CacheCore
 extension ClusterSimulation {
     // MARK: Clients
 
+    /// The times to live the clients give expiring keys, from the shortest to (below) the longest.
+    static let minimumTimeToLive = Duration.milliseconds(200)
+    static let maximumTimeToLive = Duration.milliseconds(2200)
+
     mutating func clientStep(_ client: Int) {
         guard clientsOn, inFlight[client] == nil else { return }
         let live = nodes.indices.filter { nodes[$0].isRunning }
@@ -24,7 +28,7 @@ extension ClusterSimulation {
         } else {
             key = Self.expiringKeys[workload.below(Self.expiringKeys.count)]
             levels = [.quorum]
-            ttl = .milliseconds(200) + workload.duration(below: .seconds(2))
+            ttl = Self.minimumTimeToLive + workload.duration(below: Self.maximumTimeToLive - Self.minimumTimeToLive)
         }
         let level = levels[workload.below(levels.count)]
         let kind: Operation.Kind

@@ -115,6 +115,11 @@ struct ClusterSimulationTests {
         // answer, and two acknowledged keys were gone. A leaving node now refuses repairs of keys
         // it no longer owns.
         (880_202, 5, nil),
+        // The checker's own: a write a restarted node held for the clock offset (10 s here) was made
+        // after convergence with a 2 s TTL, and the collection check ran as it was being collected,
+        // one replica's `forget` still on its way. The collection wait now counts from the last
+        // held write's death.
+        (101_136, nil, nil),
     ]
 
     @Test(arguments: regressions.indices)
