@@ -330,9 +330,10 @@ public struct Membership: Sendable {
 
     /// Whether this node's clock runs ahead of most reached live members' by more than `bound`
     /// (its versions would be refused by them), by the smallest lead each member's messages showed
-    /// in the current `clockLeadWindow` and the one before it that had readings: a message's delay in transit counts as lead, so
-    /// one late message must not make a node refuse writes (seen under overload, delays over 500 ms).
-    /// A clock that jumps ahead is noticed once the window has passed.
+    /// in the current `clockLeadWindow` and the one before it that had readings: a message's delay
+    /// in transit counts as lead, so one late message must not make a node refuse writes (seen
+    /// under overload, delays over 500 ms), nor the messages queued while it was paused. A clock
+    /// that jumps ahead is noticed once the window has passed.
     public func isClockAhead(by bound: Duration) -> Bool {
         let limit = bound.nanoseconds
         var measured = 0
