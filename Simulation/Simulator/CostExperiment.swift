@@ -32,14 +32,13 @@ public struct CostExperiment {
         public var joinSeconds: Double?
 
         public var description: String {
-            func f(_ value: Double, _ digits: Double = 100) -> String { "\((value * digits).rounded() / digits)" }
-            return "nodes=\(nodes) rf=\(replicationFactor): \(f(messagesPerOperation)) messages and "
-                + "\(f(bytesPerOperation, 1)) bytes per operation; per node per second "
-                + "\(f(membershipMessagesPerNodePerSecond)) membership messages (\(f(membershipBytesPerNodePerSecond, 1)) B), "
-                + "\(f(antiEntropyBytesPerNodePerSecond, 1)) B anti-entropy (\(f(antiEntropyBytesPerKeyPerSecond, 1000)) B per key copy); "
-                + "load max/mean \(f(loadMaxOverMean, 1000)) (\(keys) keys; the ring's shares: \(f(ringShareMaxOverMean, 1000))); a join moved \(f(copiesMovedOnJoin * 100, 10)) % of copies, "
-                + "\(f(keysMovedOnJoin * 100, 10)) % of keys; ring everywhere after "
-                + "\(joinSeconds.map { f($0, 10) + " s" } ?? "not reached")"
+            return "nodes=\(nodes) rf=\(replicationFactor): \(decimal(messagesPerOperation)) messages and "
+                + "\(decimal(bytesPerOperation, 1)) bytes per operation; per node per second "
+                + "\(decimal(membershipMessagesPerNodePerSecond)) membership messages (\(decimal(membershipBytesPerNodePerSecond, 1)) B), "
+                + "\(decimal(antiEntropyBytesPerNodePerSecond, 1)) B anti-entropy (\(decimal(antiEntropyBytesPerKeyPerSecond, 1000)) B per key copy); "
+                + "load max/mean \(decimal(loadMaxOverMean, 1000)) (\(keys) keys; the ring's shares: \(decimal(ringShareMaxOverMean, 1000))); a join moved \(decimal(copiesMovedOnJoin * 100, 10)) % of copies, "
+                + "\(decimal(keysMovedOnJoin * 100, 10)) % of keys; ring everywhere after "
+                + "\(joinSeconds.map { decimal($0, 10) + " s" } ?? "not reached")"
         }
     }
 

@@ -6,6 +6,9 @@ import CacheCore
     import Darwin
 #endif
 
+/// `value` rounded to a multiple of 1/`scale` (two decimals by default), for the experiments' reports.
+func decimal(_ value: Double, _ scale: Double = 100) -> String { "\((value * scale).rounded() / scale)" }
+
 /// What a scale run measured, in protocol periods and messages.
 public struct ScaleResult: Sendable, CustomStringConvertible {
     public var nodes: Int
@@ -22,7 +25,7 @@ public struct ScaleResult: Sendable, CustomStringConvertible {
     /// `nil` where it cannot be read), and one `HashRing` of every member (its arrays: 12 bytes a
     /// point, the members' names aside).
     public var membershipHeapBytes: Int?
-    public var ringHeapBytes: Int?
+    public var ringHeapBytes: Int
     /// Wall time to build the ring from scratch, and to rebuild it for one member more.
     public var ringBuildSeconds: Double
     public var ringRebuildSeconds: Double
@@ -40,16 +43,15 @@ public struct ScaleResult: Sendable, CustomStringConvertible {
     public var events: Int
 
     public var description: String {
-        func f(_ value: Double, _ digits: Double = 100) -> String { "\((value * digits).rounded() / digits)" }
         return "nodes=\(nodes) join→all-alive \(joinPeriods.map(String.init) ?? "not reached") periods, "
             + "crash→all-dead \(crashPeriods.map(String.init) ?? "not reached") periods, "
-            + "\(f(messagesPerNodePerPeriod)) messages/node/period (\(f(bytesPerNodePerPeriod, 1)) B), "
+            + "\(decimal(messagesPerNodePerPeriod)) messages/node/period (\(decimal(bytesPerNodePerPeriod, 1)) B), "
             + "full-state sync \(stateSyncBytes) B, membership heap \(membershipHeapBytes.map(String.init) ?? "?") B, "
-            + "ring heap \(ringHeapBytes.map(String.init) ?? "?") B (build \(f(ringBuildSeconds * 1000, 10)) ms, "
-            + "rebuild for one more \(f(ringRebuildSeconds * 1000, 10)) ms), a join moves "
-            + "\(f(keysMovedOnJoin * 100, 10)) % of keys (rf 3); anti-entropy: \(peersSharingKeys) peers share keys, "
-            + "digest table \(digestTableBytes) B, \(f(antiEntropyBytesPerNodePerSecond, 1)) B/s holding "
-            + "\(keyCopiesPerNode) key copies (\(f(antiEntropyBytesPerKeyPerSecond, 100_000)) B/s per copy), "
+            + "ring heap \(ringHeapBytes) B (build \(decimal(ringBuildSeconds * 1000, 10)) ms, "
+            + "rebuild for one more \(decimal(ringRebuildSeconds * 1000, 10)) ms), a join moves "
+            + "\(decimal(keysMovedOnJoin * 100, 10)) % of keys (rf 3); anti-entropy: \(peersSharingKeys) peers share keys, "
+            + "digest table \(digestTableBytes) B, \(decimal(antiEntropyBytesPerNodePerSecond, 1)) B/s holding "
+            + "\(keyCopiesPerNode) key copies (\(decimal(antiEntropyBytesPerKeyPerSecond, 100_000)) B/s per copy), "
             + "\(events) events"
     }
 }
@@ -176,9 +178,9 @@ public struct ScaleExperiment {
         return ScaleResult(
             nodes: nodes, joinPeriods: joinPeriods, crashPeriods: crashPeriods, messagesPerNodePerPeriod: perNode,
             bytesPerNodePerPeriod: bytesPerNode, stateSyncBytes: PeerProtocol.encode(.membership(sync)).count,
-            membershipHeapBytes: membershipGrowth, ringHeapBytes: ring.pointCount * 12 + ids.count * 16,
-            ringBuildSeconds: Self.seconds(buildTime),
-            ringRebuildSeconds: Self.seconds(rebuildTime), keysMovedOnJoin: plan.moved,
+            membershipHeapBytes: membershipGrowth, ringHeapBytes: ring.pointPositions.count * 12 + ids.count * 16,
+            ringBuildSeconds: buildTime.secondsValue,
+            ringRebuildSeconds: rebuildTime.secondsValue, keysMovedOnJoin: plan.moved,
             peersSharingKeys: digests.peers, digestTableBytes: digests.peers * DigestBucket.bucketsPerPeer * 8,
             keyCopiesPerNode: keyCopiesPerNode, antiEntropyBytesPerNodePerSecond: digests.bytesPerRound,
             antiEntropyBytesPerKeyPerSecond: digests.bytesPerRound / Double(keyCopiesPerNode), events: events)
@@ -234,10 +236,6 @@ public struct ScaleExperiment {
             total += Double(frameBytes(buckets: Int(sent.rounded())))
         }
         return (shared.count, total / Double(ring.members.count - 1))
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The resident memory `make` adds while its result is alive, divided by 20 (it makes 20), or

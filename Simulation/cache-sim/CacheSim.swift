@@ -87,7 +87,7 @@ struct CacheSim: ParsableCommand {
             if seed != nil || !result.passed { print(result) }
         }
         let elapsed = started.duration(to: .now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.secondsValue
         let byNodes = totals.runsByNodeCount
         let counts = byNodes.keys.sorted().map { "\($0)×\(byNodes[$0]!)" }.joined(separator: " ")
         print(

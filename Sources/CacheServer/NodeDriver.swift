@@ -243,8 +243,8 @@ final class LoopCrossing: Sendable {
     typealias Reply = (completion: NIOLoopBound<(ClusterNode.ClientReply) -> Void>, reply: ClusterNode.ClientReply)
 
     let origin: any EventLoop
-    private let requests = Mutex<(items: [Request], scheduled: Bool)>(([], false))
-    private let replies = Mutex<(items: [Reply], scheduled: Bool)>(([], false))
+    private let requests = Mutex(Batch<Request>())
+    private let replies = Mutex(Batch<Reply>())
 
     init(origin: any EventLoop) {
         self.origin = origin
@@ -252,22 +252,12 @@ final class LoopCrossing: Sendable {
 
     /// Adds a request; `true` when the caller must schedule the task that takes them.
     func enqueue(_ request: Request) -> Bool {
-        requests.withLock { requests in
-            requests.items.append(request)
-            defer { requests.scheduled = true }
-            return !requests.scheduled
-        }
+        requests.withLock { $0.append(request) }
     }
 
     /// Every request waiting (the task taking them runs now).
     func takeRequests() -> [Request] {
-        requests.withLock { requests in
-            defer {
-                requests.items.removeAll(keepingCapacity: true)
-                requests.scheduled = false
-            }
-            return requests.items
-        }
+        requests.withLock { $0.takeAll() }
     }
 
     /// Adds an answer; `true` when the caller must schedule `deliverReplies` on `origin`.
@@ -276,23 +266,35 @@ final class LoopCrossing: Sendable {
     )
         -> Bool
     {
-        replies.withLock { replies in
-            replies.items.append((completion, reply))
-            defer { replies.scheduled = true }
-            return !replies.scheduled
-        }
+        replies.withLock { $0.append((completion, reply)) }
     }
 
     /// Hands every waiting answer to its connection, in the order they were made. On `origin`.
     func deliverReplies() {
-        let batch = replies.withLock { replies in
-            defer {
-                replies.items.removeAll(keepingCapacity: true)
-                replies.scheduled = false
-            }
-            return replies.items
+        for (completion, reply) in replies.withLock({ $0.takeAll() }) { completion.value(reply) }
+    }
+
+    /// One direction's items since its task last ran, and whether that task is scheduled.
+    private struct Batch<Item> {
+        private var items: [Item] = []
+        private var scheduled = false
+
+        /// Adds `item`; `true` when nothing was waiting, so the task that takes them must be
+        /// scheduled.
+        mutating func append(_ item: Item) -> Bool {
+            items.append(item)
+            defer { scheduled = true }
+            return !scheduled
         }
-        for (completion, reply) in batch { completion.value(reply) }
+
+        /// Everything waiting, in order; the next `append` schedules a task again.
+        mutating func takeAll() -> [Item] {
+            defer {
+                items.removeAll(keepingCapacity: true)
+                scheduled = false
+            }
+            return items
+        }
     }
 }
 

@@ -71,8 +71,6 @@ public struct HashRing: Sendable, Equatable {
     /// Point positions, ascending (ties broken by member), and which member owns each.
     let positions: [UInt64]
     private let owners: [Int32]
-    /// Points on the ring: `virtualNodes` per member (12 bytes each: a position and an owner).
-    public var pointCount: Int { positions.count }
     /// Every point's position, ascending: a point owns the arc from the one before it (exclusive) to
     /// itself (inclusive).
     public var pointPositions: [UInt64] { positions }

@@ -95,13 +95,7 @@ final class NodeProcess: Sendable {
         while true {
             // Read once more after the deadline, as `eventually` does.
             let late = ContinuousClock.now >= deadline
-            for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
-                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    let port = object["port"] as? Int
-                {
-                    return port
-                }
-            }
+            if let port = listeningField("port") { return port }
             if !process.isRunning { throw TestFailure("cache-node exited early: \(log)") }
             if late { break }
             try await Task.sleep(for: .milliseconds(20))
@@ -111,28 +105,31 @@ final class NodeProcess: Sendable {
 
     /// Waits for the "listening" log line and returns the HTTP and peer ports from it.
     func waitUntilListeningPorts(timeout: Duration = .seconds(30)) async throws -> (http: Int, peer: Int) {
-        _ = try await waitUntilListening(timeout: timeout)
-        for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
-            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let http = object["port"] as? Int,
-                let peer = object["peer_port"] as? Int
-            {
-                return (http, peer)
-            }
+        let http = try await waitUntilListening(timeout: timeout)
+        guard let peer = listeningField("peer_port") else {
+            throw TestFailure("no peer_port in the listening line: \(log)")
         }
-        throw TestFailure("no ports in the listening line: \(log)")
+        return (http, peer)
     }
 
     /// The Redis-protocol port the node logged in its "listening" line (it must have started).
     func respPort() throws -> Int {
+        guard let port = listeningField("resp_port") else {
+            throw TestFailure("no resp_port in the listening line: \(log)")
+        }
+        return port
+    }
+
+    /// A number from the node's "listening" log line, once it has logged one with that field.
+    private func listeningField(_ name: String) -> Int? {
         for line in log.split(separator: "\n") where line.contains(#""msg":"listening""#) {
             if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let port = object["resp_port"] as? Int
+                let value = object[name] as? Int
             {
-                return port
+                return value
             }
         }
-        throw TestFailure("no resp_port in the listening line: \(log)")
+        return nil
     }
 
     /// Waits for the process to exit and returns its status.
